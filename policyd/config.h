@@ -1,0 +1,104 @@
+/*
+ * config.h - policyd.conf: Postfix main.cf syntax, typed settings, Postfix import, reload.
+ *
+ * A configuration is loaded whole (file, Postfix import, $name expansion, validation, compiled
+ * lists and per-check state) or refused with "FILE:LINE: reason". The active one is swapped
+ * whole on reload; requests keep a reference to the one they started with, so a reload never
+ * changes a decision half way. The settings themselves are listed in policyd/settings.def.
+ */
+#ifndef POLICYD_CONFIG_H
+#define POLICYD_CONFIG_H
+
+#include <stddef.h>
+
+struct netlist;
+struct domainlist;
+
+enum check_mode { MODE_ENFORCE, MODE_WARN };
+
+#define CONFIG_MAX_CHECKS 16
+
+struct config {
+#define S_STR(n, d, doc) char *n;
+#define S_LIST(n, d, doc) char *n;
+#define S_ACT(n, d, doc) char *n;
+#define S_BOOL(n, d, doc) int n;
+#define S_INT(n, d, doc) long n;
+#define S_TIME(n, d, doc) long n; /* milliseconds */
+#define S_SIZE(n, d, doc) size_t n;
+#define S_OCT(n, d, doc) unsigned n;
+#define S_MODE(n, d, doc) enum check_mode n;
+#define P_STR S_STR
+#define P_LIST S_LIST
+#include "policyd/settings.def"
+#undef S_STR
+#undef S_LIST
+#undef S_ACT
+#undef S_BOOL
+#undef S_INT
+#undef S_TIME
+#undef S_SIZE
+#undef S_OCT
+#undef S_MODE
+#undef P_STR
+#undef P_LIST
+
+    /* Derived at load time. */
+    const char *path;                 /* the file this was loaded from */
+    const char *postfix_note;         /* how the Postfix import went, for the start-up log */
+    struct netlist *net_mynetworks;   /* mynetworks, compiled */
+    struct netlist *net_local;        /* this host's addresses + proxy_interfaces */
+    struct domainlist *dom_mydestination;
+    struct domainlist *dom_relay_domains;
+    struct domainlist *dom_virtual_alias_domains;
+    struct domainlist *dom_virtual_mailbox_domains;
+    char **relay_clientcerts_v; /* NULL-terminated, lower case */
+
+    /* The configured checks, in order, with their state. */
+    size_t check_count;
+    const struct check_def *check_defs[CONFIG_MAX_CHECKS];
+    void *check_states[CONFIG_MAX_CHECKS];
+    enum check_mode check_modes[CONFIG_MAX_CHECKS];
+
+    int refs;
+    int set_explicitly_user; /* `user` was written in policyd.conf */
+};
+
+/*
+ * config_load - read, import, expand, validate and compile. path NULL: defaults only.
+ * Returns a configuration with one reference, or NULL with "FILE:LINE: reason" in err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* config_active - the configuration new requests use (process-wide; swapped whole on reload). */
+struct config *config_active(void);
+
+/* config_activate - make cfg (its reference passes to us) the active one; the previous one is
+ * released when the last request using it finishes. */
+void config_activate(struct config *cfg);
+
+/* config_ref / config_unref - reference counting; the last unref frees. Both accept NULL. */
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+/* config_print_nondefault - write "name = value" lines for settings that differ from the
+ * defaults (policyd -n), imported Postfix values marked by a comment line. */
+void config_print_nondefault(const struct config *cfg, void *stdio_file);
+
+/* config_source_line - the line a setting was set on, for errors found after loading; 0 when it
+ * has its default. */
+int config_source_line(const struct config *cfg, const char *name);
+
+/* config_mode_name - "enforce" / "warn". */
+const char *config_mode_name(enum check_mode mode);
+
+/* Lists: split a Postfix list (commas and/or whitespace, {braces} kept whole) into a
+ * NULL-terminated vector; free with config_list_free. */
+char **config_list_split(const char *value);
+void config_list_free(char **v);
+
+/* config_parse_time / config_parse_size - the parsers behind S_TIME and S_SIZE (0 / -1). */
+int config_parse_time(const char *text, long *ms);
+int config_parse_size(const char *text, size_t *bytes);
+
+#endif

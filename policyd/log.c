@@ -1,0 +1,138 @@
+/*
+ * log.c - syslog or file logging with Postfix's severity prefixes.
+ *
+ * A log file is written with one write(2) per line on an O_APPEND descriptor, so lines from
+ * concurrent writers never interleave, and rotation works by renaming (the file is reopened on
+ * every log_open, which SIGHUP calls). Syslog uses the C library's syslog(3), as Postfix does.
+ */
+#include "policyd/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = -1;
+static int log_to_stderr;
+static int log_is_verbose;
+static char log_name[64] = "policyd";
+static char log_host[64] = "localhost";
+
+static const struct {
+    const char *name;
+    int value;
+} log_facilities[] = {
+    {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+    {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2},
+    {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+};
+
+/* log_facility_lookup - syslog value of a facility name, -1 if unknown. */
+static int log_facility_lookup(const char *name)
+{
+    for (size_t i = 0; i < sizeof(log_facilities) / sizeof(log_facilities[0]); i++)
+        if (strcmp(log_facilities[i].name, name) == 0)
+            return log_facilities[i].value;
+    return -1;
+}
+
+int log_facility_valid(const char *name)
+{
+    return log_facility_lookup(name) >= 0;
+}
+
+int log_open(const char *name, const char *facility, const char *file, int also_stderr, char *err,
+             unsigned long errlen)
+{
+    int fac = log_facility_lookup(facility);
+
+    if (fac < 0) {
+        snprintf(err, errlen, "unknown syslog facility '%s'", facility);
+        return -1;
+    }
+    if (file && *file) {
+        int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open log file %s: %s", file, strerror(errno));
+            return -1;
+        }
+        if (log_fd >= 0)
+            close(log_fd);
+        log_fd = fd;
+    } else {
+        if (log_fd >= 0)
+            close(log_fd);
+        log_fd = -1;
+        closelog();
+        snprintf(log_name, sizeof(log_name), "%s", name);
+        openlog(log_name, LOG_PID | LOG_NDELAY, fac);
+    }
+    snprintf(log_name, sizeof(log_name), "%s", name);
+    if (gethostname(log_host, sizeof(log_host)) != 0)
+        snprintf(log_host, sizeof(log_host), "localhost");
+    log_host[sizeof(log_host) - 1] = 0;
+    char *dot = strchr(log_host, '.');
+    if (dot)
+        *dot = 0;
+    log_to_stderr = also_stderr;
+    return 0;
+}
+
+void log_set_verbose(int verbose)
+{
+    log_is_verbose = verbose;
+}
+
+int log_verbose(void)
+{
+    return log_is_verbose;
+}
+
+/* log_emit - format one line and send it to the active destination. */
+static void log_emit(int priority, const char *prefix, const char *fmt, va_list ap)
+{
+    char text[4096];
+    int n = snprintf(text, sizeof(text), "%s", prefix);
+    vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+
+    if (log_fd >= 0 || log_to_stderr) {
+        char line[4300];
+        time_t now = time(NULL);
+        struct tm tm;
+        char stamp[32];
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+        int len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s\n", stamp, log_host, log_name,
+                           (long)getpid(), text);
+        if (len >= (int)sizeof(line))
+            len = (int)sizeof(line) - 1, line[len - 1] = '\n';
+        if (log_fd >= 0 && write(log_fd, line, (size_t)len) < 0) {
+            /* Nowhere left to report it: drop the line rather than block or abort. */
+        }
+        if (log_to_stderr && write(STDERR_FILENO, line, (size_t)len) < 0) {
+        }
+    }
+    if (log_fd < 0)
+        syslog(priority, "%s", text);
+}
+
+#define LOG_FUNCTION(fn, prio, prefix, cond)                                                       \
+    void fn(const char *fmt, ...)                                                                  \
+    {                                                                                              \
+        if (!(cond))                                                                               \
+            return;                                                                                \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        log_emit(prio, prefix, fmt, ap);                                                           \
+        va_end(ap);                                                                                \
+    }
+
+LOG_FUNCTION(log_info, LOG_INFO, "", 1)
+LOG_FUNCTION(log_warn, LOG_WARNING, "warning: ", 1)
+LOG_FUNCTION(log_error, LOG_ERR, "error: ", 1)
+LOG_FUNCTION(log_debug, LOG_DEBUG, "", log_is_verbose)

@@ -1,0 +1,317 @@
+/*
+ * main.c - command line, start-up, privileges, signals and the event loop.
+ *
+ *   policyd [-c FILE] [-f] [-v]   run (-f: foreground, as systemd wants; -v: log every decision)
+ *   policyd -c FILE -t            check the configuration: "FILE:LINE: reason", exit 1
+ *   policyd -c FILE -n            print the settings that differ from the defaults
+ *   policyd -c FILE -S            serve one connection on stdin/stdout (Postfix spawn(8), tests)
+ *
+ * Order matters: load and validate the configuration, bind the sockets, write the pid file,
+ * drop privileges, then serve. SIGHUP reloads (a bad file keeps the running configuration),
+ * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
+ */
+#include "policyd/config.h"
+#include "policyd/log.h"
+#include "policyd/server.h"
+#include "policyd/stats.h"
+
+#include <event2/event.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef POLICYD_CONFIG
+#define POLICYD_CONFIG "/etc/policyd/policyd.conf"
+#endif
+
+struct daemon {
+    struct event_base *base;
+    struct server *server;
+    const char *config_path;
+    int foreground;
+    struct event *stop_timer;
+};
+
+static void main_usage(void)
+{
+    fprintf(stderr, "usage: policyd [-c FILE] [-f] [-v]   run the daemon\n"
+                    "       policyd -c FILE -t            check the configuration\n"
+                    "       policyd -c FILE -n            print settings that differ from "
+                    "defaults\n"
+                    "       policyd -c FILE -S            serve one connection on stdin/stdout\n");
+    exit(2);
+}
+
+/* main_open_log - log as the configuration says; copy to stderr in the foreground on a tty. */
+static int main_open_log(const struct config *cfg, int to_stderr, char *err, size_t errlen)
+{
+    return log_open(cfg->syslog_name, cfg->syslog_facility, cfg->log_file, to_stderr, err,
+                    (unsigned long)errlen);
+}
+
+/* main_drop_privileges - become cfg->user; root only when written explicitly. 0 / -1. */
+static int main_drop_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+    if (geteuid() != 0) {
+        struct passwd *me = getpwuid(geteuid());
+        if (me && strcmp(me->pw_name, cfg->user) != 0)
+            log_info("not started as root: running as %s, not switching to user %s", me->pw_name,
+                     cfg->user);
+        return 0;
+    }
+    if (strcmp(cfg->user, "root") == 0) {
+        if (!cfg->set_explicitly_user) {
+            snprintf(err, errlen, "%s: refusing to run as root unless 'user = root' is written",
+                     cfg->path);
+            return -1;
+        }
+        log_warn("running as root (user = root in %s)", cfg->path);
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg->user);
+    if (!pw) {
+        snprintf(err, errlen,
+                 "%s: user '%s' does not exist: create it (useradd --system --no-create-home "
+                 "--shell /usr/sbin/nologin %s) or write 'user = root' to run as root",
+                 cfg->path, cfg->user, cfg->user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+        setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "cannot switch to user %s: %s", cfg->user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        snprintf(err, errlen, "still able to become root after switching to %s", cfg->user);
+        return -1;
+    }
+    return 0;
+}
+
+/* main_reload - SIGHUP: validate the new file first; keep the old configuration if it fails. */
+static void main_reload(struct daemon *d)
+{
+    char err[2048];
+    struct config *old = config_active();
+    struct config *cfg = config_load(d->config_path, err, sizeof(err));
+
+    if (!cfg) {
+        stats.reload_failures++;
+        log_error("reload refused: %s; the running configuration stays in use", err);
+        return;
+    }
+    if (strcmp(cfg->listen, old->listen) != 0 || strcmp(cfg->user, old->user) != 0 ||
+        strcmp(cfg->listen_owner, old->listen_owner) != 0 ||
+        strcmp(cfg->listen_group, old->listen_group) != 0 || cfg->listen_mode != old->listen_mode)
+        log_warn("listen, listen_owner/group/mode and user changes take effect only after a "
+                 "restart (sockets are bound before privileges are dropped)");
+    if (main_open_log(cfg, d->foreground && isatty(2), err, sizeof(err)) != 0)
+        log_warn("reload: %s; logging stays where it was", err);
+    config_activate(cfg);
+    stats.reloads++;
+    log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
+}
+
+static void main_stopped(void *arg)
+{
+    struct daemon *d = arg;
+    event_base_loopexit(d->base, NULL);
+}
+
+static void main_stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)fd;
+    (void)what;
+    log_warn("connections still open after the grace period: exiting");
+    event_base_loopexit(d->base, NULL);
+}
+
+static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+
+    switch (sig) {
+    case SIGHUP:
+        main_reload(d);
+        break;
+    case SIGUSR1:
+        stats_log();
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (d->stop_timer)
+            break;
+        log_info("stopping on signal %d: no new connections, answering requests in flight",
+                 (int)sig);
+        long grace = config_active()->request_deadline + 2000;
+        struct timeval tv = {grace / 1000, (grace % 1000) * 1000};
+        d->stop_timer = evtimer_new(d->base, main_stop_timer_cb, d);
+        evtimer_add(d->stop_timer, &tv);
+        server_shutdown(d->server, main_stopped, d);
+        break;
+    }
+}
+
+/* main_daemonize - detach from the terminal (without -f). 0 / -1. */
+static int main_daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    if (chdir("/") != 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+static int main_write_pidfile(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -1;
+    fprintf(fp, "%ld\n", (long)getpid());
+    return fclose(fp);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = POLICYD_CONFIG;
+    int foreground = 0, verbose = 0, test = 0, nondefault = 0, stdio = 0, opt;
+    char err[2048];
+
+    while ((opt = getopt(argc, argv, "c:fvtnSh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'f':
+            foreground = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 't':
+            test = 1;
+            break;
+        case 'n':
+            nondefault = 1;
+            break;
+        case 'S':
+            stdio = 1;
+            break;
+        default:
+            main_usage();
+        }
+    }
+    if (optind != argc)
+        main_usage();
+    signal(SIGPIPE, SIG_IGN);
+
+    struct config *cfg = config_load(path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (test) {
+        config_unref(cfg);
+        return 0;
+    }
+    if (nondefault) {
+        config_print_nondefault(cfg, stdout);
+        config_unref(cfg);
+        return 0;
+    }
+    log_set_verbose(verbose);
+    if (main_open_log(cfg, !stdio && foreground && isatty(2), err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return 1;
+    }
+    config_activate(cfg);
+
+    struct daemon d;
+    memset(&d, 0, sizeof(d));
+    d.config_path = path;
+    d.foreground = foreground;
+
+    if (stdio) {
+        /* stdin may be a regular file or a pipe: poll handles both, epoll not files. */
+        struct event_config *ec = event_config_new();
+        event_config_avoid_method(ec, "epoll");
+        d.base = event_base_new_with_config(ec);
+        event_config_free(ec);
+        if (!d.base || server_stdio(d.base, main_stopped, &d) != 0) {
+            fprintf(stderr, "policyd: cannot serve stdin/stdout\n");
+            return 1;
+        }
+        event_base_dispatch(d.base);
+        config_activate(NULL);
+        event_base_free(d.base);
+        return 0;
+    }
+
+    d.base = event_base_new();
+    if (!d.base) {
+        fprintf(stderr, "policyd: cannot create the event loop\n");
+        return 1;
+    }
+    d.server = server_new(d.base, cfg, err, sizeof(err));
+    if (!d.server) {
+        fprintf(stderr, "policyd: %s\n", err);
+        log_error("cannot start: %s", err);
+        return 1;
+    }
+    if (!foreground) {
+        if (main_daemonize() != 0 || event_reinit(d.base) != 0) {
+            log_error("cannot detach from the terminal: %s", strerror(errno));
+            return 1;
+        }
+    }
+    if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
+        log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+    if (main_drop_privileges(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "policyd: %s\n", err);
+        log_error("cannot start: %s", err);
+        return 1;
+    }
+
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+    struct event *sigev[4];
+    for (size_t i = 0; i < 4; i++) {
+        sigev[i] = evsignal_new(d.base, sigs[i], main_signal_cb, &d);
+        evsignal_add(sigev[i], NULL);
+    }
+    log_info("starting: configuration %s; %s; checks: %s", path, cfg->postfix_note, cfg->checks);
+    server_start(d.server);
+    event_base_dispatch(d.base);
+
+    stats_log();
+    log_info("stopped");
+    for (size_t i = 0; i < 4; i++)
+        event_free(sigev[i]);
+    if (d.stop_timer)
+        event_free(d.stop_timer);
+    server_free(d.server);
+    config_activate(NULL);
+    event_base_free(d.base);
+    return 0;
+}

@@ -1,0 +1,16 @@
+/*
+ * reply.h - write a policy reply: "action=TEXT" LF, then an empty line.
+ *
+ * Postfix reads one line per attribute, so the action text must never carry CR, LF or NUL:
+ * they are replaced by spaces here, whatever the caller passes (a TXT reason from DNS, say).
+ */
+#ifndef PROTOCOL_REPLY_H
+#define PROTOCOL_REPLY_H
+
+#include <event2/buffer.h>
+
+/* reply_write - append the reply for action (NULL or "" means DUNNO) to out. Returns 0, or
+ * -1 if out could not grow. */
+int reply_write(struct evbuffer *out, const char *action);
+
+#endif

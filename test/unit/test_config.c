@@ -1,0 +1,112 @@
+/*
+ * test_config.c - configuration values, lists, and the shipped etc/policyd.conf: every
+ * setting in policyd/settings.def is documented there with its default.
+ */
+#include "policyd/config.h"
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_values(void)
+{
+    long ms;
+    size_t bytes;
+    CHECK(config_parse_time("10s", &ms) == 0 && ms == 10000);
+    CHECK(config_parse_time("10", &ms) == 0 && ms == 10000);
+    CHECK(config_parse_time("250ms", &ms) == 0 && ms == 250);
+    CHECK(config_parse_time("1.5s", &ms) == 0 && ms == 1500);
+    CHECK(config_parse_time("5m", &ms) == 0 && ms == 300000);
+    CHECK(config_parse_time("1d", &ms) == 0 && ms == 86400000);
+    CHECK(config_parse_time("1w", &ms) == 0 && ms == 604800000);
+    CHECK(config_parse_time("-1s", &ms) == -1);
+    CHECK(config_parse_time("s", &ms) == -1);
+    CHECK(config_parse_time("10 s", &ms) == -1);
+    CHECK(config_parse_time("10x", &ms) == -1);
+    CHECK(config_parse_size("4096", &bytes) == 0 && bytes == 4096);
+    CHECK(config_parse_size("64k", &bytes) == 0 && bytes == 65536);
+    CHECK(config_parse_size("10M", &bytes) == 0 && bytes == 10485760);
+    CHECK(config_parse_size("1g", &bytes) == 0 && bytes == 1073741824);
+    CHECK(config_parse_size("1kb", &bytes) == 0 && bytes == 1024);
+    CHECK(config_parse_size("1x", &bytes) == -1);
+    CHECK(config_parse_size("k", &bytes) == -1);
+    CHECK(config_parse_size("99999999999999999999", &bytes) == -1);
+
+    char **v = config_list_split(" a, b  c,,d inline:{ x=1, y=2 } ,");
+    CHECK(v[0] && strcmp(v[0], "a") == 0);
+    CHECK(v[1] && strcmp(v[1], "b") == 0);
+    CHECK(v[2] && strcmp(v[2], "c") == 0);
+    CHECK(v[3] && strcmp(v[3], "d") == 0);
+    CHECK(v[4] && strcmp(v[4], "inline:{ x=1, y=2 }") == 0);
+    CHECK(v[4] && v[5] == NULL);
+    config_list_free(v);
+}
+
+static void test_defaults(void)
+{
+    char err[1024];
+    struct config *cfg = config_load(NULL, err, sizeof(err));
+    /* No file: built-in defaults (and /etc/postfix if present on this machine). */
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    CHECK(cfg->request_deadline == 10000);
+    CHECK(cfg->max_line_length == 8192);
+    CHECK_STR(cfg->fallback_action, "DUNNO");
+    CHECK_STR(cfg->relay_action, "554 5.7.1 Relay access denied");
+    CHECK(cfg->relay_mode == MODE_ENFORCE);
+    CHECK(cfg->check_count == 1);
+    CHECK(cfg->listen_mode == 0666);
+    config_unref(cfg);
+}
+
+/* test_shipped_conf - every setting documented in etc/policyd.conf with its default. */
+static void test_shipped_conf(void)
+{
+    FILE *def = fopen("policyd/settings.def", "r");
+    FILE *conf = fopen("etc/policyd.conf", "r");
+    CHECK(def && conf);
+    if (!def || !conf)
+        return;
+    static char text[200000];
+    size_t n = fread(text, 1, sizeof(text) - 1, conf);
+    text[n] = 0;
+    char line[1024];
+    int settings = 0;
+    while (fgets(line, sizeof(line), def)) {
+        char name[128], value[512];
+        if (sscanf(line, "%*1[SP]_%*[A-Z](%127[a-z0-9_], \"%511[^\"]\"", name, value) == 2 ||
+            (sscanf(line, "%*1[SP]_%*[A-Z](%127[a-z0-9_], \"\"", name) == 1 && !(value[0] = 0))) {
+            char want[800];
+            snprintf(want, sizeof(want), "\n#%s =%s%s\n", name, value[0] ? " " : "", value);
+            settings++;
+            if (!strstr(text, want)) {
+                fprintf(stderr, "etc/policyd.conf lacks: %s", want + 1);
+                CHECK(!"setting documented in etc/policyd.conf");
+            } else {
+                CHECK(1);
+            }
+        }
+    }
+    CHECK(settings > 30);
+    fclose(def);
+    fclose(conf);
+    char err[1024];
+    struct config *cfg = config_load("etc/policyd.conf", err, sizeof(err));
+    CHECK(cfg != NULL);
+    if (!cfg)
+        fprintf(stderr, "etc/policyd.conf: %s\n", err);
+    config_unref(cfg);
+}
+
+int main(void)
+{
+    test_values();
+    test_defaults();
+    test_shipped_conf();
+    return UNIT_END();
+}
