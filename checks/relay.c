@@ -33,7 +33,7 @@ static const char *relay_domain_of(const char *addr)
 static void relay_show(char *out, size_t outlen, const char *value)
 {
     if (!value || !*value)
-        snprintf(out, outlen, "(empty)");
+        snprintf(out, outlen, "empty");
     else if (strlen(value) > 120)
         snprintf(out, outlen, "%.117s...", value);
     else

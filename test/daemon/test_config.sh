@@ -120,5 +120,5 @@ check "-S from a pipe answers every request in order" test "$out" = "$(printf 'a
 req client_address=203.0.113.7 recipient=x@example.com >"$WORK/one.req"
 out=$("$POLICYD" -c "$WORK/stdio.conf" -S <"$WORK/one.req")
 check "-S from a regular file" test "$out" = "action=DUNNO"
-check "-S logs the diagnosis to the log file, not stdout" grep -q "NOQUEUE: client=unknown\[203.0.113.7\].*relay: reject" "$WORK/policyd.log"
+check "-S logs the diagnosis to the log file, not stdout" grep -q "NOQUEUE: client=localhost\[203.0.113.7\], .*relay: reject" "$WORK/policyd.log"
 finish
