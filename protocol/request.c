@@ -1,0 +1,269 @@
+/*
+ * request.c - incremental parser for Postfix policy requests, and the request object.
+ *
+ * The parser scans bytes with memchr and remembers where it stopped, so a request arriving in
+ * any number of pieces is scanned once; limits are checked on every piece, complete or not.
+ * A complete request is copied once into its own buffer, where LF and the first '=' of each
+ * line become NULs; known attributes are indexed by enum (O(1) lookup), unknown ones counted.
+ * The parser owns nothing but its state; each request owns its buffer.
+ */
+#include "protocol/request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct request {
+    char *buf;
+    const char *value[ATTR_COUNT];
+    size_t nattrs;
+    size_t nunknown;
+};
+
+struct request_parser {
+    struct request_limits limits;
+    size_t scanned;    /* bytes of the current request already checked */
+    size_t line_start; /* offset of the line being scanned */
+    size_t nattrs;     /* complete attribute lines so far */
+    enum request_error error;
+    char message[160];
+};
+
+static const char *const attr_names[ATTR_COUNT] = {
+    [ATTR_REQUEST] = "request",
+    [ATTR_PROTOCOL_STATE] = "protocol_state",
+    [ATTR_PROTOCOL_NAME] = "protocol_name",
+    [ATTR_HELO_NAME] = "helo_name",
+    [ATTR_QUEUE_ID] = "queue_id",
+    [ATTR_SENDER] = "sender",
+    [ATTR_RECIPIENT] = "recipient",
+    [ATTR_RECIPIENT_COUNT] = "recipient_count",
+    [ATTR_CLIENT_ADDRESS] = "client_address",
+    [ATTR_CLIENT_NAME] = "client_name",
+    [ATTR_CLIENT_PORT] = "client_port",
+    [ATTR_REVERSE_CLIENT_NAME] = "reverse_client_name",
+    [ATTR_SERVER_ADDRESS] = "server_address",
+    [ATTR_SERVER_PORT] = "server_port",
+    [ATTR_INSTANCE] = "instance",
+    [ATTR_SASL_METHOD] = "sasl_method",
+    [ATTR_SASL_USERNAME] = "sasl_username",
+    [ATTR_SASL_SENDER] = "sasl_sender",
+    [ATTR_SIZE] = "size",
+    [ATTR_CCERT_SUBJECT] = "ccert_subject",
+    [ATTR_CCERT_ISSUER] = "ccert_issuer",
+    [ATTR_CCERT_FINGERPRINT] = "ccert_fingerprint",
+    [ATTR_CCERT_PUBKEY_FINGERPRINT] = "ccert_pubkey_fingerprint",
+    [ATTR_ENCRYPTION_PROTOCOL] = "encryption_protocol",
+    [ATTR_ENCRYPTION_CIPHER] = "encryption_cipher",
+    [ATTR_ENCRYPTION_KEYSIZE] = "encryption_keysize",
+    [ATTR_ETRN_DOMAIN] = "etrn_domain",
+    [ATTR_STRESS] = "stress",
+    [ATTR_POLICY_CONTEXT] = "policy_context",
+    [ATTR_COMPATIBILITY_LEVEL] = "compatibility_level",
+    [ATTR_MAIL_VERSION] = "mail_version",
+    [ATTR_TLS_SNI] = "tls_sni",
+};
+
+static const char *const state_names[] = {
+    [STATE_UNKNOWN] = "unknown", [STATE_CONNECT] = "CONNECT", [STATE_EHLO] = "EHLO",
+    [STATE_HELO] = "HELO",       [STATE_MAIL] = "MAIL",       [STATE_RCPT] = "RCPT",
+    [STATE_DATA] = "DATA",       [STATE_END_OF_MESSAGE] = "END-OF-MESSAGE",
+    [STATE_VRFY] = "VRFY",       [STATE_ETRN] = "ETRN",
+};
+
+enum request_attr request_attr_lookup(const char *name, size_t len)
+{
+    /* Names differ early and in length: compare the length and the first byte first. */
+    for (int i = 0; i < ATTR_COUNT; i++) {
+        const char *n = attr_names[i];
+        if (n[0] == name[0] && strlen(n) == len && memcmp(n, name, len) == 0)
+            return (enum request_attr)i;
+    }
+    return ATTR_COUNT;
+}
+
+const char *request_attr_name(enum request_attr attr)
+{
+    return attr < ATTR_COUNT ? attr_names[attr] : "unknown";
+}
+
+const char *request_state_name(enum request_state state)
+{
+    return state <= STATE_ETRN ? state_names[state] : "unknown";
+}
+
+struct request_parser *request_parser_new(const struct request_limits *limits)
+{
+    struct request_parser *p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    p->limits = *limits;
+    return p;
+}
+
+void request_parser_free(struct request_parser *parser)
+{
+    free(parser);
+}
+
+const char *request_parser_error(const struct request_parser *parser)
+{
+    return parser->message;
+}
+
+enum request_error request_parser_error_code(const struct request_parser *parser)
+{
+    return parser->error;
+}
+
+/* parser_fail - enter the error state with a message. */
+static enum request_parse_status parser_fail(struct request_parser *p, enum request_error e,
+                                             const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum request_parse_status parser_fail(struct request_parser *p, enum request_error e,
+                                             const char *fmt, ...)
+{
+    va_list ap;
+    p->error = e;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    va_end(ap);
+    return REQUEST_ERROR;
+}
+
+/* request_build - index a complete request (len bytes ending with the empty line). */
+static struct request *request_build(const char *data, size_t len)
+{
+    struct request *req = calloc(1, sizeof(*req));
+    if (!req)
+        abort();
+    req->buf = malloc(len + 1);
+    if (!req->buf)
+        abort();
+    memcpy(req->buf, data, len);
+    req->buf[len] = 0;
+    char *p = req->buf, *end = req->buf + len;
+    while (p < end && *p != '\n') {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *eq = memchr(p, '=', (size_t)(nl - p)); /* the parser guaranteed both */
+        *nl = 0;
+        *eq = 0;
+        enum request_attr a = request_attr_lookup(p, (size_t)(eq - p));
+        if (a < ATTR_COUNT)
+            req->value[a] = eq + 1; /* a duplicate: the last one wins */
+        else
+            req->nunknown++;
+        req->nattrs++;
+        p = nl + 1;
+    }
+    return req;
+}
+
+enum request_parse_status request_parser_feed(struct request_parser *p, const char *data,
+                                              size_t len, size_t *consumed, struct request **out)
+{
+    const struct request_limits *lim = &p->limits;
+
+    *consumed = 0;
+    *out = NULL;
+    if (p->error)
+        return REQUEST_ERROR;
+    while (p->scanned < len) {
+        size_t avail = len - p->scanned;
+        const char *nl = memchr(data + p->scanned, '\n', avail);
+        size_t upto = nl ? (size_t)(nl - data) : len; /* end of what we can check now */
+        if (memchr(data + p->scanned, 0, upto - p->scanned))
+            return parser_fail(p, REQUEST_ERR_NUL_BYTE, "NUL byte in line %zu",
+                               p->nattrs + 1);
+        size_t line_len = upto - p->line_start;
+        if (line_len > lim->max_line)
+            return parser_fail(p, REQUEST_ERR_LINE_TOO_LONG, "line %zu is longer than %zu bytes",
+                               p->nattrs + 1, lim->max_line);
+        if (upto + (nl ? 1 : 0) > lim->max_size)
+            return parser_fail(p, REQUEST_ERR_TOO_LARGE, "request larger than %zu bytes",
+                               lim->max_size);
+        if (!nl) {
+            p->scanned = len;
+            return REQUEST_NEED_MORE;
+        }
+        const char *line = data + p->line_start;
+        if (line_len == 0) {
+            /* The empty line: the request is complete. */
+            size_t total = upto + 1;
+            *out = request_build(data, total);
+            *consumed = total;
+            p->scanned = p->line_start = p->nattrs = 0;
+            return REQUEST_COMPLETE;
+        }
+        const char *eq = memchr(line, '=', line_len);
+        if (!eq)
+            return parser_fail(p, REQUEST_ERR_NO_EQUALS, "line %zu has no '='", p->nattrs + 1);
+        if (eq == line)
+            return parser_fail(p, REQUEST_ERR_EMPTY_NAME, "line %zu has an empty attribute name",
+                               p->nattrs + 1);
+        if (++p->nattrs > lim->max_attrs)
+            return parser_fail(p, REQUEST_ERR_TOO_MANY_ATTRS, "more than %zu attributes",
+                               lim->max_attrs);
+        p->scanned = p->line_start = upto + 1;
+    }
+    return REQUEST_NEED_MORE;
+}
+
+void request_free(struct request *req)
+{
+    if (!req)
+        return;
+    free(req->buf);
+    free(req);
+}
+
+const char *request_get(const struct request *req, enum request_attr attr)
+{
+    const char *v = attr < ATTR_COUNT ? req->value[attr] : NULL;
+    return v ? v : "";
+}
+
+int request_has(const struct request *req, enum request_attr attr)
+{
+    return attr < ATTR_COUNT && req->value[attr] != NULL;
+}
+
+enum request_state request_state(const struct request *req)
+{
+    const char *s = request_get(req, ATTR_PROTOCOL_STATE);
+    for (int i = STATE_CONNECT; i <= STATE_ETRN; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return (enum request_state)i;
+    return STATE_UNKNOWN;
+}
+
+size_t request_attr_count(const struct request *req)
+{
+    return req->nattrs;
+}
+
+size_t request_unknown_count(const struct request *req)
+{
+    return req->nunknown;
+}
+
+struct request *request_new_from_pairs(const char *const *pairs)
+{
+    size_t len = 1;
+    for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2)
+        len += strlen(pairs[i]) + strlen(pairs[i + 1]) + 2;
+    char *text = malloc(len + 1);
+    if (!text)
+        abort();
+    size_t n = 0;
+    for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2) {
+        /* Names must not be empty and values must not hold LF: callers are our own code. */
+        n += (size_t)sprintf(text + n, "%s=%s\n", pairs[i], pairs[i + 1]);
+    }
+    text[n++] = '\n';
+    struct request *req = request_build(text, n);
+    free(text);
+    return req;
+}
