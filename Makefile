@@ -71,7 +71,7 @@ unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN)
 check: all
 	$(MAKE) --no-print-directory unit-bins
 	$(MAKE) --no-print-directory BUILD=build/asan CC=clang \
-	    CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wno-unknown-warning-option" \
 	    unit-bins
 	$(MAKE) --no-print-directory fuzz-bins
 	bash test/run-all.sh
@@ -83,7 +83,7 @@ fuzz-bins: $(FUZZ_BIN)
 
 build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
+	clang $(CFLAGS_BASE) -Wno-unknown-warning-option -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
 
 fuzz: fuzz-bins
 	bash test/fuzz/run.sh $(FUZZ_SECONDS)

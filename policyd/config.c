@@ -297,13 +297,12 @@ static int config_read_file(const char *path, struct raw *raw, char *err, size_t
                 rc = -1;
                 break;
             }
-            size_t add = (size_t)len;
-            logical = realloc(logical, llen + add + 2);
+            /* As Postfix's readllines: the newline goes, the indentation stays. */
+            logical = realloc(logical, llen + (size_t)len + 1);
             if (!logical)
                 abort();
-            logical[llen++] = ' ';
-            memcpy(logical + llen, p, strlen(p) + 1);
-            llen += strlen(p);
+            memcpy(logical + llen, line, (size_t)len + 1);
+            llen += (size_t)len;
             continue;
         }
         FLUSH();

@@ -122,12 +122,12 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
                 rc = -1;
                 break;
             }
-            size_t ll = strlen(logical), add = strlen(p);
-            logical = realloc(logical, ll + add + 2);
+            /* As Postfix's readllines: the newline goes, the indentation stays. */
+            size_t ll = strlen(logical), add = strlen(line);
+            logical = realloc(logical, ll + add + 1);
             if (!logical)
                 abort();
-            logical[ll] = ' ';
-            memcpy(logical + ll + 1, p, add + 1);
+            memcpy(logical + ll, line, add + 1);
             continue;
         }
         if (logical)

@@ -171,23 +171,30 @@ enum request_parse_status request_parser_feed(struct request_parser *p, const ch
     if (p->error)
         return REQUEST_ERROR;
     while (p->scanned < len) {
-        size_t avail = len - p->scanned;
-        const char *nl = memchr(data + p->scanned, '\n', avail);
-        size_t upto = nl ? (size_t)(nl - data) : len; /* end of what we can check now */
-        if (memchr(data + p->scanned, 0, upto - p->scanned))
-            return parser_fail(p, REQUEST_ERR_NUL_BYTE, "NUL byte in line %zu",
-                               p->nattrs + 1);
-        size_t line_len = upto - p->line_start;
-        if (line_len > lim->max_line)
-            return parser_fail(p, REQUEST_ERR_LINE_TOO_LONG, "line %zu is longer than %zu bytes",
-                               p->nattrs + 1, lim->max_line);
-        if (upto + (nl ? 1 : 0) > lim->max_size)
+        /* The first violation by position wins, however the input was split: check the
+         * bytes up to the nearest limit before looking further. */
+        const char *nl = memchr(data + p->scanned, '\n', len - p->scanned);
+        size_t end = nl ? (size_t)(nl - data) : len; /* content bytes end here */
+        size_t line_cap = p->line_start + lim->max_line;
+        size_t size_cap = lim->max_size;
+        size_t check_end = end < line_cap ? end : line_cap;
+        if (check_end > size_cap)
+            check_end = size_cap;
+        if (check_end > p->scanned && memchr(data + p->scanned, 0, check_end - p->scanned))
+            return parser_fail(p, REQUEST_ERR_NUL_BYTE, "NUL byte in line %zu", p->nattrs + 1);
+        if (end > check_end || (nl && end >= size_cap)) {
+            if (line_cap < end && line_cap <= size_cap)
+                return parser_fail(p, REQUEST_ERR_LINE_TOO_LONG,
+                                   "line %zu is longer than %zu bytes", p->nattrs + 1,
+                                   lim->max_line);
             return parser_fail(p, REQUEST_ERR_TOO_LARGE, "request larger than %zu bytes",
                                lim->max_size);
+        }
         if (!nl) {
             p->scanned = len;
             return REQUEST_NEED_MORE;
         }
+        size_t upto = end, line_len = end - p->line_start;
         const char *line = data + p->line_start;
         if (line_len == 0) {
             /* The empty line: the request is complete. */

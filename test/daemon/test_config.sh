@@ -50,7 +50,7 @@ request_deadline = 5s
 CONF
 check "-t accepts a good file" "$POLICYD" -c "$WORK/good.conf" -t
 n=$("$POLICYD" -c "$WORK/good.conf" -n)
-check "-n shows the expanded, continued value" grep -qxF "relay_domains = example.com, mx.example.net backup.example" <<<"$n"
+check "-n shows the expanded, continued value" grep -qxF "relay_domains = example.com,    mx.example.net    backup.example" <<<"$n"
 check "-n shows changed settings" grep -qxF "request_deadline = 5s" <<<"$n"
 check "-n hides defaults" test -z "$(grep -E '^(max_line_length|fallback_action) ' <<<"$n")"
 
