@@ -41,6 +41,11 @@ static int log_facility_lookup(const char *name)
     return -1;
 }
 
+void log_set_hostname(const char *name)
+{
+    snprintf(log_host, sizeof(log_host), "%.*s", (int)strcspn(name, "."), name);
+}
+
 int log_facility_valid(const char *name)
 {
     return log_facility_lookup(name) >= 0;
@@ -73,12 +78,6 @@ int log_open(const char *name, const char *facility, const char *file, int also_
         openlog(log_name, LOG_PID | LOG_NDELAY, fac);
     }
     snprintf(log_name, sizeof(log_name), "%s", name);
-    if (gethostname(log_host, sizeof(log_host)) != 0)
-        snprintf(log_host, sizeof(log_host), "localhost");
-    log_host[sizeof(log_host) - 1] = 0;
-    char *dot = strchr(log_host, '.');
-    if (dot)
-        *dot = 0;
     log_to_stderr = also_stderr;
     return 0;
 }

@@ -17,6 +17,9 @@
 int log_open(const char *name, const char *facility, const char *file, int also_stderr, char *err,
              unsigned long errlen);
 
+/* log_set_hostname - the host name on log-file lines (Postfix uses myhostname's first label). */
+void log_set_hostname(const char *name);
+
 /* log_facility_valid - 1 if name is a syslog facility we accept, 0 if not. */
 int log_facility_valid(const char *name);
 

@@ -53,6 +53,7 @@ static void main_usage(void)
 /* main_open_log - log as the configuration says; copy to stderr in the foreground on a tty. */
 static int main_open_log(const struct config *cfg, int to_stderr, char *err, size_t errlen)
 {
+    log_set_hostname(cfg->myhostname);
     return log_open(cfg->syslog_name, cfg->syslog_facility, cfg->log_file, to_stderr, err,
                     (unsigned long)errlen);
 }
