@@ -57,7 +57,8 @@ void check_call_prepend(struct check_call *call, const char *header);
 /* A note for the verbose log and for the diagnosis of other checks' verdicts. */
 void check_call_note(struct check_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* An asynchronous check has finished (with or without a verdict). Never from inside run(). */
+/* An asynchronous check has finished (with or without a verdict). Never from inside run().
+ * The call may be freed before this returns: do not touch it afterwards. */
 void check_call_done(struct check_call *call);
 
 #endif

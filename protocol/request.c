@@ -72,14 +72,43 @@ static const char *const state_names[] = {
     [STATE_VRFY] = "VRFY",       [STATE_ETRN] = "ETRN",
 };
 
+/* attr_hash - a cheap hash of (length, first, last byte); the table maps it to candidates. */
+static unsigned attr_hash(const char *name, size_t len)
+{
+    return ((unsigned)len * 31u + (unsigned char)name[0] * 7u + (unsigned char)name[len - 1]) & 255u;
+}
+
+static signed char attr_table[256][2]; /* up to two attributes per slot, -1 = none */
+static size_t attr_lens[ATTR_COUNT];
+static int attr_table_ready;
+
+/* attr_table_build - fill the lookup table once (checked: no slot holds more than two). */
+static void attr_table_build(void)
+{
+    memset(attr_table, -1, sizeof(attr_table));
+    for (int i = 0; i < ATTR_COUNT; i++) {
+        attr_lens[i] = strlen(attr_names[i]);
+        signed char *slot = attr_table[attr_hash(attr_names[i], attr_lens[i])];
+        if (slot[0] < 0)
+            slot[0] = (signed char)i;
+        else if (slot[1] < 0)
+            slot[1] = (signed char)i;
+        else
+            abort(); /* broken invariant: change attr_hash */
+    }
+    attr_table_ready = 1;
+}
+
 enum request_attr request_attr_lookup(const char *name, size_t len)
 {
-    /* Names differ early and in length: compare the length and the first byte first. */
-    for (int i = 0; i < ATTR_COUNT; i++) {
-        const char *n = attr_names[i];
-        if (n[0] == name[0] && strlen(n) == len && memcmp(n, name, len) == 0)
-            return (enum request_attr)i;
-    }
+    if (!attr_table_ready)
+        attr_table_build();
+    if (len == 0)
+        return ATTR_COUNT;
+    const signed char *slot = attr_table[attr_hash(name, len)];
+    for (int k = 0; k < 2 && slot[k] >= 0; k++)
+        if (attr_lens[slot[k]] == len && memcmp(attr_names[slot[k]], name, len) == 0)
+            return (enum request_attr)slot[k];
     return ATTR_COUNT;
 }
 

@@ -1,0 +1,256 @@
+/*
+ * loadgen.c - load generator for policy servers: N persistent connections, each sending a
+ * realistic RCPT request (the attribute set Postfix 3.7 sends) and waiting for the reply before
+ * the next, as Postfix's smtpd does. One epoll thread, requests pre-formatted, latencies kept
+ * in a preallocated array: the generator stays cheap on a 2-core machine it shares.
+ *
+ *   loadgen -s unix:/path|inet:127.0.0.1:PORT [-c CONNS] [-d SECONDS] [-w WARMUP] [-p PID]
+ *           [-m relay|hosted|mixed]
+ *   loadgen -s ... -i IDLE -p PID     hold IDLE idle connections, print the server's RSS delta
+ *
+ * Last line: RESULT rps=... p50_us=... p99_us=... p999_us=... max_us=... errors=... rss_kb=...
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NREQ 64
+#define MAX_SAMPLES (20 * 1000 * 1000)
+
+struct conn {
+    int fd;
+    int req;
+    size_t sent, got_len;
+    char tail[2]; /* last bytes seen, to find "\n\n" across reads */
+    double started;
+};
+
+static char *requests[NREQ];
+static size_t request_len[NREQ];
+static const char *target;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_kb(long pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *fp = fopen(path, "r");
+    long kb = -1;
+    if (!fp)
+        return -1;
+    while (fgets(line, sizeof(line), fp))
+        if (strncmp(line, field, strlen(field)) == 0)
+            kb = atol(line + strlen(field) + 1);
+    fclose(fp);
+    return kb;
+}
+
+static int dial(void)
+{
+    int fd;
+    if (strncmp(target, "unix:", 5) == 0) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", target + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
+            return -1;
+    } else {
+        char host[64];
+        const char *colon = strrchr(target + 5, ':');
+        if (!colon)
+            return -1;
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - target - 5), target + 5);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+        inet_pton(AF_INET, host, &sin.sin_addr);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+            return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* make_requests - the captured Postfix 3.7 RCPT attribute set, varied per request. */
+static void make_requests(const char *mode)
+{
+    for (int i = 0; i < NREQ; i++) {
+        int hosted = strcmp(mode, "hosted") == 0 || (strcmp(mode, "mixed") == 0 && i % 2);
+        char buf[2048];
+        int n = snprintf(
+            buf, sizeof(buf),
+            "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+            "client_address=%s\nclient_name=unknown\nclient_port=%d\n"
+            "reverse_client_name=unknown\nserver_address=127.0.0.1\nserver_port=25\n"
+            "helo_name=mail%d.example.org\nsender=user%d@example.org\n"
+            "recipient=rcpt%d@%s\nrecipient_count=0\nqueue_id=\ninstance=78e7.6b04bce2.%x.0\n"
+            "size=%d\netrn_domain=\nstress=\nsasl_method=\nsasl_username=\nsasl_sender=\n"
+            "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
+            "encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
+            "encryption_keysize=256\npolicy_context=\n\n",
+            i % 4 == 0 ? "127.0.0.1" : "203.0.113.7", 40000 + i, i, i, i,
+            hosted ? "example.com" : "foreign.example", 0x1000 + i, 1000 * i);
+        requests[i] = strdup(buf);
+        request_len[i] = (size_t)n;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int idle_mode(int count, long pid)
+{
+    long before = pid > 0 ? rss_kb(pid, "VmRSS:") : -1;
+    int *fds = malloc(sizeof(int) * (size_t)count), opened = 0;
+    for (int i = 0; i < count; i++) {
+        fds[i] = dial();
+        if (fds[i] < 0)
+            break;
+        opened++;
+    }
+    sleep(1); /* let the server accept them all */
+    long after = pid > 0 ? rss_kb(pid, "VmRSS:") : -1;
+    printf("idle connections: %d opened; server RSS %ld kB -> %ld kB (+%.2f MB)\n", opened, before,
+           after, (double)(after - before) / 1024.0);
+    printf("RESULT idle=%d rss_before_kb=%ld rss_after_kb=%ld delta_kb=%ld\n", opened, before,
+           after, after - before);
+    for (int i = 0; i < opened; i++)
+        close(fds[i]);
+    free(fds);
+    return opened == count ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    int nconn = 100, idle = 0, opt;
+    double seconds = 10, warmup = 2;
+    long pid = -1;
+    const char *mode = "mixed";
+
+    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:")) != -1) {
+        switch (opt) {
+        case 's': target = optarg; break;
+        case 'c': nconn = atoi(optarg); break;
+        case 'd': seconds = atof(optarg); break;
+        case 'w': warmup = atof(optarg); break;
+        case 'p': pid = atol(optarg); break;
+        case 'i': idle = atoi(optarg); break;
+        case 'm': mode = optarg; break;
+        default:
+            fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
+                            "[-p PID] [-i IDLE] [-m relay|hosted|mixed]\n");
+            return 2;
+        }
+    }
+    if (!target)
+        return 2;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (idle)
+        return idle_mode(idle, pid);
+    make_requests(mode);
+
+    int ep = epoll_create1(0);
+    struct conn *c = calloc((size_t)nconn, sizeof(*c));
+    for (int i = 0; i < nconn; i++) {
+        c[i].fd = dial();
+        if (c[i].fd < 0) {
+            fprintf(stderr, "loadgen: connect %s: %s\n", target, strerror(errno));
+            return 1;
+        }
+        c[i].req = i % NREQ;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev);
+    }
+    double *lat = malloc(sizeof(double) * MAX_SAMPLES);
+    size_t nlat = 0;
+    unsigned long errors = 0, dunno = 0, other = 0;
+    double t0 = now(), measure_from = t0 + warmup, end = measure_from + seconds;
+    for (int i = 0; i < nconn; i++) {
+        c[i].started = now();
+        if (write(c[i].fd, requests[c[i].req], request_len[c[i].req]) < 0)
+            errors++;
+    }
+    struct epoll_event evs[256];
+    char buf[65536];
+    int open_conns = nconn;
+    while (open_conns > 0) {
+        double t = now();
+        if (t >= end)
+            break;
+        int n = epoll_wait(ep, evs, 256, (int)((end - t) * 1000) + 1);
+        for (int k = 0; k < n; k++) {
+            struct conn *cc = &c[evs[k].data.u32];
+            ssize_t got = read(cc->fd, buf, sizeof(buf));
+            if (got <= 0) {
+                if (got < 0 && errno == EAGAIN)
+                    continue;
+                errors++;
+                epoll_ctl(ep, EPOLL_CTL_DEL, cc->fd, NULL);
+                close(cc->fd);
+                open_conns--;
+                continue;
+            }
+            /* Count replies: each ends with "\n\n" (possibly split across reads). */
+            for (ssize_t j = 0; j < got; j++) {
+                char prev = cc->tail[1];
+                cc->tail[0] = prev;
+                cc->tail[1] = buf[j];
+                if (cc->got_len == 7) {
+                    /* first byte after "action=" */
+                    if (buf[j] == 'D')
+                        dunno++;
+                    else
+                        other++;
+                }
+                cc->got_len++;
+                if (prev == '\n' && buf[j] == '\n') {
+                    double done = now();
+                    if (done >= measure_from && nlat < MAX_SAMPLES)
+                        lat[nlat++] = done - cc->started;
+                    cc->got_len = 0;
+                    cc->req = (cc->req + 7) % NREQ;
+                    cc->started = done;
+                    if (write(cc->fd, requests[cc->req], request_len[cc->req]) < 0)
+                        errors++;
+                }
+            }
+        }
+    }
+    double elapsed = now() - measure_from;
+    if (elapsed > seconds)
+        elapsed = seconds;
+    qsort(lat, nlat, sizeof(double), cmp_double);
+    double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
+    double p999 = nlat ? lat[(size_t)((double)nlat * 0.999)] : 0, max = nlat ? lat[nlat - 1] : 0;
+    long rss = pid > 0 ? rss_kb(pid, "VmHWM:") : -1;
+    printf("%s: %d connections, %.0f requests/s, latency p50 %.0f us, p99 %.0f us, p99.9 %.0f "
+           "us, max %.0f us, errors %lu, replies DUNNO %lu / other %lu, server peak RSS %ld kB\n",
+           target, nconn, (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6,
+           errors, dunno, other, rss);
+    printf("RESULT rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f errors=%lu "
+           "rss_kb=%ld\n",
+           (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6, errors, rss);
+    return errors ? 1 : 0;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR - make bench: the load generator against the reference DUNNO server and
+# against policyd (relay check), 100 connections over a unix socket, then 1,000 idle
+# connections. Prints a summary with the targets (>= 80% of the reference's requests/s,
+# p99 < 1 ms, 1,000 idle connections < 10 MB). Scenarios are functions: add more below.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build/release}
+LOADGEN=$BUILD/bench/loadgen
+REF=$BUILD/bench/refserver
+POLICYD=${POLICYD:-policyd/policyd}
+SECONDS_RUN=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-100}
+TMP=$(mktemp -d /tmp/policyd-bench.XXXXXX)
+ulimit -n 65536 2>/dev/null || ulimit -n 4096
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+wait_socket() {
+    for _ in $(seq 1 100); do [ -S "$1" ] && return 0; sleep 0.05; done
+    return 1
+}
+field() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p" <<<"$2" | tail -1; }
+
+# start_policyd NAME [config lines] - the daemon on $TMP/NAME.sock; sets PID.
+start_policyd() {
+    local name=$1
+    shift
+    {
+        echo "listen = unix:$TMP/$name.sock"
+        echo "user = root"
+        echo "log_file = $TMP/$name.log"
+        echo "postfix_config_directory ="
+        echo "mynetworks = 127.0.0.0/8"
+        echo "relay_domains = example.com"
+        for l in "$@"; do echo "$l"; done
+    } >"$TMP/$name.conf"
+    "$POLICYD" -c "$TMP/$name.conf" -f &
+    PID=$!
+    pids+=("$PID")
+    wait_socket "$TMP/$name.sock"
+}
+
+echo "== reference server (answers DUNNO), $CONNS connections, ${SECONDS_RUN}s"
+"$REF" -s "unix:$TMP/ref.sock" &
+REF_PID=$!
+pids+=("$REF_PID")
+wait_socket "$TMP/ref.sock"
+ref_out=$("$LOADGEN" -s "unix:$TMP/ref.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -p "$REF_PID")
+echo "$ref_out" | head -1
+
+echo "== policyd, checks = relay, $CONNS connections, ${SECONDS_RUN}s"
+start_policyd relay "checks = relay"
+RELAY_PID=$PID
+relay_out=$("$LOADGEN" -s "unix:$TMP/relay.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -p "$RELAY_PID")
+echo "$relay_out" | head -1
+
+echo "== policyd, 1,000 idle connections"
+idle_out=$("$LOADGEN" -s "unix:$TMP/relay.sock" -i 1000 -p "$RELAY_PID")
+echo "$idle_out" | head -1
+
+ref_rps=$(field rps "$ref_out")
+rps=$(field rps "$relay_out")
+p99=$(field p99_us "$relay_out")
+delta=$(field delta_kb "$idle_out")
+ratio=$(awk -v a="$rps" -v b="$ref_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+echo
+echo "| measure | reference | policyd (relay) | target | |"
+echo "| --- | --- | --- | --- | --- |"
+echo "| requests/s, $CONNS connections | $ref_rps | $rps ($ratio%) | >= 80% of reference | $(verdict $((ratio >= 80))) |"
+echo "| p50 / p99 / p99.9 latency (us) | $(field p50_us "$ref_out") / $(field p99_us "$ref_out") / $(field p999_us "$ref_out") | $(field p50_us "$relay_out") / $p99 / $(field p999_us "$relay_out") | p99 < 1000 us | $(verdict $((${p99%.*} < 1000))) |"
+echo "| peak RSS under load (kB) | $(field rss_kb "$ref_out") | $(field rss_kb "$relay_out") | | |"
+echo "| 1,000 idle connections (kB) | | +$delta | < 10240 kB | $(verdict $((delta < 10240))) |"
