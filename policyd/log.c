@@ -7,6 +7,8 @@
  */
 #include "policyd/log.h"
 
+#include <event2/event.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -21,6 +23,45 @@ static int log_to_stderr;
 static int log_is_verbose;
 static char log_name[64] = "policyd";
 static char log_host[64] = "localhost";
+
+/* Lines for the log file are gathered during one turn of the event loop and written with one
+ * write(2) at its end (or at once when no loop is attached, or the batch is large), so a burst
+ * of rejects costs one system call, not one per line. */
+#define LOG_BATCH 65536
+static char log_batch[LOG_BATCH];
+static size_t log_batch_len;
+static struct event *log_flush_ev;
+
+void log_flush(void)
+{
+    size_t off = 0;
+    while (log_fd >= 0 && off < log_batch_len) {
+        ssize_t n = write(log_fd, log_batch + off, log_batch_len - off);
+        if (n <= 0)
+            break; /* nowhere left to report it: drop rather than block or abort */
+        off += (size_t)n;
+    }
+    log_batch_len = 0;
+}
+
+static void log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_flush();
+}
+
+void log_attach(struct event_base *base)
+{
+    if (log_flush_ev) {
+        log_flush();
+        event_free(log_flush_ev);
+        log_flush_ev = NULL;
+    }
+    if (base)
+        log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
+}
 
 static const struct {
     const char *name;
@@ -60,6 +101,7 @@ int log_open(const char *name, const char *facility, const char *file, int also_
         snprintf(err, errlen, "unknown syslog facility '%s'", facility);
         return -1;
     }
+    log_flush();
     if (file && *file) {
         int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd < 0) {
@@ -110,8 +152,15 @@ static void log_emit(int priority, const char *prefix, const char *fmt, va_list 
                            (long)getpid(), text);
         if (len >= (int)sizeof(line))
             len = (int)sizeof(line) - 1, line[len - 1] = '\n';
-        if (log_fd >= 0 && write(log_fd, line, (size_t)len) < 0) {
-            /* Nowhere left to report it: drop the line rather than block or abort. */
+        if (log_fd >= 0) {
+            if (log_batch_len + (size_t)len > LOG_BATCH)
+                log_flush();
+            memcpy(log_batch + log_batch_len, line, (size_t)len);
+            log_batch_len += (size_t)len;
+            if (!log_flush_ev || priority <= LOG_WARNING)
+                log_flush(); /* no loop to flush at its turn's end; warnings go out at once */
+            else if (!event_pending(log_flush_ev, EV_TIMEOUT, NULL))
+                event_active(log_flush_ev, EV_TIMEOUT, 0);
         }
         if (log_to_stderr && write(STDERR_FILENO, line, (size_t)len) < 0) {
         }

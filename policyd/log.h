@@ -17,6 +17,13 @@
 int log_open(const char *name, const char *facility, const char *file, int also_stderr, char *err,
              unsigned long errlen);
 
+struct event_base;
+
+/* log_attach - flush log-file lines once per turn of this event loop (NULL: write each line at
+ * once). log_flush - write what is gathered now (before exit, fork or reopen). */
+void log_attach(struct event_base *base);
+void log_flush(void);
+
 /* log_set_hostname - the host name on log-file lines (Postfix uses myhostname's first label). */
 void log_set_hostname(const char *name);
 

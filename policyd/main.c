@@ -301,12 +301,14 @@ int main(int argc, char **argv)
         sigev[i] = evsignal_new(d.base, sigs[i], main_signal_cb, &d);
         evsignal_add(sigev[i], NULL);
     }
+    log_attach(d.base);
     log_info("starting: configuration %s; %s; checks: %s", path, cfg->postfix_note, cfg->checks);
     server_start(d.server);
     event_base_dispatch(d.base);
 
     stats_log();
     log_info("stopped");
+    log_attach(NULL);
     for (size_t i = 0; i < 4; i++)
         event_free(sigev[i]);
     if (d.stop_timer)

@@ -15,10 +15,10 @@
 #include <string.h>
 
 struct request {
-    char *buf;
     const char *value[ATTR_COUNT];
     size_t nattrs;
     size_t nunknown;
+    char buf[]; /* the request's bytes, one allocation with the struct */
 };
 
 struct request_parser {
@@ -28,6 +28,7 @@ struct request_parser {
     size_t nattrs;     /* complete attribute lines so far */
     enum request_error error;
     char message[160];
+    size_t *eol;  /* per complete line: offset of its LF (max_attrs entries) */
 };
 
 static const char *const attr_names[ATTR_COUNT] = {
@@ -128,11 +129,16 @@ struct request_parser *request_parser_new(const struct request_limits *limits)
     if (!p)
         abort();
     p->limits = *limits;
+    p->eol = malloc((limits->max_attrs + 1) * sizeof(*p->eol));
+    if (!p->eol)
+        abort();
     return p;
 }
 
 void request_parser_free(struct request_parser *parser)
 {
+    if (parser)
+        free(parser->eol);
     free(parser);
 }
 
@@ -162,30 +168,42 @@ static enum request_parse_status parser_fail(struct request_parser *p, enum requ
     return REQUEST_ERROR;
 }
 
-/* request_build - index a complete request (len bytes ending with the empty line). */
-static struct request *request_build(const char *data, size_t len)
+/* request_alloc - a request holding a copy of len bytes (NUL-terminated). */
+static struct request *request_alloc(const char *data, size_t len)
 {
-    struct request *req = calloc(1, sizeof(*req));
+    struct request *req = malloc(sizeof(*req) + len + 1);
     if (!req)
         abort();
-    req->buf = malloc(len + 1);
-    if (!req->buf)
-        abort();
+    memset(req, 0, sizeof(*req));
     memcpy(req->buf, data, len);
     req->buf[len] = 0;
-    char *p = req->buf, *end = req->buf + len;
-    while (p < end && *p != '\n') {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *eq = memchr(p, '=', (size_t)(nl - p)); /* the parser guaranteed both */
-        *nl = 0;
-        *eq = 0;
-        enum request_attr a = request_attr_lookup(p, (size_t)(eq - p));
-        if (a < ATTR_COUNT)
-            req->value[a] = eq + 1; /* a duplicate: the last one wins */
-        else
-            req->nunknown++;
-        req->nattrs++;
-        p = nl + 1;
+    return req;
+}
+
+/* request_index - record one "name=value" line (eq and nl are offsets into req->buf). */
+static void request_index(struct request *req, size_t start, size_t eq, size_t nl)
+{
+    req->buf[eq] = 0;
+    req->buf[nl] = 0;
+    enum request_attr a = request_attr_lookup(req->buf + start, eq - start);
+    if (a < ATTR_COUNT)
+        req->value[a] = req->buf + eq + 1; /* a duplicate: the last one wins */
+    else
+        req->nunknown++;
+    req->nattrs++;
+}
+
+/* request_build - a complete request whose lines the parser has checked. */
+static struct request *request_build(const struct request_parser *p, const char *data,
+                                     size_t len)
+{
+    struct request *req = request_alloc(data, len);
+    size_t start = 0;
+    for (size_t i = 0; i < p->nattrs; i++) {
+        /* The name is short: finding its '=' again is cheaper than remembering it. */
+        size_t eq = (size_t)((const char *)memchr(data + start, '=', p->eol[i] - start) - data);
+        request_index(req, start, eq, p->eol[i]);
+        start = p->eol[i] + 1;
     }
     return req;
 }
@@ -228,7 +246,7 @@ enum request_parse_status request_parser_feed(struct request_parser *p, const ch
         if (line_len == 0) {
             /* The empty line: the request is complete. */
             size_t total = upto + 1;
-            *out = request_build(data, total);
+            *out = request_build(p, data, total);
             *consumed = total;
             p->scanned = p->line_start = p->nattrs = 0;
             return REQUEST_COMPLETE;
@@ -239,9 +257,10 @@ enum request_parse_status request_parser_feed(struct request_parser *p, const ch
         if (eq == line)
             return parser_fail(p, REQUEST_ERR_EMPTY_NAME, "line %zu has an empty attribute name",
                                p->nattrs + 1);
-        if (++p->nattrs > lim->max_attrs)
+        if (p->nattrs + 1 > lim->max_attrs)
             return parser_fail(p, REQUEST_ERR_TOO_MANY_ATTRS, "more than %zu attributes",
                                lim->max_attrs);
+        p->eol[p->nattrs++] = upto;
         p->scanned = p->line_start = upto + 1;
     }
     return REQUEST_NEED_MORE;
@@ -249,9 +268,6 @@ enum request_parse_status request_parser_feed(struct request_parser *p, const ch
 
 void request_free(struct request *req)
 {
-    if (!req)
-        return;
-    free(req->buf);
     free(req);
 }
 
@@ -290,16 +306,18 @@ struct request *request_new_from_pairs(const char *const *pairs)
     size_t len = 1;
     for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2)
         len += strlen(pairs[i]) + strlen(pairs[i + 1]) + 2;
-    char *text = malloc(len + 1);
-    if (!text)
+    struct request *req = malloc(sizeof(*req) + len + 1);
+    if (!req)
         abort();
+    memset(req, 0, sizeof(*req));
     size_t n = 0;
     for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2) {
-        /* Names must not be empty and values must not hold LF: callers are our own code. */
-        n += (size_t)sprintf(text + n, "%s=%s\n", pairs[i], pairs[i + 1]);
+        /* Names must not be empty nor hold '='; values must not hold LF: our own callers. */
+        size_t start = n;
+        n += (size_t)sprintf(req->buf + n, "%s=%s\n", pairs[i], pairs[i + 1]);
+        request_index(req, start, start + strlen(pairs[i]), n - 1);
     }
-    text[n++] = '\n';
-    struct request *req = request_build(text, n);
-    free(text);
+    req->buf[n] = '\n';
+    req->buf[n + 1] = 0;
     return req;
 }
