@@ -16,6 +16,7 @@
 
 struct config;
 struct check_call;
+struct dns;
 
 enum check_status { CHECK_DONE, CHECK_PENDING };
 
@@ -40,6 +41,8 @@ void check_call_set_data(struct check_call *call, void *data);
 void *check_call_data(const struct check_call *call);
 /* The event base, for checks that start asynchronous work. */
 struct event_base *check_call_base(const struct check_call *call);
+/* The shared DNS engine (policyd/dns.h): every check's DNS goes through it and its cache. */
+struct dns *check_call_dns(const struct check_call *call);
 
 /*
  * Verdicts. cause and fix are plain sentences for the diagnosis log line ("client 203.0.113.7

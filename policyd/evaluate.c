@@ -40,6 +40,7 @@ struct check_call {
 
 struct evaluation {
     struct event_base *base;
+    struct dns *dns;
     struct config *cfg;
     struct request *req;
     evaluate_done_fn done;
@@ -217,7 +218,7 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
     ev->done(ev, ev->arg);
 }
 
-struct evaluation *evaluate_start(struct event_base *base, struct config *cfg,
+struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, struct config *cfg,
                                   struct request *req, evaluate_done_fn done, void *arg)
 {
     size_t n = cfg->check_count;
@@ -225,6 +226,7 @@ struct evaluation *evaluate_start(struct event_base *base, struct config *cfg,
     if (!ev)
         abort();
     ev->base = base;
+    ev->dns = dns;
     ev->cfg = config_ref(cfg);
     ev->req = req;
     ev->done = done;
@@ -314,6 +316,11 @@ void *check_call_data(const struct check_call *call)
 struct event_base *check_call_base(const struct check_call *call)
 {
     return call->ev->base;
+}
+
+struct dns *check_call_dns(const struct check_call *call)
+{
+    return call->ev->dns;
 }
 
 /* call_set - replace a call's verdict. */

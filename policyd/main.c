@@ -11,6 +11,7 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
+#include "policyd/dns.h"
 #include "policyd/log.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
@@ -34,6 +35,7 @@
 
 struct daemon {
     struct event_base *base;
+    struct dns *dns;
     struct server *server;
     const char *config_path;
     int foreground;
@@ -56,6 +58,21 @@ static int main_open_log(const struct config *cfg, int to_stderr, char *err, siz
     log_set_hostname(cfg->myhostname);
     return log_open(cfg->syslog_name, cfg->syslog_facility, cfg->log_file, to_stderr, err,
                     (unsigned long)errlen);
+}
+
+/* main_dns_options - the DNS engine's options from the configuration. */
+static struct dns_options main_dns_options(const struct config *cfg)
+{
+    struct dns_options o = {
+        .servers = cfg->dns_servers,
+        .timeout_ms = cfg->dns_timeout,
+        .tries = (int)cfg->dns_tries,
+        .cache_size = (size_t)cfg->dns_cache_size,
+        .ttl_min_ms = cfg->dns_ttl_min,
+        .ttl_max_ms = cfg->dns_ttl_max,
+        .error_ttl_ms = cfg->dns_error_ttl,
+    };
+    return o;
 }
 
 /* main_drop_privileges - become cfg->user; root only when written explicitly. 0 / -1. */
@@ -97,6 +114,19 @@ static int main_drop_privileges(const struct config *cfg, char *err, size_t errl
     return 0;
 }
 
+/* main_log_dns_stats - the DNS engine's counters in one line. */
+static void main_log_dns_stats(const struct daemon *d)
+{
+    struct dns_stats st;
+    if (!d->dns)
+        return;
+    dns_get_stats(d->dns, &st);
+    log_info("dns statistics: lookups=%llu sent=%llu cache_hits=%llu merged=%llu timeouts=%llu "
+             "servfail=%llu nxdomain=%llu nodata=%llu other_errors=%llu evicted=%llu cached=%zu",
+             st.lookups, st.sent, st.cache_hits, st.merged, st.timeouts, st.servfail,
+             st.nxdomain, st.nodata, st.other_errors, st.evicted, st.cached);
+}
+
 /* main_reload - SIGHUP: validate the new file first; keep the old configuration if it fails. */
 static void main_reload(struct daemon *d)
 {
@@ -116,6 +146,13 @@ static void main_reload(struct daemon *d)
                  "restart (sockets are bound before privileges are dropped)");
     if (main_open_log(cfg, d->foreground && isatty(2), err, sizeof(err)) != 0)
         log_warn("reload: %s; logging stays where it was", err);
+    if (strcmp(cfg->dns_servers, old->dns_servers) != 0 &&
+        dns_set_servers(d->dns, cfg->dns_servers, err, sizeof(err)) != 0)
+        log_warn("reload: %s; the DNS servers stay as they were", err);
+    if (cfg->dns_timeout != old->dns_timeout || cfg->dns_tries != old->dns_tries ||
+        cfg->dns_cache_size != old->dns_cache_size || cfg->dns_ttl_min != old->dns_ttl_min ||
+        cfg->dns_ttl_max != old->dns_ttl_max || cfg->dns_error_ttl != old->dns_error_ttl)
+        log_warn("dns_timeout, dns_tries and the DNS cache settings take effect after a restart");
     config_activate(cfg);
     stats.reloads++;
     log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
@@ -147,6 +184,7 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         stats_log();
+        main_log_dns_stats(d);
         break;
     case SIGTERM:
     case SIGINT:
@@ -192,6 +230,94 @@ static int main_write_pidfile(const char *path)
         return -1;
     fprintf(fp, "%ld\n", (long)getpid());
     return fclose(fp);
+}
+
+/* main_cleanup - free what main_serve / main_serve_stdio built (each part may be NULL). */
+static void main_cleanup(struct daemon *d)
+{
+    log_attach(NULL);
+    server_free(d->server);
+    dns_free(d->dns);
+    if (d->stop_timer)
+        event_free(d->stop_timer);
+    config_activate(NULL);
+    if (d->base)
+        event_base_free(d->base);
+}
+
+/* main_serve_stdio - -S: one connection on stdin/stdout, no listeners, no privilege change. */
+static int main_serve_stdio(struct daemon *d, struct config *cfg)
+{
+    char err[1024];
+    /* stdin may be a regular file or a pipe: poll handles both, epoll not files. */
+    struct event_config *ec = event_config_new();
+    event_config_avoid_method(ec, "epoll");
+    d->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    struct dns_options dopts = main_dns_options(cfg);
+    int rc = 1;
+    if (!d->base)
+        fprintf(stderr, "policyd: cannot create the event loop\n");
+    else if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        fprintf(stderr, "policyd: %s\n", err);
+    else if (server_stdio(d->base, d->dns, main_stopped, d) != 0)
+        fprintf(stderr, "policyd: cannot serve stdin/stdout\n");
+    else {
+        event_base_dispatch(d->base);
+        rc = 0;
+    }
+    main_cleanup(d);
+    return rc;
+}
+
+/* main_serve - the daemon: bind, detach, drop privileges, serve until SIGTERM. */
+static int main_serve(struct daemon *d, struct config *cfg)
+{
+    char err[2048];
+    struct event *sigev[4] = {NULL, NULL, NULL, NULL};
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+    int rc = 1;
+
+    struct dns_options dopts = main_dns_options(cfg);
+    if (!(d->base = event_base_new())) {
+        snprintf(err, sizeof(err), "cannot create the event loop");
+        goto fail;
+    }
+    if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        goto fail;
+    if (!(d->server = server_new(d->base, d->dns, cfg, err, sizeof(err))))
+        goto fail;
+    if (!d->foreground && (main_daemonize() != 0 || event_reinit(d->base) != 0)) {
+        snprintf(err, sizeof(err), "cannot detach from the terminal: %s", strerror(errno));
+        goto fail;
+    }
+    if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
+        log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+    if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < 4; i++) {
+        sigev[i] = evsignal_new(d->base, sigs[i], main_signal_cb, d);
+        evsignal_add(sigev[i], NULL);
+    }
+    log_attach(d->base);
+    log_info("starting: configuration %s; %s; checks: %s", d->config_path, cfg->postfix_note,
+             cfg->checks);
+    server_start(d->server);
+    event_base_dispatch(d->base);
+    stats_log();
+    main_log_dns_stats(d);
+    log_info("stopped");
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "policyd: %s\n", err);
+    log_error("cannot start: %s", err);
+out:
+    for (size_t i = 0; i < 4; i++)
+        if (sigev[i])
+            event_free(sigev[i]);
+    main_cleanup(d);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -245,6 +371,7 @@ int main(int argc, char **argv)
     log_set_verbose(verbose);
     if (main_open_log(cfg, !stdio && foreground && isatty(2), err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", path, err);
+        config_unref(cfg);
         return 1;
     }
     config_activate(cfg);
@@ -253,68 +380,7 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     d.config_path = path;
     d.foreground = foreground;
-
-    if (stdio) {
-        /* stdin may be a regular file or a pipe: poll handles both, epoll not files. */
-        struct event_config *ec = event_config_new();
-        event_config_avoid_method(ec, "epoll");
-        d.base = event_base_new_with_config(ec);
-        event_config_free(ec);
-        if (!d.base || server_stdio(d.base, main_stopped, &d) != 0) {
-            fprintf(stderr, "policyd: cannot serve stdin/stdout\n");
-            return 1;
-        }
-        event_base_dispatch(d.base);
-        config_activate(NULL);
-        event_base_free(d.base);
-        return 0;
-    }
-
-    d.base = event_base_new();
-    if (!d.base) {
-        fprintf(stderr, "policyd: cannot create the event loop\n");
-        return 1;
-    }
-    d.server = server_new(d.base, cfg, err, sizeof(err));
-    if (!d.server) {
-        fprintf(stderr, "policyd: %s\n", err);
-        log_error("cannot start: %s", err);
-        return 1;
-    }
-    if (!foreground) {
-        if (main_daemonize() != 0 || event_reinit(d.base) != 0) {
-            log_error("cannot detach from the terminal: %s", strerror(errno));
-            return 1;
-        }
-    }
-    if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
-        log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
-    if (main_drop_privileges(cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "policyd: %s\n", err);
-        log_error("cannot start: %s", err);
-        return 1;
-    }
-
-    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
-    struct event *sigev[4];
-    for (size_t i = 0; i < 4; i++) {
-        sigev[i] = evsignal_new(d.base, sigs[i], main_signal_cb, &d);
-        evsignal_add(sigev[i], NULL);
-    }
-    log_attach(d.base);
-    log_info("starting: configuration %s; %s; checks: %s", path, cfg->postfix_note, cfg->checks);
-    server_start(d.server);
-    event_base_dispatch(d.base);
-
-    stats_log();
-    log_info("stopped");
-    log_attach(NULL);
-    for (size_t i = 0; i < 4; i++)
-        event_free(sigev[i]);
-    if (d.stop_timer)
-        event_free(d.stop_timer);
-    server_free(d.server);
-    config_activate(NULL);
-    event_base_free(d.base);
-    return 0;
+    int rc = stdio ? main_serve_stdio(&d, cfg) : main_serve(&d, cfg);
+    log_flush();
+    return rc;
 }

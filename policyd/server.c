@@ -48,6 +48,7 @@ struct listener {
 
 struct server {
     struct event_base *base;
+    struct dns *dns;
     struct listener *listeners;
     size_t nlisteners;
     struct conn *conns;
@@ -305,7 +306,7 @@ static void server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, str
     stats.connections_total++;
     if (++stats.connections_now > stats.connections_peak)
         stats.connections_peak = stats.connections_now;
-    c->session = session_new(srv->base, fd, fd, peer, server_conn_closed, c);
+    c->session = session_new(srv->base, srv->dns, fd, fd, peer, server_conn_closed, c);
     if (!c->session) {
         log_warn("cannot set up a session for %s: out of resources", peer);
         server_conn_closed(c);
@@ -352,8 +353,8 @@ static void server_raise_nofile(void)
     }
 }
 
-struct server *server_new(struct event_base *base, const struct config *cfg, char *err,
-                          size_t errlen)
+struct server *server_new(struct event_base *base, struct dns *dns, const struct config *cfg,
+                          char *err, size_t errlen)
 {
     char **v = config_list_split(cfg->listen);
     size_t n = 0;
@@ -363,6 +364,7 @@ struct server *server_new(struct event_base *base, const struct config *cfg, cha
     if (!srv)
         abort();
     srv->base = base;
+    srv->dns = dns;
     srv->listeners = calloc(n ? n : 1, sizeof(*srv->listeners));
     srv->resume_timer = evtimer_new(base, server_resume_cb, srv);
     srv->done_event = event_new(base, -1, 0, server_done_cb, srv);
@@ -489,14 +491,14 @@ static void server_stdio_closed(void *arg)
     free(ctx);
 }
 
-int server_stdio(struct event_base *base, void (*done)(void *arg), void *arg)
+int server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg)
 {
     struct stdio_ctx *ctx = malloc(sizeof(*ctx));
     if (!ctx)
         return -1;
     ctx->done = done;
     ctx->arg = arg;
-    if (!session_new(base, 0, 1, "stdin", server_stdio_closed, ctx)) {
+    if (!session_new(base, dns, 0, 1, "stdin", server_stdio_closed, ctx)) {
         free(ctx);
         return -1;
     }

@@ -14,14 +14,15 @@
 struct event_base;
 struct config;
 struct server;
+struct dns;
 
 /* server_listen_check - syntax of a `listen` value. 0, or -1 with a reason in err. */
 int server_listen_check(const char *listen, char *err, size_t errlen);
 
 /* server_new - bind every endpoint of cfg->listen. NULL with a reason in err (nothing is left
  * bound). A stale unix socket file (nobody accepting) is replaced; a live one is an error. */
-struct server *server_new(struct event_base *base, const struct config *cfg, char *err,
-                          size_t errlen);
+struct server *server_new(struct event_base *base, struct dns *dns, const struct config *cfg,
+                          char *err, size_t errlen);
 
 /* server_start - begin accepting connections. */
 void server_start(struct server *srv);
@@ -35,6 +36,6 @@ void server_free(struct server *srv);
 
 /* server_stdio - serve one connection on standard input/output (-S); done is called when it
  * ends. 0 / -1. */
-int server_stdio(struct event_base *base, void (*done)(void *arg), void *arg);
+int server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg);
 
 #endif

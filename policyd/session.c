@@ -38,6 +38,7 @@ struct pending {
 
 struct session {
     struct event_base *base;
+    struct dns *dns;
     int in_fd, out_fd;
     struct event *rev; /* persistent read, with the idle timeout */
     struct event *wev; /* armed only while replies wait for the peer */
@@ -229,7 +230,7 @@ static void session_parse(struct session *s)
             s->head = p;
         s->tail = p;
         s->npending++;
-        p->ev = evaluate_start(s->base, cfg, req, session_eval_done, s);
+        p->ev = evaluate_start(s->base, s->dns, cfg, req, session_eval_done, s);
     }
     if (off > 0) {
         memmove(s->in, s->in + off, s->in_len - off);
@@ -311,8 +312,8 @@ static void session_write_cb(evutil_socket_t fd, short what, void *arg)
     session_done_if_finished(s);
 }
 
-struct session *session_new(struct event_base *base, int in_fd, int out_fd, const char *peer,
-                            session_closed_fn closed, void *arg)
+struct session *session_new(struct event_base *base, struct dns *dns, int in_fd, int out_fd,
+                            const char *peer, session_closed_fn closed, void *arg)
 {
     struct config *cfg = config_active();
     struct session *s = calloc(1, sizeof(*s));
@@ -328,6 +329,7 @@ struct session *session_new(struct event_base *base, int in_fd, int out_fd, cons
         .max_size = cfg->max_request_size,
     };
     s->base = base;
+    s->dns = dns;
     s->in_fd = in_fd;
     s->out_fd = out_fd;
     s->closed = closed;

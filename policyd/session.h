@@ -11,6 +11,7 @@
 
 struct event_base;
 struct session;
+struct dns;
 
 /* Called once when the session has closed and freed itself. */
 typedef void (*session_closed_fn)(void *arg);
@@ -21,8 +22,8 @@ typedef void (*session_closed_fn)(void *arg);
  * ownership of the descriptor(s) and frees itself when the connection ends; closed (may be
  * NULL) is then called. Returns NULL on resource failure (the descriptors are closed).
  */
-struct session *session_new(struct event_base *base, int in_fd, int out_fd, const char *peer,
-                            session_closed_fn closed, void *arg);
+struct session *session_new(struct event_base *base, struct dns *dns, int in_fd, int out_fd,
+                            const char *peer, session_closed_fn closed, void *arg);
 
 /* session_shutdown - stop reading: answer the requests already read, then close. */
 void session_shutdown(struct session *s);

@@ -139,7 +139,8 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
     if (logical && rc == 0)
         rc = table_flush(t, path, start, logical, err, errlen);
     free(logical);
-    qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
+    if (t->n > 0)
+        qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
     return rc;
 }
 
@@ -207,7 +208,8 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
         table_add(t, k, (size_t)(ke - k), val);
     }
     config_list_free(v);
-    qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
+    if (t->n > 0)
+        qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
     return 0;
 }
 

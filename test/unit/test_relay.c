@@ -40,7 +40,7 @@ static const char *decide(struct config *cfg, const char *addr, const char *rcpt
                            "a@sender.example", "recipient", rcpt, "helo_name", "h.example",
                            extra_name, extra_value, NULL};
     struct request *req = request_new_from_pairs(pairs);
-    struct evaluation *ev = evaluate_start(NULL, cfg, req, NULL, NULL);
+    struct evaluation *ev = evaluate_start(NULL, NULL, cfg, req, NULL, NULL);
     CHECK(evaluate_finished(ev));
     snprintf(answer, sizeof(answer), "%s", evaluate_action(ev));
     evaluate_free(ev);
