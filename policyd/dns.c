@@ -532,7 +532,20 @@ static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         dns->st.other_errors++;
         break;
     default:
-        snprintf(detail, sizeof(detail), "%s", ares_strerror(status));
+        /* c-ares 1.18 reports "could not contact" when every server answered SERVFAIL or
+         * REFUSED; the answer's rcode says which, when there is one. */
+        if (abuf && alen >= HFIXEDSZ && (abuf[3] & 15) == SERVFAIL) {
+            r = result_new(e->type, e->name, DNS_TEMPFAIL, "SERVFAIL");
+            dns->st.servfail++;
+            break;
+        }
+        if (abuf && alen >= HFIXEDSZ && (abuf[3] & 15) == REFUSED)
+            snprintf(detail, sizeof(detail), "REFUSED");
+        else if (status == ARES_ECONNREFUSED)
+            snprintf(detail, sizeof(detail),
+                     "no usable answer from any DNS server (SERVFAIL, REFUSED or unreachable)");
+        else
+            snprintf(detail, sizeof(detail), "%s", ares_strerror(status));
         r = result_new(e->type, e->name, DNS_TEMPFAIL, detail);
         dns->st.other_errors++;
         break;
