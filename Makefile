@@ -51,7 +51,7 @@ $(BUILD)/policyd/policyd: $(MAIN_OBJ) $(LIB_OBJ)
 
 $(BUILD)/policyd/main.o: DEFS = -DPOLICYD_CONFIG='"$(SYSCONFDIR)/policyd/policyd.conf"'
 
-$(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
+$(BUILD)/%.o: %.c $(wildcard */*.h) policyd/settings.def Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEFS) -c -o $@ $<
 
@@ -81,7 +81,7 @@ test: check
 fuzz-bins: $(FUZZ_BIN)
 .PHONY: fuzz-bins
 
-build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(wildcard */*.h)
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(wildcard */*.h) policyd/settings.def
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_BASE) -Wno-unknown-warning-option -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
 

@@ -943,7 +943,8 @@ void config_print_nondefault(const struct config *cfg, void *stdio_file)
 
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (cp->source[i] == SRC_FILE && strcmp(cp->expanded[i], settings[i].def) != 0)
-            fprintf(fp, "%s = %s\n", settings[i].name, cp->expanded[i]);
+            fprintf(fp, "%s =%s%s\n", settings[i].name, *cp->expanded[i] ? " " : "",
+                    cp->expanded[i]);
     }
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (cp->source[i] == SRC_POSTFIX && strcmp(cp->expanded[i], settings[i].def) != 0) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct result {
@@ -261,9 +262,15 @@ static struct result *dns_parse(int type, const char *name, const unsigned char 
         unsigned char dummy[16] = {0};
         rc = ares_parse_ptr_reply(abuf, alen, dummy, 4, AF_INET, &he);
         if (rc == ARES_SUCCESS && he) {
+            /* c-ares lists the first PTR name again among the aliases: keep each once. */
             result_add(r, he->h_name, strlen(he->h_name), 0);
-            for (char **a = he->h_aliases; a && *a; a++)
-                result_add(r, *a, strlen(*a), 0);
+            for (char **a = he->h_aliases; a && *a; a++) {
+                int seen = 0;
+                for (size_t k = 0; k < r->pub.count && !seen; k++)
+                    seen = strcasecmp(r->items[k], *a) == 0;
+                if (!seen)
+                    result_add(r, *a, strlen(*a), 0);
+            }
         }
         if (he)
             ares_free_hostent(he);

@@ -80,7 +80,7 @@ finish() {
         not_ok "sanitizer clean"
         cat "$WORK/stderr"
     fi
-    rm -rf "$WORK"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
     [ "$failures" -eq 0 ]
 }
 

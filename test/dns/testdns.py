@@ -17,6 +17,7 @@ so a test can reprogram the server by rewriting it):
        "big.example.": [{"behaviour": "truncate"}, {"type": "TXT", "data": ["..."]}],
        "junk.example.": [{"behaviour": "garbage"}]}}
 
+"default" (beside "names") holds behaviours applied to every name, listed or not.
 A behaviour may name a type ({"behaviour": "servfail", "type": "TXT"}) to apply to that type
 only. Behaviours: timeout (never answer), servfail, refused, nxdomain, delay (then answer as
 usual), truncate (UDP: empty answer with TC set, so the client retries over TCP, which gets the
@@ -93,6 +94,9 @@ def answer(zone, query, transport):
             if k.lower() == qname:
                 entries = v
                 break
+    if data.get("default"):
+        # behaviours for every name, present or not ({"default": [{"behaviour": "servfail"}]})
+        entries = list(data["default"]) + (entries or [])
     reply = query.reply()
     delay = 0.0
     soa = RR(".", QTYPE.SOA, ttl=neg_ttl,

@@ -1,0 +1,463 @@
+/*
+ * dnsbl.c - DNS blocklists and allow lists with Postfix postscreen's syntax and meaning.
+ *
+ * dnsbl_sites = zen.spamhaus.org=127.0.0.[2..11]*3, list.dnswl.org=127.0.[0..255].[1..3]*-5
+ * Every list is queried at once (A record of the reversed address under the list's zone,
+ * IPv6 in nibbles); an answer inside the list's filter adds its weight (negative for allow
+ * lists); at dnsbl_threshold the client is refused, naming the lists and the TXT reason of the
+ * first one. An answer outside the filter is not a listing. 127.255.255.252/254/255 are the
+ * Spamhaus error answers (public or open resolver, typo, over the limit): never a listing,
+ * logged loudly once per dnsbl_error_log_interval. A list that keeps timing out is reported
+ * and skipped for dnsbl_skip_time. The per-list health counters live in the check's state,
+ * which belongs to one configuration and is touched only from the event loop.
+ */
+#include "checks/check.h"
+
+#include "policyd/config.h"
+#include "policyd/dns.h"
+#include "policyd/log.h"
+#include "policyd/netlist.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DNSBL_MAX 32
+
+struct dnsbl_site {
+    char *zone;
+    char *filter;    /* as written, "" for any 127.x answer */
+    int lo[4], hi[4]; /* per octet ranges; one range set per site keeps it simple */
+    int has_filter;
+    int weight;
+    char *delist;    /* delisting page, or NULL */
+    int timeouts;    /* consecutive */
+    time_t skip_until;
+    time_t last_error_log;
+};
+
+struct dnsbl_state {
+    struct dnsbl_site sites[DNSBL_MAX];
+    size_t n;
+};
+
+struct dnsbl_call;
+
+/* The callback argument of one list's query. */
+struct dnsbl_arg {
+    struct dnsbl_call *dc;
+    size_t index;
+};
+
+struct dnsbl_call {
+    struct check_call *call;
+    char addr[64];
+    struct dns_query *a_q[DNSBL_MAX];
+    struct dns_query *txt_q;
+    int listed[DNSBL_MAX];  /* 1 listed, 0 not, -1 unknown (error, timeout, skipped) */
+    char answer[DNSBL_MAX][64];
+    size_t outstanding;
+    int score;
+    size_t first_listed;    /* for the TXT reason */
+    char reason[256];
+    struct dnsbl_arg arg[DNSBL_MAX];
+};
+
+/* dnsbl_parse_octet - "7", "[2..11]" or "[2;4;6]" (lists become their min..max range, which is
+ * exact for the usual single ranges; a ';' list with gaps is refused). */
+static int dnsbl_parse_octet(const char *text, size_t len, int *lo, int *hi)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    if (buf[0] != '[') {
+        char *end;
+        long v = strtol(buf, &end, 10);
+        if (*end || v < 0 || v > 255)
+            return -1;
+        *lo = *hi = (int)v;
+        return 0;
+    }
+    int a, b, n = 0;
+    if (sscanf(buf, "[%d..%d]%n", &a, &b, &n) == 2 && buf[n] == 0 && a >= 0 && b <= 255 && a <= b) {
+        *lo = a;
+        *hi = b;
+        return 0;
+    }
+    if (sscanf(buf, "[%d]%n", &a, &n) == 1 && buf[n] == 0 && a >= 0 && a <= 255) {
+        *lo = *hi = a;
+        return 0;
+    }
+    return -1;
+}
+
+/* dnsbl_parse_site - "zone[=filter][*weight]". */
+static int dnsbl_parse_site(struct dnsbl_site *s, const char *text, char *err, size_t errlen)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", text);
+    s->weight = 1;
+    char *star = strrchr(buf, '*');
+    if (star) {
+        char *end;
+        long w = strtol(star + 1, &end, 10);
+        if (star[1] == 0 || *end || w < -1000 || w > 1000) {
+            snprintf(err, errlen, "dnsbl_sites: '%s': the weight after '*' must be an integer",
+                     text);
+            return -1;
+        }
+        s->weight = (int)w;
+        *star = 0;
+    }
+    char *eq = strchr(buf, '=');
+    if (eq) {
+        *eq = 0;
+        s->filter = strdup(eq + 1);
+        const char *p = eq + 1;
+        for (int i = 0; i < 4; i++) {
+            const char *dot = p;
+            /* an octet ends at '.' outside brackets */
+            int depth = 0;
+            while (*dot && (depth || *dot != '.')) {
+                depth += *dot == '[' ? 1 : *dot == ']' ? -1 : 0;
+                dot++;
+            }
+            if (dnsbl_parse_octet(p, (size_t)(dot - p), &s->lo[i], &s->hi[i]) != 0 ||
+                (i < 3 && *dot != '.') || (i == 3 && *dot)) {
+                snprintf(err, errlen,
+                         "dnsbl_sites: '%s': the filter must be four octets, each a number, "
+                         "[n..m] or [n] (e.g. 127.0.0.[2..11])",
+                         text);
+                return -1;
+            }
+            p = *dot ? dot + 1 : dot;
+        }
+        s->has_filter = 1;
+    } else {
+        s->filter = strdup("");
+    }
+    for (char *p = buf; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    size_t zl = strlen(buf);
+    if (zl > 0 && buf[zl - 1] == '.')
+        buf[--zl] = 0;
+    if (zl == 0 || !strchr(buf, '.')) {
+        snprintf(err, errlen, "dnsbl_sites: '%s': not a DNS list zone", text);
+        return -1;
+    }
+    s->zone = strdup(buf);
+    return 0;
+}
+
+static void dnsbl_unconfigure(void *state)
+{
+    struct dnsbl_state *st = state;
+    for (size_t i = 0; i < st->n; i++) {
+        free(st->sites[i].zone);
+        free(st->sites[i].filter);
+        free(st->sites[i].delist);
+    }
+    free(st);
+}
+
+static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
+{
+    struct dnsbl_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        abort();
+    char **v = config_list_split(cfg->dnsbl_sites);
+    for (size_t i = 0; v[i]; i++) {
+        if (st->n == DNSBL_MAX) {
+            snprintf(err, errlen, "dnsbl_sites: more than %d lists", DNSBL_MAX);
+            goto fail;
+        }
+        if (dnsbl_parse_site(&st->sites[st->n], v[i], err, errlen) != 0) {
+            st->n++;
+            goto fail;
+        }
+        st->n++;
+    }
+    config_list_free(v);
+    if (st->n == 0) {
+        snprintf(err, errlen, "the dnsbl check is listed in checks but dnsbl_sites is empty");
+        dnsbl_unconfigure(st);
+        return NULL;
+    }
+    v = config_list_split(cfg->dnsbl_delist_urls);
+    for (size_t i = 0; v[i]; i++) {
+        char *eq = strchr(v[i], '=');
+        if (!eq) {
+            snprintf(err, errlen, "dnsbl_delist_urls: '%s' is not zone=url", v[i]);
+            goto fail;
+        }
+        *eq = 0;
+        for (size_t k = 0; k < st->n; k++)
+            if (strcasecmp(st->sites[k].zone, v[i]) == 0)
+                st->sites[k].delist = strdup(eq + 1);
+    }
+    config_list_free(v);
+    return st;
+fail:
+    config_list_free(v);
+    dnsbl_unconfigure(st);
+    return NULL;
+}
+
+/* dnsbl_in_filter - the answer is a listing under the site's filter. */
+static int dnsbl_in_filter(const struct dnsbl_site *s, const unsigned char a[4])
+{
+    if (!s->has_filter)
+        return a[0] == 127;
+    for (int i = 0; i < 4; i++)
+        if (a[i] < s->lo[i] || a[i] > s->hi[i])
+            return 0;
+    return 1;
+}
+
+static void dnsbl_free(struct dnsbl_call *dc, size_t nsites)
+{
+    for (size_t i = 0; i < nsites; i++)
+        dns_cancel(dc->a_q[i]);
+    dns_cancel(dc->txt_q);
+    free(dc);
+}
+
+/* dnsbl_finish - score, verdict, done. */
+static void dnsbl_finish(struct dnsbl_call *dc)
+{
+    struct check_call *call = dc->call;
+    const struct config *cfg = check_call_config(call);
+    const struct dnsbl_state *st = check_call_state(call);
+    char lists[512] = "", detail[2048] = "", fix[1024] = "", action[1024];
+    size_t nl = 0, nd = 0, nf = 0;
+
+    for (size_t i = 0; i < st->n; i++) {
+        const struct dnsbl_site *s = &st->sites[i];
+        if (dc->listed[i] == 1 && s->weight > 0 && nl < sizeof(lists))
+            nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "",
+                                   s->zone);
+        if (nd < sizeof(detail))
+            nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "%s%s: %s", nd ? "; " : "",
+                                   s->zone, dc->answer[i]);
+        if (dc->listed[i] == 1 && nd < sizeof(detail))
+            nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, " (listed, weight %d)",
+                                   s->weight);
+        if (dc->listed[i] == 1 && s->weight > 0 && nf < sizeof(fix))
+            nf += (size_t)snprintf(fix + nf, sizeof(fix) - nf, "%s%s: %s", nf ? "; " : "",
+                                   s->zone,
+                                   s->delist ? s->delist : "see the list's web site for delisting");
+    }
+    if (dc->score >= cfg->dnsbl_threshold) {
+        /* The action with %a %l %r filled in. */
+        size_t n = 0;
+        for (const char *p = cfg->dnsbl_action; *p && n + 1 < sizeof(action); p++) {
+            const char *sub = NULL;
+            char rbuf[300] = "";
+            if (p[0] == '%' && (p[1] == 'a' || p[1] == 'l' || p[1] == 'r')) {
+                if (p[1] == 'a')
+                    sub = dc->addr;
+                else if (p[1] == 'l')
+                    sub = lists;
+                else {
+                    if (dc->reason[0])
+                        snprintf(rbuf, sizeof(rbuf), "; %s", dc->reason);
+                    sub = rbuf;
+                }
+                p++;
+                n += (size_t)snprintf(action + n, sizeof(action) - n, "%s", sub);
+                continue;
+            }
+            action[n++] = *p;
+        }
+        action[n < sizeof(action) ? n : sizeof(action) - 1] = 0;
+        char cause[3072];
+        snprintf(cause, sizeof(cause),
+                 "client %s is listed: score %d reaches dnsbl_threshold %ld (%s)%s%s", dc->addr,
+                 dc->score, cfg->dnsbl_threshold, detail, dc->reason[0] ? "; reason: " : "",
+                 dc->reason);
+        char fixall[1400];
+        snprintf(fixall, sizeof(fixall),
+                 "the operator of %s must find why it was listed (compromised host, open proxy, "
+                 "spam from a customer), stop it, then ask for delisting: %s",
+                 dc->addr, fix);
+        check_call_reject(call, action, cause, fixall);
+    } else if (cfg->dnsbl_warn_threshold > 0 && dc->score >= cfg->dnsbl_warn_threshold) {
+        char key[1024];
+        snprintf(key, sizeof(key), "client %s scores %d (warn at %ld, reject at %ld): %s",
+                 dc->addr, dc->score, cfg->dnsbl_warn_threshold, cfg->dnsbl_threshold, detail);
+        log_info("dnsbl: %s", key);
+        if (*cfg->dnsbl_warn_header) {
+            char header[1200];
+            snprintf(header, sizeof(header), "%s: %s", cfg->dnsbl_warn_header, key);
+            check_call_prepend(call, header);
+        }
+    } else {
+        check_call_note(call, "client %s scores %d (%s)", dc->addr, dc->score, detail);
+    }
+    check_call_set_data(call, NULL);
+    dnsbl_free(dc, st->n);
+    check_call_done(call);
+}
+
+static void dnsbl_txt_cb(const struct dns_result *r, void *arg)
+{
+    struct dnsbl_call *dc = arg;
+    dc->txt_q = NULL;
+    if (r->status == DNS_OK && r->count > 0) {
+        /* Shown in the SMTP reply: printable ASCII only, bounded. */
+        size_t n = 0;
+        for (size_t i = 0; i < r->lens[0] && n + 1 < sizeof(dc->reason) && n < 200; i++) {
+            unsigned char c = (unsigned char)r->items[0][i];
+            dc->reason[n++] = (c >= 32 && c < 127) ? (char)c : ' ';
+        }
+        dc->reason[n] = 0;
+    }
+    dnsbl_finish(dc);
+}
+
+static void dnsbl_a_cb(const struct dns_result *r, void *arg)
+{
+    const struct dnsbl_arg *da = arg;
+    struct dnsbl_call *dc = da->dc;
+    size_t i = da->index;
+    struct dnsbl_state *st = check_call_state(dc->call);
+    const struct config *cfg = check_call_config(dc->call);
+    struct dnsbl_site *s = &st->sites[i];
+    time_t now = time(NULL);
+
+    dc->a_q[i] = NULL;
+    dc->outstanding--;
+    dc->listed[i] = 0;
+    if (r->status == DNS_OK) {
+        s->timeouts = 0;
+        size_t n = 0;
+        dc->answer[i][0] = 0;
+        for (size_t k = 0; k < r->count; k++) {
+            unsigned char a[4];
+            if (inet_pton(AF_INET, r->items[k], a) != 1)
+                continue;
+            if (n < sizeof(dc->answer[i]))
+                n += (size_t)snprintf(dc->answer[i] + n, sizeof(dc->answer[i]) - n, "%s%s",
+                                      k ? " " : "", r->items[k]);
+            if (a[0] == 127 && a[1] == 255 && a[2] == 255 && a[3] >= 252) {
+                /* An error answer: the list refuses us, not the client. */
+                dc->listed[i] = -1;
+                if (now - s->last_error_log >= cfg->dnsbl_error_log_interval / 1000) {
+                    s->last_error_log = now;
+                    log_error("dnsbl: %s answered %s, an error code, not a listing: the list "
+                              "refuses queries from this resolver (a public or open resolver, "
+                              "a typo in the zone, or over the free-use limit); fix: query it "
+                              "through your own recursive resolver (dns_servers) or a "
+                              "registered data-feed zone; until then the list is useless",
+                              s->zone, r->items[k]);
+                }
+                break;
+            }
+            if (dnsbl_in_filter(s, a))
+                dc->listed[i] = 1;
+        }
+        if (dc->listed[i] == 0)
+            snprintf(dc->answer[i] + n, sizeof(dc->answer[i]) - n, " (outside the filter %s)",
+                     s->filter);
+    } else if (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA) {
+        s->timeouts = 0;
+        snprintf(dc->answer[i], sizeof(dc->answer[i]), "not listed");
+    } else {
+        dc->listed[i] = -1;
+        snprintf(dc->answer[i], sizeof(dc->answer[i]), "%s", r->detail);
+        if (r->status == DNS_TEMPFAIL && strstr(r->detail, "timeout") &&
+            ++s->timeouts >= cfg->dnsbl_timeout_limit) {
+            s->skip_until = now + cfg->dnsbl_skip_time / 1000;
+            log_warn("dnsbl: %s timed out %d times in a row: skipped for %ld s; check that the "
+                     "list's zone is right and that your resolver can reach it",
+                     s->zone, s->timeouts, cfg->dnsbl_skip_time / 1000);
+            s->timeouts = 0;
+        }
+    }
+    if (dc->listed[i] == 1) {
+        dc->score += s->weight;
+        if (s->weight > 0 && dc->first_listed == (size_t)-1)
+            dc->first_listed = i;
+    }
+    if (dc->outstanding > 0)
+        return;
+    if (dc->score >= cfg->dnsbl_threshold && dc->first_listed != (size_t)-1) {
+        char name[300];
+        dns_reverse_name(dc->addr, st->sites[dc->first_listed].zone, name, sizeof(name));
+        check_call_note(dc->call, "TXT lookup of %s", name);
+        dc->txt_q = dns_lookup(check_call_dns(dc->call), DNS_TXT, name, dnsbl_txt_cb, dc);
+        return;
+    }
+    dnsbl_finish(dc);
+}
+
+static enum check_status dnsbl_run(struct check_call *call)
+{
+    const struct request *req = check_call_request(call);
+    const struct config *cfg = check_call_config(call);
+    struct dnsbl_state *st = check_call_state(call);
+
+    if (request_state(req) != STATE_RCPT || !check_call_dns(call))
+        return CHECK_DONE;
+    const char *addr = request_get(req, ATTR_CLIENT_ADDRESS);
+    if (cfg->dnsbl_skip_authenticated && *request_get(req, ATTR_SASL_USERNAME))
+        return CHECK_DONE;
+    if (cfg->dnsbl_skip_mynetworks && netlist_match(cfg->net_mynetworks, addr, NULL) == 1)
+        return CHECK_DONE;
+    char probe[300];
+    if (dns_reverse_name(addr, "x", probe, sizeof(probe)) != 0)
+        return CHECK_DONE;
+
+    struct dnsbl_call *dc = calloc(1, sizeof(*dc));
+    if (!dc)
+        abort();
+    dc->call = call;
+    dc->first_listed = (size_t)-1;
+    snprintf(dc->addr, sizeof(dc->addr), "%s", addr);
+    check_call_set_data(call, dc);
+    time_t now = time(NULL);
+    for (size_t i = 0; i < st->n; i++) {
+        char name[300];
+        dc->listed[i] = -1;
+        if (st->sites[i].skip_until > now) {
+            snprintf(dc->answer[i], sizeof(dc->answer[i]), "skipped (kept timing out)");
+            continue;
+        }
+        dns_reverse_name(addr, st->sites[i].zone, name, sizeof(name));
+        dc->arg[i].dc = dc;
+        dc->arg[i].index = i;
+        dc->outstanding++;
+        dc->a_q[i] = dns_lookup(check_call_dns(call), DNS_A, name, dnsbl_a_cb, &dc->arg[i]);
+    }
+    if (dc->outstanding == 0) {
+        check_call_set_data(call, NULL);
+        free(dc);
+        check_call_note(call, "every list is skipped for now");
+        return CHECK_DONE;
+    }
+    check_call_note(call, "queries to %zu DNS lists", dc->outstanding);
+    return CHECK_PENDING;
+}
+
+static void dnsbl_cancel(struct check_call *call)
+{
+    struct dnsbl_call *dc = check_call_data(call);
+    const struct dnsbl_state *st = check_call_state(call);
+    if (!dc)
+        return;
+    check_call_set_data(call, NULL);
+    dnsbl_free(dc, st->n);
+}
+
+const struct check_def dnsbl_check = {
+    .name = "dnsbl",
+    .configure = dnsbl_configure,
+    .unconfigure = dnsbl_unconfigure,
+    .run = dnsbl_run,
+    .cancel = dnsbl_cancel,
+};
