@@ -5,6 +5,7 @@
 # the last line of this script is the total in that form.
 set -u
 cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin" # postfix, postmap, smtp-sink
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/test/lsan.supp}

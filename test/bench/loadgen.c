@@ -6,7 +6,13 @@
  *
  *   loadgen -s unix:/path|inet:127.0.0.1:PORT [-c CONNS] [-d SECONDS] [-w WARMUP] [-p PID]
  *           [-m relay|hosted|mixed]
+ *           [-A pool|fresh] [-x STUCK-ADDRESS]
  *   loadgen -s ... -i IDLE -p PID     hold IDLE idle connections, print the server's RSS delta
+ *
+ * -A pool: clients 198.51.100.1-64 to a hosted domain (for DNS checks with a warm cache);
+ * -A fresh: every request from a new client address (10.x.y.z), so each needs fresh DNS;
+ * -x ADDR: connection 0 always sends from ADDR (e.g. one whose DNS never answers) and is left
+ * out of the latency figures: they then show whether other requests wait behind it.
  *
  * Last line: RESULT rps=... p50_us=... p99_us=... p999_us=... max_us=... errors=... rss_kb=...
  */
@@ -38,6 +44,26 @@ struct conn {
 static char *requests[NREQ];
 static size_t request_len[NREQ];
 static const char *target;
+static const char *addr_mode = "";
+static const char *stuck_addr;
+static unsigned long fresh_counter;
+
+/* format_request - one RCPT request from client addr to rcpt domain into buf. */
+static size_t format_request(char *buf, size_t cap, int i, const char *addr, const char *domain)
+{
+    return (size_t)snprintf(
+        buf, cap,
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+        "client_address=%s\nclient_name=unknown\nclient_port=%d\n"
+        "reverse_client_name=unknown\nserver_address=127.0.0.1\nserver_port=25\n"
+        "helo_name=mail%d.example.org\nsender=user%d@example.org\n"
+        "recipient=rcpt%d@%s\nrecipient_count=0\nqueue_id=\ninstance=78e7.6b04bce2.%x.0\n"
+        "size=%d\netrn_domain=\nstress=\nsasl_method=\nsasl_username=\nsasl_sender=\n"
+        "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
+        "encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
+        "encryption_keysize=256\npolicy_context=\n\n",
+        addr, 40000 + i, i, i, i, domain, 0x1000 + i, 1000 * i);
+}
 
 static double now(void)
 {
@@ -91,23 +117,37 @@ static void make_requests(const char *mode)
 {
     for (int i = 0; i < NREQ; i++) {
         int hosted = strcmp(mode, "hosted") == 0 || (strcmp(mode, "mixed") == 0 && i % 2);
-        char buf[2048];
-        int n = snprintf(
-            buf, sizeof(buf),
-            "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-            "client_address=%s\nclient_name=unknown\nclient_port=%d\n"
-            "reverse_client_name=unknown\nserver_address=127.0.0.1\nserver_port=25\n"
-            "helo_name=mail%d.example.org\nsender=user%d@example.org\n"
-            "recipient=rcpt%d@%s\nrecipient_count=0\nqueue_id=\ninstance=78e7.6b04bce2.%x.0\n"
-            "size=%d\netrn_domain=\nstress=\nsasl_method=\nsasl_username=\nsasl_sender=\n"
-            "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
-            "encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
-            "encryption_keysize=256\npolicy_context=\n\n",
-            i % 4 == 0 ? "127.0.0.1" : "203.0.113.7", 40000 + i, i, i, i,
-            hosted ? "example.com" : "foreign.example", 0x1000 + i, 1000 * i);
+        char buf[2048], addr[64];
+        if (strcmp(addr_mode, "pool") == 0) {
+            snprintf(addr, sizeof(addr), "198.51.100.%d", i + 1);
+            hosted = 1;
+        } else {
+            snprintf(addr, sizeof(addr), "%s", i % 4 == 0 ? "127.0.0.1" : "203.0.113.7");
+        }
+        size_t n = format_request(buf, sizeof(buf), i, addr,
+                                  hosted ? "example.com" : "foreign.example");
         requests[i] = strdup(buf);
-        request_len[i] = (size_t)n;
+        request_len[i] = n;
     }
+}
+
+/* next_request - the request a connection sends next (fresh mode formats a new one). */
+static const char *next_request(struct conn *c, int index, size_t *len, char *scratch,
+                                size_t cap)
+{
+    if (stuck_addr && index == 0) {
+        *len = format_request(scratch, cap, c->req, stuck_addr, "example.com");
+        return scratch;
+    }
+    if (strcmp(addr_mode, "fresh") == 0) {
+        char addr[32];
+        unsigned long n = ++fresh_counter;
+        snprintf(addr, sizeof(addr), "10.%lu.%lu.%lu", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+        *len = format_request(scratch, cap, c->req, addr, "example.com");
+        return scratch;
+    }
+    *len = request_len[c->req];
+    return requests[c->req];
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -145,7 +185,7 @@ int main(int argc, char **argv)
     long pid = -1;
     const char *mode = "mixed";
 
-    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:")) != -1) {
         switch (opt) {
         case 's': target = optarg; break;
         case 'c': nconn = atoi(optarg); break;
@@ -154,6 +194,8 @@ int main(int argc, char **argv)
         case 'p': pid = atol(optarg); break;
         case 'i': idle = atoi(optarg); break;
         case 'm': mode = optarg; break;
+        case 'A': addr_mode = optarg; break;
+        case 'x': stuck_addr = optarg; break;
         default:
             fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
                             "[-p PID] [-i IDLE] [-m relay|hosted|mixed]\n");
@@ -185,11 +227,14 @@ int main(int argc, char **argv)
     }
     double *lat = malloc(sizeof(double) * MAX_SAMPLES);
     size_t nlat = 0;
-    unsigned long errors = 0, dunno = 0, other = 0;
+    unsigned long errors = 0, dunno = 0, other = 0, stuck_replies = 0;
     double t0 = now(), measure_from = t0 + warmup, end = measure_from + seconds;
+    char scratch[2048];
     for (int i = 0; i < nconn; i++) {
+        size_t len;
+        const char *r = next_request(&c[i], i, &len, scratch, sizeof(scratch));
         c[i].started = now();
-        if (write(c[i].fd, requests[c[i].req], request_len[c[i].req]) < 0)
+        if (write(c[i].fd, r, len) < 0)
             errors++;
     }
     struct epoll_event evs[256];
@@ -227,12 +272,17 @@ int main(int argc, char **argv)
                 cc->got_len++;
                 if (prev == '\n' && buf[j] == '\n') {
                     double done = now();
-                    if (done >= measure_from && nlat < MAX_SAMPLES)
+                    int index = (int)evs[k].data.u32;
+                    if (done >= measure_from && nlat < MAX_SAMPLES && !(stuck_addr && index == 0))
                         lat[nlat++] = done - cc->started;
+                    if (stuck_addr && index == 0)
+                        stuck_replies++;
                     cc->got_len = 0;
                     cc->req = (cc->req + 7) % NREQ;
                     cc->started = done;
-                    if (write(cc->fd, requests[cc->req], request_len[cc->req]) < 0)
+                    size_t len;
+                    const char *r = next_request(cc, index, &len, scratch, sizeof(scratch));
+                    if (write(cc->fd, r, len) < 0)
                         errors++;
                 }
             }
@@ -249,6 +299,9 @@ int main(int argc, char **argv)
            "us, max %.0f us, errors %lu, replies DUNNO %lu / other %lu, server peak RSS %ld kB\n",
            target, nconn, (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6,
            errors, dunno, other, rss);
+    if (stuck_addr)
+        printf("connection 0 (client %s) got %lu replies in the run\n", stuck_addr,
+               stuck_replies);
     printf("RESULT rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f errors=%lu "
            "rss_kb=%ld\n",
            (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6, errors, rss);

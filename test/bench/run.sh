@@ -68,6 +68,40 @@ echo "== policyd, 1,000 idle connections"
 idle_out=$("$LOADGEN" -s "unix:$TMP/relay.sock" -i 1000 -p "$RELAY_PID")
 echo "$idle_out" | head -1
 
+# --- DNS checks (issue 3): the suite's DNS server on loopback serves the data. ---
+DNSPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+/usr/bin/python3 - "$TMP/zone.json" <<'PYEOF'
+import json, sys
+n = {}
+for i in range(1, 65):
+    n["%d.100.51.198.in-addr.arpa." % i] = [{"type": "PTR", "data": "mail%d.pool.example." % i}]
+    n["mail%d.pool.example." % i] = [{"type": "A", "data": "198.51.100.%d" % i}]
+n["11.113.0.203.in-addr.arpa."] = [{"behaviour": "timeout"}]
+json.dump({"negative_ttl": 3600, "names": n}, open(sys.argv[1], "w"))
+PYEOF
+/usr/bin/python3 test/dns/testdns.py --zone "$TMP/zone.json" --port "$DNSPORT" >"$TMP/dns.out" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 50); do grep -q ready "$TMP/dns.out" && break; sleep 0.1; done
+DNSCONF=("checks = relay, dnsbl, rdns" "dns_servers = 127.0.0.1:$DNSPORT" "dnsbl_sites = bl.test"
+    "dns_timeout = 5s" "dns_tries = 1" "request_deadline = 1s")
+
+echo "== policyd, checks = relay, dnsbl, rdns, warm cache, $CONNS connections"
+start_policyd dnswarm "${DNSCONF[@]}"
+"$LOADGEN" -s "unix:$TMP/dnswarm.sock" -c 10 -d 1 -w 0 -A pool >/dev/null # fill the cache
+warm_out=$("$LOADGEN" -s "unix:$TMP/dnswarm.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -A pool -m hosted -p "$PID")
+echo "$warm_out" | head -1
+
+echo "== head of line: connection 0 asks about a client whose PTR never answers"
+hol_out=$("$LOADGEN" -s "unix:$TMP/dnswarm.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -A pool -m hosted -x 203.0.113.11)
+echo "$hol_out" | head -2
+hol_deadline=$(grep -c "deadline: no answer after 1000 ms" "$TMP/dnswarm.log")
+
+echo "== 1,000 connections, every request from a new address (fresh DNS each time)"
+start_policyd dnsfresh "${DNSCONF[@]}"
+fresh_out=$("$LOADGEN" -s "unix:$TMP/dnsfresh.sock" -c 1000 -d "$SECONDS_RUN" -w 1 -A fresh -p "$PID")
+echo "$fresh_out" | head -1
+fresh_fds=$(ls /proc/"$PID"/fd | wc -l)
+
 ref_rps=$(field rps "$ref_out")
 rps=$(field rps "$relay_out")
 p99=$(field p99_us "$relay_out")
@@ -82,4 +116,10 @@ hosted_rps=$(field rps "$hosted_out")
 echo "| requests/s, all accepted | $ref_rps | $hosted_rps ($(awk -v a="$hosted_rps" -v b="$ref_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')%) | >= 80% of reference | |"
 echo "| p50 / p99 / p99.9 latency (us) | $(field p50_us "$ref_out") / $(field p99_us "$ref_out") / $(field p999_us "$ref_out") | $(field p50_us "$relay_out") / $p99 / $(field p999_us "$relay_out") | p99 < 1000 us | $(verdict $((${p99%.*} < 1000))) |"
 echo "| peak RSS under load (kB) | $(field rss_kb "$ref_out") | $(field rss_kb "$relay_out") | | |"
+warm_rps=$(field rps "$warm_out")
+warm_ratio=$(awk -v a="$warm_rps" -v b="$(field rps "$hosted_out")" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+echo "| rdns + dnsbl, warm cache, requests/s | | $warm_rps ($warm_ratio% of relay-only all-accepted) | >= 50% of relay-only | $(verdict $((warm_ratio >= 50))) |"
+hol_p99=$(field p99_us "$hol_out")
+echo "| head of line: p99 of the others while one name never answers (us) | | $hol_p99 ($hol_deadline fallback answers at the 1 s deadline) | < 5000 us | $(verdict $((${hol_p99%.*} < 5000))) |"
+echo "| 1,000 connections, fresh DNS per request: requests/s, errors | | $(field rps "$fresh_out"), $(field errors "$fresh_out") errors, $fresh_fds descriptors open | all answered | $(verdict $(( $(field errors "$fresh_out") == 0 ))) |"
 echo "| 1,000 idle connections (kB) | | +$delta | < 10240 kB | $(verdict $((delta < 10240))) |"
