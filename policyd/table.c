@@ -14,6 +14,10 @@
 
 #include <ctype.h>
 #include <db.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -44,6 +48,15 @@ struct table {
     MDB_env *env;
     MDB_dbi dbi;
     char *result; /* last value from a database */
+    /* Change detection (table_refresh): the file watched, what it looked like, the reload. */
+    char *file;
+    struct stat seen;
+    time_t next_check;
+    pthread_t worker;
+    int worker_running;
+    _Atomic int worker_done; /* set by the worker thread when fresh/reload_err are ready */
+    struct table *fresh;
+    char reload_err[512];
 };
 
 static void table_add(struct table *t, const char *key, size_t klen, const char *value)
@@ -220,7 +233,9 @@ static int table_open_cidr(struct table *t, const char *path, char *err, size_t 
     if (!text)
         return -1;
     int lineno = 0, rc = 0;
-    for (char *line = strtok(text, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
         lineno++;
         while (isspace((unsigned char)*line))
             line++;
@@ -326,6 +341,14 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         table_free(t);
         return NULL;
     }
+    if (t->type == TT_DB || t->type == TT_LMDB)
+        t->file = strdup(path);
+    else if (t->type == TT_MEMORY && name[0] == '/')
+        t->file = strdup(name);
+    else if (t->type == TT_CIDR)
+        t->file = strdup(name);
+    if (t->file)
+        stat(t->file, &t->seen);
     return t;
 }
 
@@ -408,10 +431,88 @@ const char *table_spec(const struct table *t)
     return t->spec;
 }
 
+/* table_swap_in - take over the contents of fresh (same spec), free the old contents. */
+static void table_swap_in(struct table *t, struct table *fresh)
+{
+    struct table old = *t;
+    /* keep the watcher state of t, the data of fresh */
+    t->type = fresh->type;
+    t->v = fresh->v;
+    t->n = fresh->n;
+    t->cap = fresh->cap;
+    t->rules = fresh->rules;
+    t->nrules = fresh->nrules;
+    t->db = fresh->db;
+    t->env = fresh->env;
+    t->dbi = fresh->dbi;
+    t->result = fresh->result;
+    if (fresh->file)
+        stat(fresh->file, &t->seen);
+    fresh->v = old.v;
+    fresh->n = old.n;
+    fresh->rules = old.rules;
+    fresh->nrules = old.nrules;
+    fresh->db = old.db;
+    fresh->env = old.env;
+    fresh->result = old.result;
+    table_free(fresh);
+}
+
+static void *table_worker(void *arg)
+{
+    struct table *t = arg;
+    t->fresh = table_open(t->spec, t->reload_err, sizeof(t->reload_err));
+    atomic_store(&t->worker_done, 1);
+    return NULL;
+}
+
+int table_refresh(struct table *t, long interval_s, char *msg, size_t msglen)
+{
+    time_t now = time(NULL);
+    if (t->worker_running && atomic_load(&t->worker_done)) {
+        pthread_join(t->worker, NULL);
+        t->worker_running = 0;
+        atomic_store(&t->worker_done, 0);
+        if (t->fresh) {
+            table_swap_in(t, t->fresh);
+            t->fresh = NULL;
+            snprintf(msg, msglen, "%s: reloaded (%zu entries)", t->spec, t->n);
+            return 1;
+        }
+        snprintf(msg, msglen, "%s: cannot be reloaded (%s); the last good copy stays in use",
+                 t->spec, t->reload_err);
+        return -1;
+    }
+    if (!t->file || t->worker_running || now < t->next_check)
+        return 0;
+    t->next_check = now + interval_s;
+    struct stat st;
+    if (stat(t->file, &st) != 0)
+        return 0; /* being replaced, or gone: keep the last good copy, look again later */
+    if (st.st_ino == t->seen.st_ino && st.st_mtime == t->seen.st_mtime &&
+        st.st_size == t->seen.st_size)
+        return 0;
+    t->seen = st;
+    /* Build the new copy off the loop; lookups use the old one until it is ready. */
+    if (pthread_create(&t->worker, NULL, table_worker, t) == 0)
+        t->worker_running = 1;
+    return 0;
+}
+
+size_t table_size(const struct table *t)
+{
+    return t->type == TT_MEMORY ? t->n : t->type == TT_CIDR ? t->nrules : 0;
+}
+
 void table_free(struct table *t)
 {
     if (!t)
         return;
+    if (t->worker_running) {
+        pthread_join(t->worker, NULL);
+        table_free(t->fresh);
+    }
+    free(t->file);
     for (size_t i = 0; i < t->n; i++) {
         free(t->v[i].key);
         free(t->v[i].value);

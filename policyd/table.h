@@ -21,6 +21,18 @@ struct table *table_open(const char *spec, char *err, size_t errlen);
  * -1 the table could not be read. cidr: tables take an IP address as key. */
 int table_lookup(struct table *t, const char *key, const char **value);
 
+/*
+ * table_refresh - call from the loop before lookups: at most every interval_s seconds the
+ * table's file is compared (inode, mtime, size) with what was loaded; a change starts a reload
+ * in a worker thread, and a finished reload is swapped in here (lookups never see a half-built
+ * table and never wait for one). Returns 1 when a new copy was swapped in, -1 when a reload
+ * failed (the last good copy stays), 0 otherwise; msg says what happened.
+ */
+int table_refresh(struct table *t, long interval_s, char *msg, size_t msglen);
+
+/* table_size - entries of an in-memory table (0 for on-disk databases). */
+size_t table_size(const struct table *t);
+
 /* table_spec - "type:name" as configured. */
 const char *table_spec(const struct table *t);
 

@@ -1,0 +1,376 @@
+/*
+ * recipient.c - unknown users and full mailboxes in the domains this server hosts, refused at
+ * RCPT time and explained.
+ *
+ * Recipients in mydestination, virtual_mailbox_domains or virtual_alias_domains are looked up
+ * in recipient_maps in Postfix's order: user+ext@domain, user@domain, @domain (and the bare
+ * local part for mydestination domains, as local_recipient_maps does); recipient_delimiter
+ * honoured; case-insensitive. Unknown: recipient_unknown_action (550 5.1.1) with the tables
+ * consulted, the keys tried and close matches, found by generating the addresses one edit away
+ * and looking them up (cost bounded by the address length, not the table size). Known, with a
+ * mailbox path: the Maildir++ maildirsize file under virtual_mailbox_base is read (at most
+ * 64 KB, the reading cached for recipient_quota_cache), and usage plus the announced size is
+ * compared with the quota: recipient_full_action (452 4.2.2). A missing or garbled quota file
+ * gives no decision and a warning, never a reject. Tables are checked for changes every
+ * recipient_table_check_interval and reloaded off the loop.
+ */
+#include "checks/check.h"
+
+#include "policyd/config.h"
+#include "policyd/domainlist.h"
+#include "policyd/log.h"
+#include "policyd/maildirsize.h"
+#include "policyd/table.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RCPT_MAX_TABLES 16
+#define QUOTA_CACHE_SIZE 4096
+
+struct quota_entry {
+    char *path;
+    time_t expires;
+    int ok; /* 1: m valid; 0: unreadable or garbled (reason in why) */
+    struct maildirsize m;
+    char why[160];
+};
+
+struct recipient_state {
+    struct table *tables[RCPT_MAX_TABLES];
+    size_t ntables;
+    struct quota_entry quota[QUOTA_CACHE_SIZE]; /* direct-mapped by path hash */
+};
+
+static void recipient_unconfigure(void *state)
+{
+    struct recipient_state *st = state;
+    for (size_t i = 0; i < st->ntables; i++)
+        table_free(st->tables[i]);
+    for (size_t i = 0; i < QUOTA_CACHE_SIZE; i++)
+        free(st->quota[i].path);
+    free(st);
+}
+
+static void *recipient_configure(const struct config *cfg, char *err, size_t errlen)
+{
+    struct recipient_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        abort();
+    char **v = config_list_split(cfg->recipient_maps);
+    for (size_t i = 0; v[i]; i++) {
+        char reason[512];
+        if (st->ntables == RCPT_MAX_TABLES) {
+            snprintf(err, errlen, "recipient_maps: more than %d tables", RCPT_MAX_TABLES);
+            goto fail;
+        }
+        if (!(st->tables[st->ntables] = table_open(v[i], reason, sizeof(reason)))) {
+            snprintf(err, errlen, "recipient_maps: %s", reason);
+            goto fail;
+        }
+        st->ntables++;
+    }
+    config_list_free(v);
+    if (st->ntables == 0) {
+        snprintf(err, errlen, "the recipient check is listed in checks but recipient_maps is "
+                              "empty");
+        recipient_unconfigure(st);
+        return NULL;
+    }
+    return st;
+fail:
+    config_list_free(v);
+    recipient_unconfigure(st);
+    return NULL;
+}
+
+/* rcpt_lookup - key in the tables, in order. 1 found (*value, *table), 0 not, -1 error. */
+static int rcpt_lookup(struct recipient_state *st, const char *key, const char **value,
+                       const struct table **table)
+{
+    for (size_t i = 0; i < st->ntables; i++) {
+        int rc = table_lookup(st->tables[i], key, value);
+        if (rc != 0) {
+            *table = st->tables[i];
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* rcpt_refresh - pick up changed tables (reloads run off the loop). */
+static void rcpt_refresh(struct recipient_state *st, const struct config *cfg)
+{
+    long interval = cfg->recipient_table_check_interval / 1000;
+    for (size_t i = 0; i < st->ntables; i++) {
+        char msg[700];
+        int rc = table_refresh(st->tables[i], interval > 0 ? interval : 1, msg, sizeof(msg));
+        if (rc > 0)
+            log_info("recipient: %s", msg);
+        else if (rc < 0)
+            log_warn("recipient: %s", msg);
+    }
+}
+
+/* rcpt_suggest - known addresses one edit away from local@domain (also other case, no
+ * extension); appended to out. Bounded: about 80 lookups per character of the local part. */
+static void rcpt_suggest(struct recipient_state *st, const char *local, const char *domain,
+                         char *out, size_t outlen)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789.-_";
+    size_t len = strlen(local), n = strlen(out), found = 0;
+    char cand[300];
+    const char *value;
+    const struct table *t;
+    if (len == 0 || len > 64)
+        return;
+    for (int op = 0; op < 4 && found < 5; op++) {
+        size_t positions = op == 3 ? len + 1 : len;
+        for (size_t i = 0; i < positions && found < 5; i++) {
+            size_t nalpha = op == 0 || op == 1 ? 1 : sizeof(alphabet) - 1;
+            for (size_t a = 0; a < nalpha && found < 5; a++) {
+                char buf[80];
+                if (op == 0) { /* deletion */
+                    snprintf(buf, sizeof(buf), "%.*s%s", (int)i, local, local + i + 1);
+                } else if (op == 1) { /* transposition */
+                    if (i + 1 >= len)
+                        continue;
+                    snprintf(buf, sizeof(buf), "%s", local);
+                    char c = buf[i];
+                    buf[i] = buf[i + 1];
+                    buf[i + 1] = c;
+                } else if (op == 2) { /* substitution */
+                    if (alphabet[a] == local[i])
+                        continue;
+                    snprintf(buf, sizeof(buf), "%s", local);
+                    buf[i] = alphabet[a];
+                } else { /* insertion */
+                    snprintf(buf, sizeof(buf), "%.*s%c%s", (int)i, local, alphabet[a], local + i);
+                }
+                snprintf(cand, sizeof(cand), "%s@%s", buf, domain);
+                if (rcpt_lookup(st, cand, &value, &t) == 1 && !strstr(out, cand)) {
+                    n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0, "%s%s",
+                                          found ? ", " : "", cand);
+                    found++;
+                }
+            }
+        }
+    }
+}
+
+/* rcpt_quota - the quota reading of a mailbox directory (cached). NULL if no decision. */
+static const struct quota_entry *rcpt_quota(struct recipient_state *st, const struct config *cfg,
+                                            const char *maildir)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = maildir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    struct quota_entry *q = &st->quota[h % QUOTA_CACHE_SIZE];
+    time_t now = time(NULL);
+    if (q->path && strcmp(q->path, maildir) == 0 && q->expires > now)
+        return q;
+    free(q->path);
+    q->path = strdup(maildir);
+    q->expires = now + (cfg->recipient_quota_cache + 999) / 1000;
+    q->ok = 0;
+    char path[4200];
+    size_t ml = strlen(maildir);
+    snprintf(path, sizeof(path), "%.*s/maildirsize", (int)(ml > 1 && maildir[ml - 1] == '/' ? ml - 1 : ml),
+             maildir);
+    /* A small, bounded read; the result is reused for recipient_quota_cache. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(q->why, sizeof(q->why), "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return q;
+    }
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0) {
+        snprintf(q->why, sizeof(q->why), "%s: %s", path, strerror(errno));
+        return q;
+    }
+    char err[128];
+    if (maildirsize_parse(buf, (size_t)n, (long)(now - sb.st_mtime), &q->m, err, sizeof(err)) !=
+        0) {
+        snprintf(q->why, sizeof(q->why), "%s: %s", path, err);
+        return q;
+    }
+    if (q->m.stale) {
+        snprintf(q->why, sizeof(q->why), "%s is due for recalculation (Maildir++ rules)", path);
+        return q;
+    }
+    q->ok = 1;
+    return q;
+}
+
+/* rcpt_hosted - the domain list that hosts domain, or NULL. */
+static const char *rcpt_hosted(const struct config *cfg, const char *domain, int *local)
+{
+    *local = 0;
+    if (domainlist_match(cfg->dom_mydestination, domain, NULL) == 1) {
+        *local = 1;
+        return "mydestination";
+    }
+    if (domainlist_match(cfg->dom_virtual_mailbox_domains, domain, NULL) == 1)
+        return "virtual_mailbox_domains";
+    if (domainlist_match(cfg->dom_virtual_alias_domains, domain, NULL) == 1)
+        return "virtual_alias_domains";
+    return NULL;
+}
+
+static enum check_status recipient_run(struct check_call *call)
+{
+    const struct request *req = check_call_request(call);
+    const struct config *cfg = check_call_config(call);
+    struct recipient_state *st = check_call_state(call);
+
+    if (request_state(req) != STATE_RCPT)
+        return CHECK_DONE;
+    const char *rcpt = request_get(req, ATTR_RECIPIENT);
+    const char *at = strrchr(rcpt, '@');
+    if (!at || at == rcpt || strlen(rcpt) > 256)
+        return CHECK_DONE;
+    char addr[300], local[260], domain[260], base_local[260];
+    size_t i;
+    for (i = 0; rcpt[i]; i++)
+        addr[i] = (char)tolower((unsigned char)rcpt[i]);
+    addr[i] = 0;
+    snprintf(local, sizeof(local), "%.*s", (int)(at - rcpt), addr);
+    snprintf(domain, sizeof(domain), "%s", addr + (at - rcpt) + 1);
+    size_t dl = strlen(domain);
+    if (dl > 0 && domain[dl - 1] == '.')
+        domain[--dl] = 0;
+    int is_local;
+    const char *hosted_by = rcpt_hosted(cfg, domain, &is_local);
+    if (!hosted_by)
+        return CHECK_DONE;
+    rcpt_refresh(st, cfg);
+
+    /* The keys, in Postfix's order. */
+    snprintf(base_local, sizeof(base_local), "%s", local);
+    const char *delim = cfg->recipient_delimiter;
+    size_t cut = *delim ? strcspn(local, delim) : strlen(local);
+    int has_ext = cut < strlen(local) && cut > 0;
+    if (has_ext)
+        base_local[cut] = 0;
+    char keys[6][300];
+    size_t nkeys = 0;
+    snprintf(keys[nkeys++], 300, "%s@%s", local, domain);
+    if (has_ext)
+        snprintf(keys[nkeys++], 300, "%s@%s", base_local, domain);
+    if (is_local) {
+        snprintf(keys[nkeys++], 300, "%s", local);
+        if (has_ext)
+            snprintf(keys[nkeys++], 300, "%s", base_local);
+    }
+    snprintf(keys[nkeys++], 300, "@%s", domain);
+
+    const char *value = NULL;
+    const struct table *found_in = NULL;
+    size_t k;
+    int rc = 0;
+    for (k = 0; k < nkeys && rc == 0; k++)
+        rc = rcpt_lookup(st, keys[k], &value, &found_in);
+    if (rc < 0) {
+        char cause[512];
+        snprintf(cause, sizeof(cause), "the table %s could not be read while looking up %s",
+                 table_spec(found_in), rcpt);
+        check_call_defer(call, NULL, cause, "see the table's error above; rebuild it with postmap");
+        return CHECK_DONE;
+    }
+    char tables[1024] = "";
+    for (size_t t = 0, n = 0; t < st->ntables && n < sizeof(tables); t++)
+        n += (size_t)snprintf(tables + n, sizeof(tables) - n, "%s%s", t ? ", " : "",
+                              table_spec(st->tables[t]));
+    if (rc == 0) {
+        char tried[1400] = "", similar[1024] = "";
+        for (size_t t = 0, n = 0; t < nkeys && n < sizeof(tried); t++)
+            n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s", t ? ", " : "", keys[t]);
+        rcpt_suggest(st, base_local, domain, similar, sizeof(similar));
+        char cause[3072], fix[1024];
+        snprintf(cause, sizeof(cause),
+                 "%s is in %s (%s), but no table knows %s: looked up %s in %s%s%s", domain,
+                 hosted_by, "a domain this server hosts", rcpt, tried, tables,
+                 *similar ? "; close matches: " : "; no close match among that domain's users",
+                 similar);
+        snprintf(fix, sizeof(fix),
+                 "if %s should receive mail, add it to %s (for a hash: or lmdb: table, then run "
+                 "postmap on it; policyd picks the change up within %lds); if the sender "
+                 "mistyped, nothing to fix here",
+                 rcpt, table_spec(st->tables[0]), cfg->recipient_table_check_interval / 1000);
+        check_call_reject(call, cfg->recipient_unknown_action, cause, fix);
+        return CHECK_DONE;
+    }
+    check_call_note(call, "%s found as %s in %s", rcpt, keys[k - 1], table_spec(found_in));
+
+    /* Mailbox full? The table value is the mailbox path (virtual(8) style), relative to
+     * virtual_mailbox_base; a quota may also sit in a field of the value. */
+    if (!*cfg->virtual_mailbox_base || !value || !*value || value[0] == '@')
+        return CHECK_DONE;
+    char mailbox[4096], quota_field[64] = "";
+    size_t vl = strcspn(value, " \t");
+    snprintf(mailbox, sizeof(mailbox), "%s/%.*s", cfg->virtual_mailbox_base, (int)vl, value);
+    if (cfg->recipient_quota_field > 0) {
+        const char *p = value;
+        for (long f = 1; *p && f < cfg->recipient_quota_field; f++) {
+            p += strcspn(p, " \t");
+            p += strspn(p, " \t");
+        }
+        snprintf(quota_field, sizeof(quota_field), "%.*s", (int)strcspn(p, " \t"), p);
+    }
+    if (vl == 0 || value[vl - 1] != '/')
+        return CHECK_DONE; /* an mbox file, not a Maildir: no maildirsize */
+    const struct quota_entry *q = rcpt_quota(st, cfg, mailbox);
+    if (!q->ok) {
+        if (*quota_field == 0 || strstr(q->why, "due for"))
+            log_warn("recipient: no quota decision for %s: %s", rcpt, q->why);
+        return CHECK_DONE;
+    }
+    struct maildirsize m = q->m;
+    if (*quota_field) {
+        char *end;
+        long long qb = strtoll(quota_field, &end, 10);
+        if (*end == 0 && qb > 0)
+            m.quota_bytes = qb;
+    }
+    long long size = atoll(request_get(req, ATTR_SIZE));
+    if (!maildirsize_over(&m, size))
+        return CHECK_DONE;
+    char cause[1024], fix[512], limit[128];
+    if (m.quota_bytes > 0 && m.quota_messages > 0)
+        snprintf(limit, sizeof(limit), "%lld bytes / %lld messages", m.quota_bytes,
+                 m.quota_messages);
+    else if (m.quota_bytes > 0)
+        snprintf(limit, sizeof(limit), "%lld bytes", m.quota_bytes);
+    else
+        snprintf(limit, sizeof(limit), "%lld messages", m.quota_messages);
+    snprintf(cause, sizeof(cause),
+             "mailbox of %s (%s) is full: %lld bytes in %lld messages used, quota %s%s; this "
+             "message announces %lld bytes",
+             rcpt, mailbox, m.used_bytes, m.used_messages, limit,
+             *quota_field ? " (from the table)" : "", size);
+    snprintf(fix, sizeof(fix),
+             "the user must delete or archive mail (or the quota be raised); the sender retries "
+             "the temporary refusal for days, so nothing is lost if room appears in time");
+    check_call_reject(call, cfg->recipient_full_action, cause, fix);
+    return CHECK_DONE;
+}
+
+const struct check_def recipient_check = {
+    .name = "recipient",
+    .configure = recipient_configure,
+    .unconfigure = recipient_unconfigure,
+    .run = recipient_run,
+    .cancel = NULL,
+};

@@ -1,0 +1,109 @@
+/*
+ * maildirsize.c - the Maildir++ quota file format (see maildirsize.h for the rules).
+ */
+#include "policyd/maildirsize.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* md_number - a decimal (optionally negative) number at p; end set past it. 0 / -1. */
+static int md_number(const char *p, const char *limit, long long *v, const char **end)
+{
+    int neg = 0;
+    if (p < limit && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= limit || !isdigit((unsigned char)*p))
+        return -1;
+    long long n = 0;
+    while (p < limit && isdigit((unsigned char)*p)) {
+        if (n > (long long)9e17)
+            return -1;
+        n = n * 10 + (*p++ - '0');
+    }
+    *v = neg ? -n : n;
+    *end = p;
+    return 0;
+}
+
+int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out,
+                      char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *nl = memchr(data, '\n', len);
+    if (!nl) {
+        snprintf(err, errlen, "no complete quota line");
+        return -1;
+    }
+    /* Quota line: comma-separated items, each a number followed by S or C. */
+    const char *p = data;
+    while (p < nl) {
+        long long v;
+        const char *end;
+        if (md_number(p, nl, &v, &end) != 0 || v < 0 || end >= nl + 1 ||
+            (*end != 'S' && *end != 'C')) {
+            snprintf(err, errlen, "quota line is not like 1000000S,1000C");
+            return -1;
+        }
+        if (*end == 'S')
+            out->quota_bytes = v;
+        else
+            out->quota_messages = v;
+        p = end + 1;
+        if (p < nl && *p == ',')
+            p++;
+        else if (p < nl) {
+            snprintf(err, errlen, "quota line is not like 1000000S,1000C");
+            return -1;
+        }
+    }
+    /* Usage lines; a last line without LF is still being written. */
+    int lineno = 1;
+    for (p = nl + 1; p < data + len;) {
+        const char *eol = memchr(p, '\n', (size_t)(data + len - p));
+        if (!eol)
+            break;
+        lineno++;
+        long long bytes, count;
+        const char *end;
+        const char *q = p;
+        while (q < eol && *q == ' ')
+            q++;
+        if (md_number(q, eol, &bytes, &end) != 0 || end >= eol || *end != ' ') {
+            snprintf(err, errlen, "line %d is not 'bytes count'", lineno);
+            return -1;
+        }
+        while (end < eol && *end == ' ')
+            end++;
+        if (md_number(end, eol, &count, &end) != 0) {
+            snprintf(err, errlen, "line %d is not 'bytes count'", lineno);
+            return -1;
+        }
+        while (end < eol && (*end == ' ' || *end == '\r'))
+            end++;
+        if (end != eol) {
+            snprintf(err, errlen, "line %d is not 'bytes count'", lineno);
+            return -1;
+        }
+        out->used_bytes += bytes;
+        out->used_messages += count;
+        p = eol + 1;
+    }
+    int over = (out->quota_bytes > 0 && out->used_bytes > out->quota_bytes) ||
+               (out->quota_messages > 0 && out->used_messages > out->quota_messages);
+    out->stale = len > 5120 || (over && age_s > 15 * 60);
+    return 0;
+}
+
+int maildirsize_over(const struct maildirsize *m, long long size)
+{
+    if (m->quota_bytes > 0 && m->used_bytes + (size > 0 ? size : 0) > m->quota_bytes)
+        return 1;
+    if (m->quota_messages > 0 && m->used_messages + 1 > m->quota_messages)
+        return 1;
+    return 0;
+}

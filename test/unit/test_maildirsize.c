@@ -1,0 +1,54 @@
+/*
+ * test_maildirsize.c - the Maildir++ quota file parser: quota forms, negative lines, partial
+ * last line, garbled input, the recalculation rules, and the over-quota decision.
+ */
+#include "policyd/maildirsize.h"
+#include "unit.h"
+
+#include <string.h>
+
+static int parse(const char *text, long age, struct maildirsize *m)
+{
+    char err[128];
+    return maildirsize_parse(text, strlen(text), age, m, err, sizeof(err));
+}
+
+int main(void)
+{
+    struct maildirsize m;
+    CHECK(parse("1000000S,1000C\n1200 2\n-200 -1\n5000 3\n", 0, &m) == 0);
+    CHECK(m.quota_bytes == 1000000 && m.quota_messages == 1000);
+    CHECK(m.used_bytes == 6000 && m.used_messages == 4 && !m.stale);
+    CHECK(!maildirsize_over(&m, 10000));
+    CHECK(maildirsize_over(&m, 999000));
+
+    CHECK(parse("5000S\n4000 1\n", 0, &m) == 0 && m.quota_messages == 0);
+    CHECK(!maildirsize_over(&m, 1000) && maildirsize_over(&m, 1001));
+    CHECK(parse("10C\n100 10\n", 0, &m) == 0 && m.quota_bytes == 0);
+    CHECK(maildirsize_over(&m, 0)); /* message count full */
+    CHECK(parse("0S,0C\n100 10\n", 0, &m) == 0 && !maildirsize_over(&m, 1 << 30)); /* no limit */
+    CHECK(parse("1000S\n", 0, &m) == 0 && m.used_bytes == 0);
+
+    /* A last line still being written is ignored. */
+    CHECK(parse("1000S\n100 1\n9999", 0, &m) == 0 && m.used_bytes == 100);
+
+    /* Garbled. */
+    CHECK(parse("", 0, &m) == -1);
+    CHECK(parse("1000S", 0, &m) == -1);
+    CHECK(parse("lots\n1 1\n", 0, &m) == -1);
+    CHECK(parse("1000X\n", 0, &m) == -1);
+    CHECK(parse("1000S,\n", 0, &m) == 0);
+    CHECK(parse("1000S\n12 abc\n", 0, &m) == -1);
+    CHECK(parse("1000S\n12\n", 0, &m) == -1);
+    CHECK(parse("1000S\n12 1 junk\n", 0, &m) == -1);
+
+    /* Recalculation due: over 5120 bytes, or over quota and older than 15 minutes. */
+    char big[6000] = "1000000S\n";
+    while (strlen(big) < 5200)
+        strcat(big, "10 1\n");
+    CHECK(parse(big, 0, &m) == 0 && m.stale);
+    CHECK(parse("100S\n200 1\n", 60, &m) == 0 && !m.stale && maildirsize_over(&m, 0));
+    CHECK(parse("100S\n200 1\n", 16 * 60, &m) == 0 && m.stale);
+    CHECK(parse("1000S\n200 1\n", 16 * 60, &m) == 0 && !m.stale);
+    return UNIT_END();
+}
