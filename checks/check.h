@@ -28,6 +28,9 @@ struct check_def {
     void (*unconfigure)(void *state);
     enum check_status (*run)(struct check_call *call);
     void (*cancel)(struct check_call *call); /* may be NULL for checks that never pend */
+    /* What a pending call waits for ("PTR lookup of 7.113.0.203.in-addr.arpa"), for the
+     * deadline's log line; asked only then. May be NULL. */
+    void (*describe)(const struct check_call *call, char *buf, size_t buflen);
 };
 
 /* The request being checked; valid until done or cancel. */
@@ -57,7 +60,7 @@ void check_call_defer(struct check_call *call, const char *action, const char *c
                       const char *fix);
 /* PREPEND a header (ignored at END-OF-MESSAGE, where Postfix would drop it). */
 void check_call_prepend(struct check_call *call, const char *header);
-/* A note for the verbose log and for the diagnosis of other checks' verdicts. */
+/* A note for the verbose log (-v): formatted only when verbose logging is on. */
 void check_call_note(struct check_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* An asynchronous check has finished (with or without a verdict). Never from inside run().

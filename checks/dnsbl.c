@@ -389,7 +389,6 @@ static void dnsbl_a_cb(const struct dns_result *r, void *arg)
     if (dc->score >= cfg->dnsbl_threshold && dc->first_listed != (size_t)-1) {
         char name[300];
         dns_reverse_name(dc->addr, st->sites[dc->first_listed].zone, name, sizeof(name));
-        check_call_note(dc->call, "TXT lookup of %s", name);
         dc->txt_q = dns_lookup(check_call_dns(dc->call), DNS_TXT, name, dnsbl_txt_cb, dc);
         return;
     }
@@ -440,8 +439,18 @@ static enum check_status dnsbl_run(struct check_call *call)
         check_call_note(call, "every list is skipped for now");
         return CHECK_DONE;
     }
-    check_call_note(call, "queries to %zu DNS lists", dc->outstanding);
     return CHECK_PENDING;
+}
+
+static void dnsbl_describe(const struct check_call *call, char *buf, size_t buflen)
+{
+    const struct dnsbl_call *dc = check_call_data(call);
+    if (!dc)
+        return;
+    if (dc->txt_q)
+        snprintf(buf, buflen, "TXT lookup for the reason of the listing of %s", dc->addr);
+    else
+        snprintf(buf, buflen, "queries to %zu DNS lists", dc->outstanding);
 }
 
 static void dnsbl_cancel(struct check_call *call)
@@ -460,4 +469,5 @@ const struct check_def dnsbl_check = {
     .unconfigure = dnsbl_unconfigure,
     .run = dnsbl_run,
     .cancel = dnsbl_cancel,
+    .describe = dnsbl_describe,
 };

@@ -286,8 +286,6 @@ static void rdns_ptr_cb(const struct dns_result *r, void *arg)
     }
     for (size_t i = 0; i < r->count && rc->nnames < st->max_names; i++)
         rc->names[rc->nnames++] = strdup(r->items[i]);
-    check_call_note(rc->call, "forward lookups of the PTR names of %s (%s%s)", rc->addr,
-                    rc->names[0], rc->nnames > 1 ? ", ..." : "");
     enum dns_type t = rc->family == AF_INET ? DNS_A : DNS_AAAA;
     rc->outstanding = rc->nnames;
     for (size_t i = 0; i < rc->nnames; i++) {
@@ -336,9 +334,20 @@ static enum check_status rdns_run(struct check_call *call)
     }
     dns_reverse_name(rc->addr, NULL, rc->ptr_name, sizeof(rc->ptr_name));
     check_call_set_data(call, rc);
-    check_call_note(call, "PTR lookup of %s", rc->ptr_name);
     rc->ptr_q = dns_lookup(check_call_dns(call), DNS_PTR, rc->ptr_name, rdns_ptr_cb, rc);
     return CHECK_PENDING;
+}
+
+static void rdns_describe(const struct check_call *call, char *buf, size_t buflen)
+{
+    const struct rdns_call *rc = check_call_data(call);
+    if (!rc)
+        return;
+    if (rc->ptr_q)
+        snprintf(buf, buflen, "PTR lookup of %s", rc->ptr_name);
+    else
+        snprintf(buf, buflen, "forward lookups of the PTR names of %s (%s%s)", rc->addr,
+                 rc->nnames ? rc->names[0] : "", rc->nnames > 1 ? ", ..." : "");
 }
 
 static void rdns_cancel(struct check_call *call)
@@ -356,4 +365,5 @@ const struct check_def rdns_check = {
     .unconfigure = rdns_unconfigure,
     .run = rdns_run,
     .cancel = rdns_cancel,
+    .describe = rdns_describe,
 };

@@ -203,10 +203,14 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
         return;
     for (size_t i = 0; i < ev->ncalls && n < sizeof(late); i++) {
         const struct check_call *c = &ev->calls[i];
-        if (c->state == CALL_PENDING)
-            n += (size_t)snprintf(late + n, sizeof(late) - n, "%s%s%s%s%s", n ? ", " : "",
-                                  ev->cfg->check_defs[i]->name, c->note ? " (" : "",
-                                  c->note ? c->note : "", c->note ? ")" : "");
+        const struct check_def *def = ev->cfg->check_defs[i];
+        char waits[512] = "";
+        if (c->state != CALL_PENDING)
+            continue;
+        if (def->describe)
+            def->describe(c, waits, sizeof(waits));
+        n += (size_t)snprintf(late + n, sizeof(late) - n, "%s%s%s%s%s", n ? ", " : "", def->name,
+                              *waits ? " (" : "", waits, *waits ? ")" : "");
     }
     stats.deadline_hits++;
     evaluate_log_key(ev->req, key, sizeof(key));
@@ -369,10 +373,8 @@ void check_call_prepend(struct check_call *call, const char *header)
 
 void check_call_note(struct check_call *call, const char *fmt, ...)
 {
-    /* Notes serve -v and the deadline message of checks that can pend: skip the formatting
-     * on the hot path of synchronous checks. */
-    if (!log_verbose() && !call->ev->cfg->check_defs[call->slot]->cancel)
-        return;
+    if (!log_verbose())
+        return; /* notes serve -v only: no formatting on the hot path */
     char text[1024];
     va_list ap;
     va_start(ap, fmt);

@@ -47,6 +47,10 @@ struct table {
     DB *db;
     MDB_env *env;
     MDB_dbi dbi;
+    MDB_txn *txn; /* one read transaction for the table's life: a snapshot of the file */
+    char *valbuf; /* a value without its NUL, copied here */
+    const char *lmdb_value; /* the last lmdb value found */
+    size_t valcap;
     char *result; /* last value from a database */
     /* Change detection (table_refresh): the file watched, what it looked like, the reload. */
     char *file;
@@ -322,7 +326,9 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
             e = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn);
         if (e == 0)
             e = mdb_dbi_open(txn, NULL, 0, &t->dbi);
-        if (txn)
+        if (e == 0)
+            t->txn = txn; /* kept: postmap replaces the file, so this snapshot stays valid */
+        else if (txn)
             mdb_txn_abort(txn);
         if (e != 0) {
             snprintf(err, errlen, "%s: %s (build it with: postmap %s)", path, mdb_strerror(e),
@@ -355,9 +361,9 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
 /* table_db_get - one database lookup of exactly klen bytes. 1 / 0 / -1. */
 static int table_db_get(struct table *t, const char *key, size_t klen)
 {
-    free(t->result);
-    t->result = NULL;
     if (t->type == TT_DB) {
+        free(t->result);
+        t->result = NULL;
         DBT k, v;
         memset(&k, 0, sizeof(k));
         memset(&v, 0, sizeof(v));
@@ -371,15 +377,25 @@ static int table_db_get(struct table *t, const char *key, size_t klen)
         t->result = strndup(v.data, v.size);
         return 1;
     }
-    MDB_txn *txn;
     MDB_val k = {klen, (void *)key}, v;
-    if (mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn) != 0)
-        return -1;
-    int e = mdb_get(txn, t->dbi, &k, &v);
-    if (e == 0)
-        t->result = strndup(v.mv_data, v.mv_size);
-    mdb_txn_abort(txn);
-    return e == 0 ? 1 : e == MDB_NOTFOUND ? 0 : -1;
+    int e = mdb_get(t->txn, t->dbi, &k, &v);
+    if (e != 0)
+        return e == MDB_NOTFOUND ? 0 : -1;
+    /* postmap stores the value with its NUL: point into the map; else copy. */
+    if (v.mv_size > 0 && ((const char *)v.mv_data)[v.mv_size - 1] == 0) {
+        t->lmdb_value = v.mv_data;
+        return 1;
+    }
+    if (v.mv_size + 1 > t->valcap) {
+        t->valcap = v.mv_size + 64;
+        t->valbuf = realloc(t->valbuf, t->valcap);
+        if (!t->valbuf)
+            abort();
+    }
+    memcpy(t->valbuf, v.mv_data, v.mv_size);
+    t->valbuf[v.mv_size] = 0;
+    t->lmdb_value = t->valbuf;
+    return 1;
 }
 
 int table_lookup(struct table *t, const char *key, const char **value)
@@ -419,7 +435,7 @@ int table_lookup(struct table *t, const char *key, const char **value)
         if (rc == 0)
             rc = table_db_get(t, folded, len);
         if (rc == 1)
-            *value = t->result;
+            *value = t->type == TT_LMDB ? t->lmdb_value : t->result;
         return rc;
     }
     }
@@ -445,6 +461,7 @@ static void table_swap_in(struct table *t, struct table *fresh)
     t->db = fresh->db;
     t->env = fresh->env;
     t->dbi = fresh->dbi;
+    t->txn = fresh->txn;
     t->result = fresh->result;
     if (fresh->file)
         stat(fresh->file, &t->seen);
@@ -454,6 +471,7 @@ static void table_swap_in(struct table *t, struct table *fresh)
     fresh->nrules = old.nrules;
     fresh->db = old.db;
     fresh->env = old.env;
+    fresh->txn = old.txn;
     fresh->result = old.result;
     table_free(fresh);
 }
@@ -525,8 +543,11 @@ void table_free(struct table *t)
     free(t->rules);
     if (t->db)
         t->db->close(t->db, 0);
+    if (t->txn)
+        mdb_txn_abort(t->txn);
     if (t->env)
         mdb_env_close(t->env);
+    free(t->valbuf);
     free(t->result);
     free(t->spec);
     free(t);

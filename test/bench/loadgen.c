@@ -11,6 +11,8 @@
  *
  * -A pool: clients 198.51.100.1-64 to a hosted domain (for DNS checks with a warm cache);
  * -A fresh: every request from a new client address (10.x.y.z), so each needs fresh DNS;
+ * -A users: clients as in -A pool, recipients user0..user999999@example.com, drawn at random
+ * (a 1,000,000-entry recipient table is exercised all over);
  * -x ADDR: connection 0 always sends from ADDR (e.g. one whose DNS never answers) and is left
  * out of the latency figures: they then show whether other requests wait behind it.
  *
@@ -137,6 +139,23 @@ static const char *next_request(struct conn *c, int index, size_t *len, char *sc
 {
     if (stuck_addr && index == 0) {
         *len = format_request(scratch, cap, c->req, stuck_addr, "example.com");
+        return scratch;
+    }
+    if (strcmp(addr_mode, "users") == 0) {
+        char addr[32], domain[64];
+        unsigned long n = (unsigned long)random() % 1000000;
+        snprintf(addr, sizeof(addr), "198.51.100.%d", c->req % 64 + 1);
+        snprintf(domain, sizeof(domain), "example.com");
+        *len = format_request(scratch, cap, c->req, addr, domain);
+        /* format_request writes rcptN@: make it userN@ */
+        char *r = strstr(scratch, "recipient=rcpt");
+        if (r) {
+            char tail[1400];
+            char *at = strchr(r, '@');
+            snprintf(tail, sizeof(tail), "%s", at);
+            *len = (size_t)(r - scratch) +
+                   (size_t)snprintf(r, cap - (size_t)(r - scratch), "recipient=user%lu%s", n, tail);
+        }
         return scratch;
     }
     if (strcmp(addr_mode, "fresh") == 0) {

@@ -102,6 +102,20 @@ fresh_out=$("$LOADGEN" -s "unix:$TMP/dnsfresh.sock" -c 1000 -d "$SECONDS_RUN" -w
 echo "$fresh_out" | head -1
 fresh_fds=$(ls /proc/"$PID"/fd | wc -l)
 
+# --- Recipient decisions (issue 5): a 1,000,000-entry lmdb table built by postmap. ---
+echo "== recipient table: 1,000,000 entries (postmap lmdb)"
+mkdir -p "$TMP/pf"
+echo "compatibility_level = 3.6" >"$TMP/pf/main.cf"
+awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "user%d@example.com example.com/user%d/\n", i, i }' >"$TMP/vmailbox"
+PATH="$PATH:/usr/sbin" postmap -c "$TMP/pf" "lmdb:$TMP/vmailbox"
+start_policyd relayusers "checks = relay"
+relayusers_out=$("$LOADGEN" -s "unix:$TMP/relayusers.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -A users -p "$PID")
+echo "$relayusers_out" | head -1
+start_policyd rcpt "checks = relay, recipient" "virtual_mailbox_domains = example.com" \
+    "recipient_maps = lmdb:$TMP/vmailbox"
+rcpt_out=$("$LOADGEN" -s "unix:$TMP/rcpt.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -A users -p "$PID")
+echo "$rcpt_out" | head -1
+
 ref_rps=$(field rps "$ref_out")
 rps=$(field rps "$relay_out")
 p99=$(field p99_us "$relay_out")
@@ -122,4 +136,6 @@ echo "| rdns + dnsbl, warm cache, requests/s | | $warm_rps ($warm_ratio% of rela
 hol_p99=$(field p99_us "$hol_out")
 echo "| head of line: p99 of the others while one name never answers (us) | | $hol_p99 ($hol_deadline fallback answers at the 1 s deadline) | < 5000 us | $(verdict $((${hol_p99%.*} < 5000))) |"
 echo "| 1,000 connections, fresh DNS per request: requests/s, errors | | $(field rps "$fresh_out"), $(field errors "$fresh_out") errors, $fresh_fds descriptors open | all answered | $(verdict $(( $(field errors "$fresh_out") == 0 ))) |"
+rcpt_ratio=$(awk -v a="$(field rps "$rcpt_out")" -v b="$(field rps "$relayusers_out")" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+echo "| relay + recipient, 1,000,000-entry lmdb, random users, requests/s | | $(field rps "$rcpt_out") ($rcpt_ratio% of relay-only on the same load: $(field rps "$relayusers_out")) | >= 80% of relay-only | $(verdict $((rcpt_ratio >= 80))) |"
 echo "| 1,000 idle connections (kB) | | +$delta | < 10240 kB | $(verdict $((delta < 10240))) |"
