@@ -227,8 +227,8 @@ static void dnsbl_free(struct dnsbl_call *dc, size_t nsites)
     free(dc);
 }
 
-/* dnsbl_finish - score, verdict, done. */
-static void dnsbl_finish(struct dnsbl_call *dc)
+/* dnsbl_conclude - score, verdict, free the call's state. */
+static void dnsbl_conclude(struct dnsbl_call *dc)
 {
     struct check_call *call = dc->call;
     const struct config *cfg = check_call_config(call);
@@ -301,13 +301,19 @@ static void dnsbl_finish(struct dnsbl_call *dc)
     }
     check_call_set_data(call, NULL);
     dnsbl_free(dc, st->n);
+}
+
+/* dnsbl_finish - conclude a call that pended, and tell the evaluator. */
+static void dnsbl_finish(struct dnsbl_call *dc)
+{
+    struct check_call *call = dc->call;
+    dnsbl_conclude(dc);
     check_call_done(call);
 }
 
-static void dnsbl_txt_cb(const struct dns_result *r, void *arg)
+/* dnsbl_record_reason - the listing's TXT reason, made safe for an SMTP reply. */
+static void dnsbl_record_reason(struct dnsbl_call *dc, const struct dns_result *r)
 {
-    struct dnsbl_call *dc = arg;
-    dc->txt_q = NULL;
     if (r->status == DNS_OK && r->count > 0) {
         /* Shown in the SMTP reply: printable ASCII only, bounded. */
         size_t n = 0;
@@ -317,21 +323,24 @@ static void dnsbl_txt_cb(const struct dns_result *r, void *arg)
         }
         dc->reason[n] = 0;
     }
+}
+
+static void dnsbl_txt_cb(const struct dns_result *r, void *arg)
+{
+    struct dnsbl_call *dc = arg;
+    dc->txt_q = NULL;
+    dnsbl_record_reason(dc, r);
     dnsbl_finish(dc);
 }
 
-static void dnsbl_a_cb(const struct dns_result *r, void *arg)
+/* dnsbl_record - what list i answered: listed, not, or unknown; its health counters. */
+static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_result *r)
 {
-    const struct dnsbl_arg *da = arg;
-    struct dnsbl_call *dc = da->dc;
-    size_t i = da->index;
     struct dnsbl_state *st = check_call_state(dc->call);
     const struct config *cfg = check_call_config(dc->call);
     struct dnsbl_site *s = &st->sites[i];
     time_t now = time(NULL);
 
-    dc->a_q[i] = NULL;
-    dc->outstanding--;
     dc->listed[i] = 0;
     if (r->status == DNS_OK) {
         s->timeouts = 0;
@@ -384,15 +393,37 @@ static void dnsbl_a_cb(const struct dns_result *r, void *arg)
         if (s->weight > 0 && dc->first_listed == (size_t)-1)
             dc->first_listed = i;
     }
-    if (dc->outstanding > 0)
-        return;
-    if (dc->score >= cfg->dnsbl_threshold && dc->first_listed != (size_t)-1) {
-        char name[300];
-        dns_reverse_name(dc->addr, st->sites[dc->first_listed].zone, name, sizeof(name));
-        dc->txt_q = dns_lookup(check_call_dns(dc->call), DNS_TXT, name, dnsbl_txt_cb, dc);
-        return;
+}
+
+/* dnsbl_after_lists - every list has answered: fetch the TXT reason of a rejecting listing
+ * (from the cache if it is there). Returns 1 when nothing more is awaited. */
+static int dnsbl_after_lists(struct dnsbl_call *dc)
+{
+    const struct dnsbl_state *st = check_call_state(dc->call);
+    const struct config *cfg = check_call_config(dc->call);
+    if (dc->score < cfg->dnsbl_threshold || dc->first_listed == (size_t)-1)
+        return 1;
+    char name[300];
+    dns_reverse_name(dc->addr, st->sites[dc->first_listed].zone, name, sizeof(name));
+    const struct dns_result *cached = dns_peek(check_call_dns(dc->call), DNS_TXT, name);
+    if (cached) {
+        dnsbl_record_reason(dc, cached);
+        dns_result_unref(cached);
+        return 1;
     }
-    dnsbl_finish(dc);
+    dc->txt_q = dns_lookup(check_call_dns(dc->call), DNS_TXT, name, dnsbl_txt_cb, dc);
+    return 0;
+}
+
+static void dnsbl_a_cb(const struct dns_result *r, void *arg)
+{
+    const struct dnsbl_arg *da = arg;
+    struct dnsbl_call *dc = da->dc;
+    dc->a_q[da->index] = NULL;
+    dc->outstanding--;
+    dnsbl_record(dc, da->index, r);
+    if (dc->outstanding == 0 && dnsbl_after_lists(dc))
+        dnsbl_finish(dc);
 }
 
 static enum check_status dnsbl_run(struct check_call *call)
@@ -428,18 +459,22 @@ static enum check_status dnsbl_run(struct check_call *call)
             continue;
         }
         dns_reverse_name(addr, st->sites[i].zone, name, sizeof(name));
+        const struct dns_result *cached = dns_peek(check_call_dns(call), DNS_A, name);
+        if (cached) {
+            dnsbl_record(dc, i, cached);
+            dns_result_unref(cached);
+            continue;
+        }
         dc->arg[i].dc = dc;
         dc->arg[i].index = i;
         dc->outstanding++;
         dc->a_q[i] = dns_lookup(check_call_dns(call), DNS_A, name, dnsbl_a_cb, &dc->arg[i]);
     }
-    if (dc->outstanding == 0) {
-        check_call_set_data(call, NULL);
-        free(dc);
-        check_call_note(call, "every list is skipped for now");
-        return CHECK_DONE;
-    }
-    return CHECK_PENDING;
+    if (dc->outstanding > 0 || !dnsbl_after_lists(dc))
+        return CHECK_PENDING;
+    /* Every answer was cached (or every list skipped): decide now. */
+    dnsbl_conclude(dc);
+    return CHECK_DONE;
 }
 
 static void dnsbl_describe(const struct check_call *call, char *buf, size_t buflen)

@@ -230,20 +230,25 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
 }
 
 /* rdns_finish - decide once nothing is outstanding, and tell the evaluator. */
+/* rdns_conclude - give the verdict and free the call's state. */
+static void rdns_conclude(struct rdns_call *rc, const char *ptr_status, enum dns_status ptr_st)
+{
+    rdns_decide(rc, ptr_status, ptr_st);
+    check_call_set_data(rc->call, NULL);
+    rdns_free(rc);
+}
+
+/* rdns_finish - conclude a call that pended, and tell the evaluator. */
 static void rdns_finish(struct rdns_call *rc, const char *ptr_status, enum dns_status ptr_st)
 {
     struct check_call *call = rc->call;
-    rdns_decide(rc, ptr_status, ptr_st);
-    check_call_set_data(call, NULL);
-    rdns_free(rc);
+    rdns_conclude(rc, ptr_status, ptr_st);
     check_call_done(call);
 }
 
-/* rdns_forward_result - record what forward lookup i found. */
-static void rdns_forward_result(struct rdns_call *rc, size_t i, const struct dns_result *r)
+/* rdns_forward_record - record what the forward lookup of name i found. */
+static void rdns_forward_record(struct rdns_call *rc, size_t i, const struct dns_result *r)
 {
-    rc->fwd_q[i] = NULL;
-    rc->outstanding--;
     if (r->status == DNS_OK) {
         size_t n = 0;
         rc->fwd_seen[i][0] = 0;
@@ -270,30 +275,47 @@ static void rdns_forward_cb(const struct dns_result *r, void *arg)
 {
     struct rdns_fwd_arg *fa = arg;
     struct rdns_call *rc = fa->rc;
-    rdns_forward_result(rc, fa->index, r);
+    rc->fwd_q[fa->index] = NULL;
+    rc->outstanding--;
+    rdns_forward_record(rc, fa->index, r);
     if (rc->outstanding == 0)
         rdns_finish(rc, "answer", DNS_OK);
+}
+
+/* rdns_after_ptr - the PTR names are known: use cached forward answers, ask for the rest.
+ * Returns 1 when every answer is in. */
+static int rdns_after_ptr(struct rdns_call *rc, const struct dns_result *r)
+{
+    const struct rdns_state *st = check_call_state(rc->call);
+    struct dns *dns = check_call_dns(rc->call);
+    enum dns_type t = rc->family == AF_INET ? DNS_A : DNS_AAAA;
+    for (size_t i = 0; i < r->count && rc->nnames < st->max_names; i++)
+        rc->names[rc->nnames++] = strdup(r->items[i]);
+    rc->outstanding = 0;
+    for (size_t i = 0; i < rc->nnames; i++) {
+        const struct dns_result *cached = dns_peek(dns, t, rc->names[i]);
+        if (cached) {
+            rdns_forward_record(rc, i, cached);
+            dns_result_unref(cached);
+            continue;
+        }
+        struct rdns_fwd_arg *fa = &rc->fwd_arg[i];
+        fa->rc = rc;
+        fa->index = i;
+        rc->outstanding++;
+        rc->fwd_q[i] = dns_lookup(dns, t, rc->names[i], rdns_forward_cb, fa);
+    }
+    return rc->outstanding == 0;
 }
 
 static void rdns_ptr_cb(const struct dns_result *r, void *arg)
 {
     struct rdns_call *rc = arg;
-    const struct rdns_state *st = check_call_state(rc->call);
     rc->ptr_q = NULL;
-    if (r->status != DNS_OK) {
+    if (r->status != DNS_OK)
         rdns_finish(rc, r->detail, r->status == DNS_NODATA ? DNS_NXDOMAIN : r->status);
-        return;
-    }
-    for (size_t i = 0; i < r->count && rc->nnames < st->max_names; i++)
-        rc->names[rc->nnames++] = strdup(r->items[i]);
-    enum dns_type t = rc->family == AF_INET ? DNS_A : DNS_AAAA;
-    rc->outstanding = rc->nnames;
-    for (size_t i = 0; i < rc->nnames; i++) {
-        struct rdns_fwd_arg *fa = &rc->fwd_arg[i];
-        fa->rc = rc;
-        fa->index = i;
-        rc->fwd_q[i] = dns_lookup(check_call_dns(rc->call), t, rc->names[i], rdns_forward_cb, fa);
-    }
+    else if (rdns_after_ptr(rc, r))
+        rdns_finish(rc, "answer", DNS_OK);
 }
 
 static enum check_status rdns_run(struct check_call *call)
@@ -334,6 +356,19 @@ static enum check_status rdns_run(struct check_call *call)
     }
     dns_reverse_name(rc->addr, NULL, rc->ptr_name, sizeof(rc->ptr_name));
     check_call_set_data(call, rc);
+    /* Everything cached: decide now, without a turn of the loop. */
+    const struct dns_result *ptr = dns_peek(check_call_dns(call), DNS_PTR, rc->ptr_name);
+    if (ptr) {
+        enum check_status status = CHECK_DONE;
+        if (ptr->status != DNS_OK)
+            rdns_conclude(rc, ptr->detail, ptr->status == DNS_NODATA ? DNS_NXDOMAIN : ptr->status);
+        else if (rdns_after_ptr(rc, ptr))
+            rdns_conclude(rc, "answer", DNS_OK);
+        else
+            status = CHECK_PENDING;
+        dns_result_unref(ptr);
+        return status;
+    }
     rc->ptr_q = dns_lookup(check_call_dns(call), DNS_PTR, rc->ptr_name, rdns_ptr_cb, rc);
     return CHECK_PENDING;
 }

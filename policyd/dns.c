@@ -671,6 +671,26 @@ struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *na
     return q;
 }
 
+const struct dns_result *dns_peek(struct dns *dns, enum dns_type type, const char *name)
+{
+    char key[256];
+    size_t len = strlen(name);
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len >= sizeof(key))
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        key[i] = (char)tolower((unsigned char)name[i]);
+    key[len] = 0;
+    struct entry *e = cache_find(dns, (int)type, key, dns_hash((int)type, key));
+    if (!e || e->inflight || !e->res || e->expires <= dns_now())
+        return NULL;
+    dns->st.lookups++;
+    dns->st.cache_hits++;
+    lru_front(dns, e);
+    return dns_result_ref(&e->res->pub);
+}
+
 void dns_cancel(struct dns_query *q)
 {
     if (!q)

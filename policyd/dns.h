@@ -76,6 +76,13 @@ int dns_set_servers(struct dns *dns, const char *servers, char *err, size_t errl
 struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name,
                              dns_callback cb, void *arg);
 
+/*
+ * dns_peek - a fresh cached answer for (type, name), referenced (dns_result_unref it), or NULL
+ * when there is none yet. No callback, no query: lets a check decide at once when everything
+ * it needs is cached, without breaking the rule that callbacks never run inside a call.
+ */
+const struct dns_result *dns_peek(struct dns *dns, enum dns_type type, const char *name);
+
 /* dns_cancel - the callback will not run; the handle is freed. NULL ok. Not from inside the
  * callback of the same query (the handle is gone by then). */
 void dns_cancel(struct dns_query *q);
