@@ -235,8 +235,11 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
     const struct dnsbl_state *st = check_call_state(call);
     char lists[512] = "", detail[2048] = "", fix[1024] = "", action[1024];
     size_t nl = 0, nd = 0, nf = 0;
+    int quiet = dc->score < cfg->dnsbl_threshold &&
+                (cfg->dnsbl_warn_threshold <= 0 || dc->score < cfg->dnsbl_warn_threshold) &&
+                !log_verbose();
 
-    for (size_t i = 0; i < st->n; i++) {
+    for (size_t i = 0; i < st->n && !quiet; i++) { /* the texts, only when someone reads them */
         const struct dnsbl_site *s = &st->sites[i];
         if (dc->listed[i] == 1 && s->weight > 0 && nl < sizeof(lists))
             nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "",
@@ -375,7 +378,7 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
                      s->filter);
     } else if (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA) {
         s->timeouts = 0;
-        snprintf(dc->answer[i], sizeof(dc->answer[i]), "not listed");
+        memcpy(dc->answer[i], "not listed", sizeof("not listed"));
     } else {
         dc->listed[i] = -1;
         snprintf(dc->answer[i], sizeof(dc->answer[i]), "%s", r->detail);
@@ -439,16 +442,16 @@ static enum check_status dnsbl_run(struct check_call *call)
         return CHECK_DONE;
     if (cfg->dnsbl_skip_mynetworks && netlist_match(cfg->net_mynetworks, addr, NULL) == 1)
         return CHECK_DONE;
-    char probe[300];
-    if (dns_reverse_name(addr, "x", probe, sizeof(probe)) != 0)
-        return CHECK_DONE;
+    char first[300];
+    if (dns_reverse_name(addr, st->sites[0].zone, first, sizeof(first)) != 0)
+        return CHECK_DONE; /* not an address */
 
     struct dnsbl_call *dc = calloc(1, sizeof(*dc));
     if (!dc)
         abort();
     dc->call = call;
     dc->first_listed = (size_t)-1;
-    snprintf(dc->addr, sizeof(dc->addr), "%s", addr);
+    memcpy(dc->addr, addr, strlen(addr) + 1); /* fits: dns_reverse_name accepted it */
     check_call_set_data(call, dc);
     time_t now = time(NULL);
     for (size_t i = 0; i < st->n; i++) {

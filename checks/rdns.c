@@ -13,6 +13,7 @@
 
 #include "policyd/config.h"
 #include "policyd/dns.h"
+#include "policyd/log.h"
 #include "policyd/netlist.h"
 #include "protocol/action.h"
 
@@ -98,7 +99,15 @@ static const char *rdns_generic_reason(const struct rdns_state *st, const struct
                                        const char *name, char *buf, size_t buflen)
 {
     /* The address embedded: 203-0-113-7, 203.0.113.7, 7.113.0.203, 203000113007, cb007107 */
-    if (rc->family == AF_INET) {
+    size_t digits = 0, hexrun = 0, maxhex = 0;
+    for (const char *p = name; *p; p++) {
+        digits += isdigit((unsigned char)*p) != 0;
+        hexrun = isxdigit((unsigned char)*p) ? hexrun + 1 : 0;
+        if (hexrun > maxhex)
+            maxhex = hexrun;
+    }
+    /* Every embedded form has at least 4 digits or 8 hex digits: skip the work otherwise. */
+    if (rc->family == AF_INET && (digits >= 4 || maxhex >= 8)) {
         const unsigned char *a = rc->bin;
         char forms[5][32];
         snprintf(forms[0], 32, "%u-%u-%u-%u", a[0], a[1], a[2], a[3]);
@@ -115,9 +124,10 @@ static const char *rdns_generic_reason(const struct rdns_state *st, const struct
     }
     /* Generic words as a label or a label part split at '-' or digits. */
     char lower[256];
-    snprintf(lower, sizeof(lower), "%s", name);
-    for (char *p = lower; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+    size_t ln = 0;
+    for (; name[ln] && ln + 1 < sizeof(lower); ln++)
+        lower[ln] = (char)tolower((unsigned char)name[ln]);
+    lower[ln] = 0;
     for (char *tok = strtok(lower, ".-0123456789"); tok; tok = strtok(NULL, ".-0123456789")) {
         for (size_t i = 0; st->generic[i]; i++) {
             if (strcmp(tok, st->generic[i]) == 0) {
@@ -168,6 +178,15 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
         check_call_defer(call, cfg->rdns_tempfail_action, cause, fix);
         return;
     }
+    const char *name = rc->confirmed ? rc->names[rc->confirmed - 1] : NULL;
+    if (name && !rdns_generic_reason(st, rc, name, why, sizeof(why))) {
+        /* The common case: forward-confirmed and not generic. */
+        if (log_verbose()) {
+            rdns_postfix_view(rc, pf, sizeof(pf));
+            check_call_note(call, "client %s has forward-confirmed PTR %s%s", rc->addr, name, pf);
+        }
+        return;
+    }
     rdns_postfix_view(rc, pf, sizeof(pf));
     if (rc->nnames == 0) {
         snprintf(cause, sizeof(cause),
@@ -212,8 +231,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
         check_call_reject(call, cfg->rdns_mismatch_action, cause, fix);
         return;
     }
-    const char *name = rc->names[rc->confirmed - 1];
-    if (rdns_generic_reason(st, rc, name, why, sizeof(why))) {
+    {
         snprintf(cause, sizeof(cause),
                  "client %s has forward-confirmed PTR %s, but the name looks generic (%s): the "
                  "mark of dynamic or residential access addresses, which many receivers refuse "
@@ -224,9 +242,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "set by the address owner; a client on an access line should send through its "
                  "provider's submission server (port 587) instead");
         check_call_reject(call, cfg->rdns_generic_action, cause, fix);
-        return;
     }
-    check_call_note(call, "client %s has forward-confirmed PTR %s%s", rc->addr, name, pf);
 }
 
 /* rdns_finish - decide once nothing is outstanding, and tell the evaluator. */
@@ -255,12 +271,15 @@ static void rdns_forward_record(struct rdns_call *rc, size_t i, const struct dns
         for (size_t k = 0; k < r->count; k++) {
             unsigned char b[16];
             if (inet_pton(rc->family, r->items[k], b) == 1 &&
-                memcmp(b, rc->bin, rc->family == AF_INET ? 4 : 16) == 0 && !rc->confirmed)
-                rc->confirmed = (int)i + 1;
-            if (n < sizeof(rc->fwd_seen[i]))
-                n += (size_t)snprintf(rc->fwd_seen[i] + n, sizeof(rc->fwd_seen[i]) - n, "%s%s",
-                                      k ? " " : "", r->items[k]);
+                memcmp(b, rc->bin, rc->family == AF_INET ? 4 : 16) == 0) {
+                if (!rc->confirmed)
+                    rc->confirmed = (int)i + 1;
+                return; /* what it resolves to matters only for a mismatch */
+            }
         }
+        for (size_t k = 0; k < r->count && n < sizeof(rc->fwd_seen[i]); k++)
+            n += (size_t)snprintf(rc->fwd_seen[i] + n, sizeof(rc->fwd_seen[i]) - n, "%s%s",
+                                  k ? " " : "", r->items[k]);
     } else {
         snprintf(rc->fwd_seen[i], sizeof(rc->fwd_seen[i]), "%s", r->detail);
         if (r->status == DNS_TEMPFAIL || r->status == DNS_BADRESP) {
@@ -338,7 +357,12 @@ static enum check_status rdns_run(struct check_call *call)
     if (!rc)
         abort();
     rc->call = call;
-    snprintf(rc->addr, sizeof(rc->addr), "%s", addr);
+    size_t alen = strlen(addr);
+    if (alen >= sizeof(rc->addr)) {
+        free(rc);
+        return CHECK_DONE;
+    }
+    memcpy(rc->addr, addr, alen + 1);
     /* Compare addresses in binary; IPv4-mapped IPv6 is IPv4. */
     unsigned char a6[16];
     if (inet_pton(AF_INET, addr, rc->bin) == 1) {

@@ -841,8 +841,22 @@ int dns_reverse_name(const char *addr, const char *zone, char *out, size_t outle
     }
     size_t n = 0;
     if (v4) {
-        n = (size_t)snprintf(out, outlen, "%u.%u.%u.%u.%s", a[3], a[2], a[1], a[0],
-                             zone ? zone : "in-addr.arpa");
+        /* Hand-made: this runs for every request of the rdns and dnsbl checks. */
+        const char *suffix = zone ? zone : "in-addr.arpa";
+        size_t slen = strlen(suffix);
+        if (outlen < 16 + slen + 1)
+            return -1;
+        for (int i = 3; i >= 0; i--) {
+            unsigned v = a[i];
+            if (v >= 100)
+                out[n++] = (char)('0' + v / 100);
+            if (v >= 10)
+                out[n++] = (char)('0' + v / 10 % 10);
+            out[n++] = (char)('0' + v % 10);
+            out[n++] = '.';
+        }
+        memcpy(out + n, suffix, slen + 1);
+        n += slen;
     } else {
         static const char hex[] = "0123456789abcdef";
         for (int i = 15; i >= 0 && n + 4 < outlen; i--) {
