@@ -182,6 +182,35 @@ void config_list_free(char **v)
     free(v);
 }
 
+char **config_list_read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = 0, cap = 8;
+    char **all = malloc(cap * sizeof(*all));
+    char line[4096];
+    if (!all)
+        abort();
+    while (fgets(line, sizeof(line), fp)) {
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char **v = config_list_split(line);
+        for (size_t i = 0; v[i]; i++) {
+            if (n + 2 > cap && !(all = realloc(all, (cap *= 2) * sizeof(*all))))
+                abort();
+            all[n++] = v[i];
+        }
+        free(v); /* the strings moved to all */
+    }
+    fclose(fp);
+    all[n] = NULL;
+    return all;
+}
+
 int config_parse_time(const char *text, long *ms)
 {
     char *end;

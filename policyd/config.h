@@ -97,6 +97,10 @@ const char *config_mode_name(enum check_mode mode);
 char **config_list_split(const char *value);
 void config_list_free(char **v);
 
+/* config_list_read_file - the entries of a "/file/name" list entry (Postfix pattern files:
+ * whitespace and commas separate, '#' starts a comment). NULL with "path: reason" in err. */
+char **config_list_read_file(const char *path, char *err, size_t errlen);
+
 /* config_parse_time / config_parse_size - the parsers behind S_TIME and S_SIZE (0 / -1). */
 int config_parse_time(const char *text, long *ms);
 int config_parse_size(const char *text, size_t *bytes);

@@ -54,23 +54,16 @@ static int dom_add_file(struct domainlist *dl, const char *path, int depth, char
         snprintf(err, errlen, "%s: %s: files nested too deeply", dl->name, path);
         return -1;
     }
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s: %s", dl->name, path, strerror(errno));
+    char reason[512];
+    char **v = config_list_read_file(path, reason, sizeof(reason));
+    if (!v) {
+        snprintf(err, errlen, "%s: %s", dl->name, reason);
         return -1;
     }
-    char line[4096];
     int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), fp)) {
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
-        char **v = config_list_split(line);
-        for (size_t i = 0; v[i] && rc == 0; i++)
-            rc = dom_add_token(dl, v[i], depth + 1, err, errlen);
-        config_list_free(v);
-    }
-    fclose(fp);
+    for (size_t i = 0; v[i] && rc == 0; i++)
+        rc = dom_add_token(dl, v[i], depth + 1, err, errlen);
+    config_list_free(v);
     return rc;
 }
 

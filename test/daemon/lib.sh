@@ -6,16 +6,7 @@ TESTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/policyd-test.XXXXXX)
 DAEMON_PID=
-failures=0
-
-ok() { echo "ok $*"; }
-not_ok() { echo "not ok $*"; failures=$((failures + 1)); }
-# check NAME CMD... - ok if the command succeeds
-check() {
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
+. "$TESTDIR/../tap.sh"
 
 # write_conf FILE [extra lines...] - a test configuration on a unix socket in $WORK.
 write_conf() {

@@ -6,14 +6,7 @@ set -u
 LABDIR_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$LABDIR_SRC/../.." && pwd)
 POLICYD=${POLICYD:-$TOP/policyd/policyd}
-failures=0
-ok() { echo "ok $*"; }
-not_ok() { echo "not ok $*"; failures=$((failures + 1)); }
-check() {
-    local name=$1
-    shift
-    if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
+. "$LABDIR_SRC/../tap.sh"
 
 # lab_enter "$@" - re-run the calling script inside its own mount and network namespace.
 lab_enter() {
