@@ -113,6 +113,62 @@ printf 'postfix_config_directory =\nlisten = unix:%s/u.sock\nuser = nosuchuser42
 out=$("$POLICYD" -c "$WORK/user.conf" -f 2>&1); rc=$?
 check "a missing user is refused at start" test "$rc" -eq 1 -a -n "$(grep -F "user 'nosuchuser42' does not exist" <<<"$out")"
 
+# Privileges: started as root, the daemon serves as `user` (the unprivileged policyd user).
+if id policyd >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    write_conf "$WORK/priv.conf"
+    sed -i 's/^user = root$/user = policyd/' "$WORK/priv.conf"
+    chmod 777 "$WORK"
+    if start_daemon "$WORK/priv.conf"; then
+        check "started as root, serving as user policyd" \
+            test "$(awk '/^Uid:/ { print $2 }' /proc/"$DAEMON_PID"/status)" = "$(id -u policyd)"
+        check "still answers after dropping privileges" grep -qx "action=DUNNO" < <(req client_address=127.0.0.1 | ask -)
+        stop_daemon
+    fi
+fi
+
+# Connection limit: beyond max_connections new connections wait (nothing fails), idle timeout.
+write_conf "$WORK/limit.conf" "max_connections = 2" "idle_timeout = 1s"
+if start_daemon "$WORK/limit.conf"; then
+    out=$($PY - "$WORK/policyd.sock" <<'PYEOF'
+import socket, sys, time
+path = sys.argv[1]
+def conn():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path); return s
+req = b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\nrecipient=a@b.example\n\n"
+a, b = conn(), conn()
+time.sleep(0.2)
+c = conn()                      # accepted by the kernel, not yet by the daemon
+c.sendall(req)
+c.settimeout(0.5)
+try:
+    early = c.recv(100)
+except socket.timeout:
+    early = b""
+a.close()                       # a slot frees up: c is served
+c.settimeout(3)
+late = c.recv(100)
+b.settimeout(3)
+t0 = time.time()
+closed = b.recv(100) == b""     # idle_timeout = 1s closes b
+print("early=%r late=%r idle_closed=%s after=%.1f" % (early, late, closed, time.time() - t0))
+PYEOF
+)
+    check "beyond max_connections a connection waits (no answer yet)" grep -q "early=b''" <<<"$out"
+    check "and is served once a slot frees" grep -q "late=b'action=DUNNO" <<<"$out"
+    check "idle_timeout closes an idle connection" grep -q "idle_closed=True" <<<"$out"
+    check "max_connections reached is logged" grep -q "max_connections (2) reached" "$WORK/policyd.log"
+    stop_daemon
+fi
+
+# -v: every decision is logged, DUNNO ones too.
+write_conf "$WORK/verbose.conf" "relay_domains = example.com"
+: >"$WORK/policyd.log"
+if start_daemon "$WORK/verbose.conf" -v; then
+    req client_address=203.0.113.7 recipient=x@example.com | ask - >/dev/null
+    check "-v logs a DUNNO decision with its reason" wait_log "relay: dunno: recipient domain example.com is local: relay_domains entry example.com"
+    stop_daemon
+fi
+
 # -S: one connection on stdin/stdout, from a pipe and from a file.
 write_conf "$WORK/stdio.conf" "relay_domains = example.com"
 out=$( { req client_address=203.0.113.7 recipient=x@foreign.example; req client_address=127.0.0.1; } | "$POLICYD" -c "$WORK/stdio.conf" -S)

@@ -115,7 +115,14 @@ if start_daemon "$WORK/slow.conf"; then
     out=$(req client_address=203.0.113.8 recipient=x@example.com | ask -)
     check "DNS slow: fallback answer at the deadline" test "$out" = "action=DUNNO"
     check "DNS slow: deadline logged" grep -q "deadline: no answer after 1000 ms" "$WORK/policyd.log"
+    # SIGTERM while a request waits for DNS: it is still answered, then the daemon exits 0.
+    req client_address=203.0.113.9 recipient=x@example.com | ask - >"$WORK/inflight.out" &
+    ASK=$!
+    sleep 0.3
     stop_daemon
+    check "SIGTERM with a request in flight: exit status 0" test $? -eq 0
+    wait "$ASK"
+    check "SIGTERM: the request in flight still got its answer" grep -qx "action=DUNNO" "$WORK/inflight.out"
 fi
 $PY - "$ZONE" <<'PYEOF'
 import json, sys

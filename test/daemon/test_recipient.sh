@@ -75,6 +75,15 @@ if start_daemon "$WORK/r.conf"; then
     check "the failed reload is logged" grep -q "warning: recipient: texthash:$WORK/virtual: cannot be reloaded" "$WORK/policyd.log"
     check "daemon exits 0" stop_daemon
 fi
+# A quota in the table value (second field): erin@example.com has 5000 bytes, uses 4900.
+write_conf "$WORK/q.conf" "checks = recipient" "virtual_mailbox_domains = example.com" \
+    "recipient_maps = lmdb:$WORK/vmailbox" "virtual_mailbox_base = $WORK/mail" "recipient_quota_field = 2"
+if start_daemon "$WORK/q.conf"; then
+    expect "quota from the table: full" erin@example.com 200 "action=452 4.2.2 Mailbox full"
+    check "the diagnosis says where the quota came from" grep -q "quota 5000 bytes (from the table)" "$WORK/policyd.log"
+    expect "quota from the table: room for a small message" erin@example.com 50 "action=DUNNO"
+    stop_daemon
+fi
 write_conf "$WORK/missing.conf" "checks = recipient" "recipient_maps = lmdb:$WORK/nosuch"
 out=$("$POLICYD" -c "$WORK/missing.conf" -t 2>&1); rc=$?
 check "a missing table at start is a configuration error with file and reason" \
