@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,16 @@ struct dnsbl_arg {
 
 struct dnsbl_call {
     struct check_call *call;
-    char addr[64];
     struct dns_query *a_q[DNSBL_MAX];
     struct dns_query *txt_q;
-    int listed[DNSBL_MAX];  /* 1 listed, 0 not, -1 unknown (error, timeout, skipped) */
-    char answer[DNSBL_MAX][64];
+    int listed[DNSBL_MAX]; /* 1 listed, 0 not, -1 unknown (error, timeout, skipped) */
     size_t outstanding;
     int score;
-    size_t first_listed;    /* for the TXT reason */
+    size_t first_listed; /* for the TXT reason */
     char reason[256];
+    /* Below: written before being read; not cleared per request. */
+    char addr[64];
+    char answer[DNSBL_MAX][64];
     struct dnsbl_arg arg[DNSBL_MAX];
 };
 
@@ -446,9 +448,10 @@ static enum check_status dnsbl_run(struct check_call *call)
     if (dns_reverse_name(addr, st->sites[0].zone, first, sizeof(first)) != 0)
         return CHECK_DONE; /* not an address */
 
-    struct dnsbl_call *dc = calloc(1, sizeof(*dc));
+    struct dnsbl_call *dc = malloc(sizeof(*dc));
     if (!dc)
         abort();
+    memset(dc, 0, offsetof(struct dnsbl_call, addr));
     dc->call = call;
     dc->first_listed = (size_t)-1;
     memcpy(dc->addr, addr, strlen(addr) + 1); /* fits: dns_reverse_name accepted it */

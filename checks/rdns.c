@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,20 +42,31 @@ struct rdns_fwd_arg {
 
 struct rdns_call {
     struct check_call *call;
-    struct rdns_fwd_arg fwd_arg[RDNS_MAX_NAMES];
-    char addr[64];
-    char ptr_name[128];
     int family;
     unsigned char bin[16];
     struct dns_query *ptr_q;
-    struct dns_query *fwd_q[RDNS_MAX_NAMES];
-    char *names[RDNS_MAX_NAMES];
-    char fwd_seen[RDNS_MAX_NAMES][96]; /* what each name resolved to, for the diagnosis */
     size_t nnames, outstanding;
-    int confirmed;   /* index + 1 of the name that resolves back */
+    int confirmed;    /* index + 1 of the name that resolves back */
     int fwd_tempfail; /* some forward lookup failed temporarily */
+    /* Below: written before being read; not cleared per request (rdns_new). */
+    char addr[64];
+    char ptr_name[128];
+    struct rdns_fwd_arg fwd_arg[RDNS_MAX_NAMES];
+    struct dns_query *fwd_q[RDNS_MAX_NAMES]; /* [0, nnames) */
+    char *names[RDNS_MAX_NAMES];             /* [0, nnames) */
+    char fwd_seen[RDNS_MAX_NAMES][96];       /* what each name resolved to, for the diagnosis */
     char tempfail_detail[160];
 };
+
+/* rdns_new - a call's state; only the header is cleared (the arrays are written first). */
+static struct rdns_call *rdns_new(void)
+{
+    struct rdns_call *rc = malloc(sizeof(*rc));
+    if (!rc)
+        abort();
+    memset(rc, 0, offsetof(struct rdns_call, addr));
+    return rc;
+}
 
 static void *rdns_configure(const struct config *cfg, char *err, size_t errlen)
 {
@@ -313,6 +325,7 @@ static int rdns_after_ptr(struct rdns_call *rc, const struct dns_result *r)
     rc->outstanding = 0;
     for (size_t i = 0; i < rc->nnames; i++) {
         const struct dns_result *cached = dns_peek(dns, t, rc->names[i]);
+        rc->fwd_q[i] = NULL;
         if (cached) {
             rdns_forward_record(rc, i, cached);
             dns_result_unref(cached);
@@ -353,9 +366,7 @@ static enum check_status rdns_run(struct check_call *call)
     if (netlist_match(st->skip, addr, NULL) == 1)
         return CHECK_DONE;
 
-    struct rdns_call *rc = calloc(1, sizeof(*rc));
-    if (!rc)
-        abort();
+    struct rdns_call *rc = rdns_new();
     rc->call = call;
     size_t alen = strlen(addr);
     if (alen >= sizeof(rc->addr)) {
