@@ -1,7 +1,7 @@
 # Makefile - build, test, fuzz and benchmark policyd.
 #
 #   make             build policyd/policyd (warnings are errors)
-#   make check       unit, transcript, bad-input and Postfix lab tests, then the same suite
+#   make check       formatting (clang-format), unit, transcript, bad-input and Postfix lab tests, then the same suite
 #                    under AddressSanitizer + UndefinedBehaviorSanitizer, then bounded fuzzing
 #   make fuzz        libFuzzer targets (clang), FUZZ_SECONDS each
 #   make bench       load generator against the daemon and a minimal reference server
@@ -69,6 +69,7 @@ unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN)
 
 # make check: release suite, then the sanitizer suite, then bounded fuzzing.
 check: all
+	$(MAKE) --no-print-directory format-check
 	$(MAKE) --no-print-directory unit-bins
 	$(MAKE) --no-print-directory BUILD=build/asan CC=clang \
 	    CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wno-unknown-warning-option" \

@@ -30,12 +30,12 @@
 
 struct dnsbl_site {
     char *zone;
-    char *filter;    /* as written, "" for any 127.x answer */
+    char *filter;     /* as written, "" for any 127.x answer */
     int lo[4], hi[4]; /* per octet ranges; one range set per site keeps it simple */
     int has_filter;
     int weight;
-    char *delist;    /* delisting page, or NULL */
-    int timeouts;    /* consecutive */
+    char *delist; /* delisting page, or NULL */
+    int timeouts; /* consecutive */
     time_t skip_until;
     time_t last_error_log;
 };
@@ -244,8 +244,7 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
     for (size_t i = 0; i < st->n && !quiet; i++) { /* the texts, only when someone reads them */
         const struct dnsbl_site *s = &st->sites[i];
         if (dc->listed[i] == 1 && s->weight > 0 && nl < sizeof(lists))
-            nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "",
-                                   s->zone);
+            nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "", s->zone);
         if (nd < sizeof(detail))
             nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "%s%s: %s", nd ? "; " : "",
                                    s->zone, dc->answer[i]);
@@ -253,8 +252,7 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
             nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, " (listed, weight %d)",
                                    s->weight);
         if (dc->listed[i] == 1 && s->weight > 0 && nf < sizeof(fix))
-            nf += (size_t)snprintf(fix + nf, sizeof(fix) - nf, "%s%s: %s", nf ? "; " : "",
-                                   s->zone,
+            nf += (size_t)snprintf(fix + nf, sizeof(fix) - nf, "%s%s: %s", nf ? "; " : "", s->zone,
                                    s->delist ? s->delist : "see the list's web site for delisting");
     }
     if (dc->score >= cfg->dnsbl_threshold) {
@@ -293,8 +291,8 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
         check_call_reject(call, action, cause, fixall);
     } else if (cfg->dnsbl_warn_threshold > 0 && dc->score >= cfg->dnsbl_warn_threshold) {
         char key[1024];
-        snprintf(key, sizeof(key), "client %s scores %d (warn at %ld, reject at %ld): %s",
-                 dc->addr, dc->score, cfg->dnsbl_warn_threshold, cfg->dnsbl_threshold, detail);
+        snprintf(key, sizeof(key), "client %s scores %d (warn at %ld, reject at %ld): %s", dc->addr,
+                 dc->score, cfg->dnsbl_warn_threshold, cfg->dnsbl_threshold, detail);
         log_info("dnsbl: %s", key);
         if (*cfg->dnsbl_warn_header) {
             char header[1200];

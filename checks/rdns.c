@@ -218,18 +218,18 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
             snprintf(cause, sizeof(cause),
                      "client %s has PTR %s, but looking it up forward failed temporarily (%s)",
                      rc->addr, rc->names[0], rc->tempfail_detail);
-            snprintf(fix, sizeof(fix), "none on the client's side yet; if this repeats, check "
-                                       "the DNS servers policyd uses");
+            snprintf(fix, sizeof(fix),
+                     "none on the client's side yet; if this repeats, check "
+                     "the DNS servers policyd uses");
             check_call_defer(call, cfg->rdns_tempfail_action, cause, fix);
             return;
         }
-        size_t n = (size_t)snprintf(cause, sizeof(cause),
-                                    "client %s has PTR record%s ", rc->addr,
+        size_t n = (size_t)snprintf(cause, sizeof(cause), "client %s has PTR record%s ", rc->addr,
                                     rc->nnames > 1 ? "s" : "");
         for (size_t i = 0; i < rc->nnames && n < sizeof(cause); i++)
             n += (size_t)snprintf(cause + n, sizeof(cause) - n, "%s%s (%s %s)", i ? ", " : "",
-                                  rc->names[i], rc->family == AF_INET ? "A:" : "AAAA:",
-                                  rc->fwd_seen[i]);
+                                  rc->names[i],
+                                  rc->family == AF_INET ? "A:" : "AAAA:", rc->fwd_seen[i]);
         if (n < sizeof(cause))
             snprintf(cause + n, sizeof(cause) - n,
                      " but no name resolves back to %s (not forward-confirmed); receivers that "

@@ -79,8 +79,9 @@ static void *recipient_configure(const struct config *cfg, char *err, size_t err
     }
     config_list_free(v);
     if (st->ntables == 0) {
-        snprintf(err, errlen, "the recipient check is listed in checks but recipient_maps is "
-                              "empty");
+        snprintf(err, errlen,
+                 "the recipient check is listed in checks but recipient_maps is "
+                 "empty");
         recipient_unconfigure(st);
         return NULL;
     }
@@ -182,8 +183,8 @@ static const struct quota_entry *rcpt_quota(struct recipient_state *st, const st
     q->ok = 0;
     char path[4200];
     size_t ml = strlen(maildir);
-    snprintf(path, sizeof(path), "%.*s/maildirsize", (int)(ml > 1 && maildir[ml - 1] == '/' ? ml - 1 : ml),
-             maildir);
+    snprintf(path, sizeof(path), "%.*s/maildirsize",
+             (int)(ml > 1 && maildir[ml - 1] == '/' ? ml - 1 : ml), maildir);
     /* A small, bounded read; the result is reused for recipient_quota_cache. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat sb;
@@ -299,11 +300,10 @@ static enum check_status recipient_run(struct check_call *call)
             n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s", t ? ", " : "", keys[t]);
         rcpt_suggest(st, base_local, domain, similar, sizeof(similar));
         char cause[3072], fix[1024];
-        snprintf(cause, sizeof(cause),
-                 "%s is in %s (%s), but no table knows %s: looked up %s in %s%s%s", domain,
-                 hosted_by, "a domain this server hosts", rcpt, tried, tables,
-                 *similar ? "; close matches: " : "; no close match among that domain's users",
-                 similar);
+        snprintf(
+            cause, sizeof(cause), "%s is in %s (%s), but no table knows %s: looked up %s in %s%s%s",
+            domain, hosted_by, "a domain this server hosts", rcpt, tried, tables,
+            *similar ? "; close matches: " : "; no close match among that domain's users", similar);
         snprintf(fix, sizeof(fix),
                  "if %s should receive mail, add it to %s (for a hash: or lmdb: table, then run "
                  "postmap on it; policyd picks the change up within %lds); if the sender "

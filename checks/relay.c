@@ -170,7 +170,8 @@ static enum check_status relay_run(struct check_call *call)
         cause, sizeof(cause),
         "relay denied: client %s%s%s%s is not in mynetworks (%s)%s%s and did not authenticate",
         addr, *client_name ? " (" : "", client_name, *client_name ? ")" : "", shown[0],
-        in_mynetworks == 0 && entry ? ", excluded by " : "", in_mynetworks == 0 && entry ? entry : "");
+        in_mynetworks == 0 && entry ? ", excluded by " : "",
+        in_mynetworks == 0 && entry ? entry : "");
     const char *ccert = request_get(req, ATTR_CCERT_FINGERPRINT);
     if (*ccert && n < sizeof(cause))
         n += (size_t)snprintf(cause + n, sizeof(cause) - n,

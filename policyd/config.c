@@ -297,7 +297,7 @@ static int config_read_file(const char *path, struct raw *raw, char *err, size_t
 #define FLUSH()                                                                                    \
     do {                                                                                           \
         if (logical && rc == 0)                                                                    \
-            rc = config_store_line(path, start_line, logical, raw, err, errlen);                  \
+            rc = config_store_line(path, start_line, logical, raw, err, errlen);                   \
         free(logical);                                                                             \
         logical = NULL;                                                                            \
         llen = 0;                                                                                  \
@@ -362,7 +362,8 @@ static int config_store_line(const char *path, int lineno, char *text, struct ra
         name_end--;
     size_t nlen = (size_t)(name_end - text);
     for (size_t i = 0; i < nlen; i++) {
-        if (!(islower((unsigned char)text[i]) || isdigit((unsigned char)text[i]) || text[i] == '_')) {
+        if (!(islower((unsigned char)text[i]) || isdigit((unsigned char)text[i]) ||
+              text[i] == '_')) {
             snprintf(err, errlen, "%s:%d: bad setting name '%.*s'", path, lineno, (int)nlen, text);
             return -1;
         }
@@ -549,8 +550,8 @@ static int config_expand(struct raw *raw, size_t idx, const char *text, int dept
             const char *end = strchr(p + 1, close);
             if (!end) {
                 config_where(raw, idx, where, sizeof(where));
-                snprintf(err, errlen, "%s: %s: missing '%c' after '$%c'", where,
-                         settings[idx].name, close, *p);
+                snprintf(err, errlen, "%s: %s: missing '%c' after '$%c'", where, settings[idx].name,
+                         close, *p);
                 free(buf);
                 return -1;
             }
@@ -576,8 +577,8 @@ static int config_expand(struct raw *raw, size_t idx, const char *text, int dept
             return -1;
         }
         char *sub;
-        if (config_expand(raw, (size_t)ref, raw->value[ref] ? raw->value[ref] : "", depth + 1,
-                          &sub, err, errlen) != 0) {
+        if (config_expand(raw, (size_t)ref, raw->value[ref] ? raw->value[ref] : "", depth + 1, &sub,
+                          err, errlen) != 0) {
             free(buf);
             return -1;
         }
@@ -704,8 +705,8 @@ static int config_local_addresses(struct config *cfg, char *err, size_t errlen)
                 inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, text,
                           sizeof(text));
             else if (i->ifa_addr->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr,
-                          text, sizeof(text));
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, text,
+                          sizeof(text));
             else
                 continue;
             netlist_add_address(cfg->net_local, text);
@@ -737,7 +738,9 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
     char reason[1024];
     int i_of;
 
-#define WHERE(name) (i_of = setting_index(name, strlen(name)), config_where(raw, (size_t)i_of, where, sizeof(where)), where)
+#define WHERE(name)                                                                                \
+    (i_of = setting_index(name, strlen(name)),                                                     \
+     config_where(raw, (size_t)i_of, where, sizeof(where)), where)
 
     if (server_listen_check(cfg->listen, reason, sizeof(reason)) != 0) {
         snprintf(err, errlen, "%s: listen: %s", WHERE("listen"), reason);
@@ -781,7 +784,8 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         cfg->max_pending_per_connection = 1;
 
     const char *pdms = cfg->parent_domain_matches_subdomains;
-    if (!(cfg->net_mynetworks = netlist_new("mynetworks", cfg->mynetworks, reason, sizeof(reason)))) {
+    if (!(cfg->net_mynetworks =
+              netlist_new("mynetworks", cfg->mynetworks, reason, sizeof(reason)))) {
         snprintf(err, errlen, "%s: %s", WHERE("mynetworks"), reason);
         return -1;
     }
@@ -852,7 +856,8 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         snprintf(mode_name, sizeof(mode_name), "%s_mode", def->name);
         int mi = setting_index(mode_name, strlen(mode_name));
         cfg->check_modes[slot] =
-            mi >= 0 ? *(enum check_mode *)(void *)((char *)cfg + settings[mi].offset) : MODE_ENFORCE;
+            mi >= 0 ? *(enum check_mode *)(void *)((char *)cfg + settings[mi].offset)
+                    : MODE_ENFORCE;
         if (def->configure) {
             reason[0] = 0;
             cfg->check_states[slot] = def->configure(cfg, reason, sizeof(reason));

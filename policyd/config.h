@@ -44,10 +44,10 @@ struct config {
 #undef P_LIST
 
     /* Derived at load time. */
-    const char *path;                 /* the file this was loaded from */
-    const char *postfix_note;         /* how the Postfix import went, for the start-up log */
-    struct netlist *net_mynetworks;   /* mynetworks, compiled */
-    struct netlist *net_local;        /* this host's addresses + proxy_interfaces */
+    const char *path;               /* the file this was loaded from */
+    const char *postfix_note;       /* how the Postfix import went, for the start-up log */
+    struct netlist *net_mynetworks; /* mynetworks, compiled */
+    struct netlist *net_local;      /* this host's addresses + proxy_interfaces */
     struct domainlist *dom_mydestination;
     struct domainlist *dom_relay_domains;
     struct domainlist *dom_virtual_alias_domains;

@@ -41,9 +41,9 @@ struct entry {
     int type;
     char *name;
     unsigned hash;
-    struct entry *hnext;        /* hash chain */
+    struct entry *hnext;         /* hash chain */
     struct entry *lprev, *lnext; /* LRU list, most recent first */
-    struct result *res;         /* NULL while the first query is in flight */
+    struct result *res;          /* NULL while the first query is in flight */
     double expires;
     int inflight;
     struct dns_query *waiters;
@@ -523,8 +523,8 @@ static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf,
         dns->st.nodata++;
         break;
     case ARES_ETIMEOUT:
-        snprintf(detail, sizeof(detail), "timeout (no answer after %d tries of %ld ms)",
-                 timeouts, dns->opts.timeout_ms);
+        snprintf(detail, sizeof(detail), "timeout (no answer after %d tries of %ld ms)", timeouts,
+                 dns->opts.timeout_ms);
         r = result_new(e->type, e->name, DNS_TEMPFAIL, detail);
         dns->st.timeouts++;
         break;
@@ -567,7 +567,8 @@ static void dns_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     }
     long ttl_ms = r->pub.status == DNS_TEMPFAIL || r->pub.status == DNS_BADRESP
                       ? dns->opts.error_ttl_ms
-                      : ttl_s < 0 ? dns->opts.ttl_min_ms : ttl_s * 1000;
+                  : ttl_s < 0 ? dns->opts.ttl_min_ms
+                              : ttl_s * 1000;
     if (r->pub.status != DNS_TEMPFAIL && r->pub.status != DNS_BADRESP) {
         if (ttl_ms < dns->opts.ttl_min_ms)
             ttl_ms = dns->opts.ttl_min_ms;
@@ -606,8 +607,8 @@ static int dns_name_ok(const char *name)
     return label > 0;
 }
 
-struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name,
-                             dns_callback cb, void *arg)
+struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name, dns_callback cb,
+                             void *arg)
 {
     char key[256];
     size_t len = strlen(name);
@@ -865,8 +866,7 @@ int dns_reverse_name(const char *addr, const char *zone, char *out, size_t outle
             out[n++] = hex[a[i] >> 4];
             out[n++] = '.';
         }
-        n += (size_t)snprintf(out + n, outlen > n ? outlen - n : 0, "%s",
-                              zone ? zone : "ip6.arpa");
+        n += (size_t)snprintf(out + n, outlen > n ? outlen - n : 0, "%s", zone ? zone : "ip6.arpa");
     }
     return n < outlen ? 0 : -1;
 }

@@ -30,13 +30,13 @@ enum dns_status {
 struct dns_result {
     enum dns_status status;
     int type;
-    const char *name;     /* as asked, lower case, no trailing dot */
-    long ttl_ms;          /* how long the cache keeps it */
-    const char *detail;   /* for diagnoses: "NXDOMAIN", "SERVFAIL", "timeout after 2 tries" */
-    size_t count;         /* records */
-    const char **items;   /* A/AAAA: address text; PTR, MX: host names; TXT: strings joined */
-    const size_t *lens;   /* byte length of each item (TXT may hold NUL bytes) */
-    const int *prefs;     /* MX preference of each item, else NULL */
+    const char *name;         /* as asked, lower case, no trailing dot */
+    long ttl_ms;              /* how long the cache keeps it */
+    const char *detail;       /* for diagnoses: "NXDOMAIN", "SERVFAIL", "timeout after 2 tries" */
+    size_t count;             /* records */
+    const char **items;       /* A/AAAA: address text; PTR, MX: host names; TXT: strings joined */
+    const size_t *lens;       /* byte length of each item (TXT may hold NUL bytes) */
+    const int *prefs;         /* MX preference of each item, else NULL */
     const unsigned char *raw; /* the answer as received (NULL for errors without one) */
     size_t rawlen;
 };
@@ -45,7 +45,7 @@ struct dns_options {
     const char *servers; /* "127.0.0.1:5353, [::1]:53" or "" for /etc/resolv.conf */
     long timeout_ms;     /* one try against one server */
     int tries;
-    size_t cache_size;   /* answers kept; least recently used evicted */
+    size_t cache_size; /* answers kept; least recently used evicted */
     long ttl_min_ms, ttl_max_ms, error_ttl_ms;
 };
 
@@ -73,8 +73,8 @@ int dns_set_servers(struct dns *dns, const char *servers, char *err, size_t errl
  * the event loop, unless dns_cancel() comes first. Never NULL. A name longer than 253 bytes or
  * with empty labels gets DNS_NXDOMAIN without a query.
  */
-struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name,
-                             dns_callback cb, void *arg);
+struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *name, dns_callback cb,
+                             void *arg);
 
 /*
  * dns_peek - a fresh cached answer for (type, name), referenced (dns_result_unref it), or NULL

@@ -18,7 +18,7 @@
 #include <string.h>
 
 struct dom_entry {
-    char *text;    /* as written (lower case), for diagnoses */
+    char *text;          /* as written (lower case), for diagnoses */
     const char *pattern; /* text without "!" */
     int negated;
     struct table *table;

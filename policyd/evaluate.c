@@ -66,10 +66,10 @@ void evaluate_log_key(const struct request *req, char *out, unsigned long outlen
 {
     const char *qid = request_get(req, ATTR_QUEUE_ID);
     const char *name = request_get(req, ATTR_CLIENT_NAME);
-    snprintf(out, outlen, "%s: client=%s[%s], from=<%s>, to=<%s>, helo=<%s>", *qid ? qid : "NOQUEUE",
-             *name ? name : "unknown", request_get(req, ATTR_CLIENT_ADDRESS),
-             request_get(req, ATTR_SENDER), request_get(req, ATTR_RECIPIENT),
-             request_get(req, ATTR_HELO_NAME));
+    snprintf(out, outlen, "%s: client=%s[%s], from=<%s>, to=<%s>, helo=<%s>",
+             *qid ? qid : "NOQUEUE", *name ? name : "unknown",
+             request_get(req, ATTR_CLIENT_ADDRESS), request_get(req, ATTR_SENDER),
+             request_get(req, ATTR_RECIPIENT), request_get(req, ATTR_HELO_NAME));
 }
 
 /* evaluate_log_verdict - the diagnosis line of one check's verdict. */
@@ -328,8 +328,8 @@ struct dns *check_call_dns(const struct check_call *call)
 }
 
 /* call_set - replace a call's verdict. */
-static void call_set(struct check_call *call, enum verdict v, const char *action,
-                     const char *cause, const char *fix)
+static void call_set(struct check_call *call, enum verdict v, const char *action, const char *cause,
+                     const char *fix)
 {
     free(call->action);
     free(call->cause);

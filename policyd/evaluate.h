@@ -20,9 +20,10 @@ typedef void (*evaluate_done_fn)(struct evaluation *ev, void *arg);
 
 /*
  * evaluate_start - evaluate req (ownership passes to the evaluation) under cfg (a reference is
- * taken), with dns as the checks' DNS engine (may be NULL when no configured check uses DNS). If every check decided synchronously the evaluation is finished on return
- * (evaluate_finished() == 1) and done is never called; otherwise done is called later from the
- * event loop, never before this returns. Never NULL.
+ * taken), with dns as the checks' DNS engine (may be NULL when no configured check uses DNS). If
+ * every check decided synchronously the evaluation is finished on return (evaluate_finished() == 1)
+ * and done is never called; otherwise done is called later from the event loop, never before this
+ * returns. Never NULL.
  */
 struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, struct config *cfg,
                                   struct request *req, evaluate_done_fn done, void *arg);

@@ -30,8 +30,8 @@ static int md_number(const char *p, const char *limit, long long *v, const char 
     return 0;
 }
 
-int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out,
-                      char *err, size_t errlen)
+int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out, char *err,
+                      size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     const char *nl = memchr(data, '\n', len);

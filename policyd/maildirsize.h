@@ -22,8 +22,8 @@ struct maildirsize {
 
 /* maildirsize_parse - 0 and *out filled, or -1 with the reason in err (garbled). age_s is the
  * file's age, used for the staleness rule. */
-int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out,
-                      char *err, size_t errlen);
+int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out, char *err,
+                      size_t errlen);
 
 /* maildirsize_over - 1 if one more message of size bytes does not fit, 0 if it does. */
 int maildirsize_over(const struct maildirsize *m, long long size);

@@ -123,8 +123,8 @@ static void main_log_dns_stats(const struct daemon *d)
     dns_get_stats(d->dns, &st);
     log_info("dns statistics: lookups=%llu sent=%llu cache_hits=%llu merged=%llu timeouts=%llu "
              "servfail=%llu nxdomain=%llu nodata=%llu other_errors=%llu evicted=%llu cached=%zu",
-             st.lookups, st.sent, st.cache_hits, st.merged, st.timeouts, st.servfail,
-             st.nxdomain, st.nodata, st.other_errors, st.evicted, st.cached);
+             st.lookups, st.sent, st.cache_hits, st.merged, st.timeouts, st.servfail, st.nxdomain,
+             st.nodata, st.other_errors, st.evicted, st.cached);
 }
 
 /* main_reload - SIGHUP: validate the new file first; keep the old configuration if it fails. */

@@ -19,12 +19,12 @@
 #include <string.h>
 
 struct net_entry {
-    char *text;           /* as written, for diagnoses */
-    int negated;          /* "!pattern" */
-    int family;           /* AF_INET, AF_INET6, or 0 for a table */
+    char *text;  /* as written, for diagnoses */
+    int negated; /* "!pattern" */
+    int family;  /* AF_INET, AF_INET6, or 0 for a table */
     unsigned char addr[16];
-    unsigned prefix;      /* bits */
-    struct table *table;  /* type:table entries */
+    unsigned prefix;     /* bits */
+    struct table *table; /* type:table entries */
 };
 
 struct netlist {

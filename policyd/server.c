@@ -41,7 +41,7 @@ struct conn {
 struct listener {
     struct server *srv;
     struct evconnlistener *evl;
-    char name[160]; /* "unix:/path" or "inet:127.0.0.1:10031" */
+    char name[160];  /* "unix:/path" or "inet:127.0.0.1:10031" */
     char *unix_path; /* set for unix sockets we created */
     ino_t unix_ino;
 };
@@ -95,9 +95,8 @@ static int server_parse_endpoint(const char *spec, struct sockaddr_storage *ss, 
                      spec);
             return -1;
         }
-        unsigned port = ss->ss_family == AF_INET
-                            ? ntohs(((struct sockaddr_in *)ss)->sin_port)
-                            : ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
+        unsigned port = ss->ss_family == AF_INET ? ntohs(((struct sockaddr_in *)ss)->sin_port)
+                                                 : ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
         if (port == 0) {
             snprintf(err, errlen, "'%s': port 0 is not a port to listen on", spec);
             return -1;
@@ -257,8 +256,7 @@ static void server_peer_name(const struct listener *l, int fd, struct sockaddr *
         struct ucred cred;
         socklen_t len = sizeof(cred);
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-            snprintf(out, outlen, "%s (pid=%ld uid=%ld)", l->name, (long)cred.pid,
-                     (long)cred.uid);
+            snprintf(out, outlen, "%s (pid=%ld uid=%ld)", l->name, (long)cred.pid, (long)cred.uid);
         else
             snprintf(out, outlen, "%s (fd %d)", l->name, fd);
         return;

@@ -47,8 +47,8 @@ struct table {
     DB *db;
     MDB_env *env;
     MDB_dbi dbi;
-    MDB_txn *txn; /* one read transaction for the table's life: a snapshot of the file */
-    char *valbuf; /* a value without its NUL, copied here */
+    MDB_txn *txn;           /* one read transaction for the table's life: a snapshot of the file */
+    char *valbuf;           /* a value without its NUL, copied here */
     const char *lmdb_value; /* the last lmdb value found */
     size_t valcap;
     char *result; /* last value from a database */
@@ -116,8 +116,7 @@ static int table_flush(struct table *t, const char *path, int lineno, char *logi
 }
 
 /* table_parse_text - postmap source lines from memory (modified in place). 0 / -1. */
-static int table_parse_text(struct table *t, const char *path, char *text, char *err,
-                            size_t errlen)
+static int table_parse_text(struct table *t, const char *path, char *text, char *err, size_t errlen)
 {
     char *logical = NULL;
     int lineno = 0, start = 0, rc = 0;
@@ -134,8 +133,7 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
             continue;
         if (p != line) { /* continuation */
             if (!logical) {
-                snprintf(err, errlen, "%s, line %d: continuation line without a key", path,
-                         lineno);
+                snprintf(err, errlen, "%s, line %d: continuation line without a key", path, lineno);
                 rc = -1;
                 break;
             }

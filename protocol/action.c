@@ -65,8 +65,7 @@ int action_parse(const char *text, enum action_kind *kind, char *err, size_t err
         /* An enhanced status code X.Y.Z must have the reply code's class. */
         if (isdigit((unsigned char)p[0]) && p[1] == '.') {
             int a, b, c, n = 0;
-            if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) != 3 ||
-                (p[n] != 0 && p[n] != ' ')) {
+            if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) != 3 || (p[n] != 0 && p[n] != ' ')) {
                 snprintf(err, errlen, "'%s': malformed enhanced status code", text);
                 return -1;
             }

@@ -28,7 +28,7 @@ struct request_parser {
     size_t nattrs;     /* complete attribute lines so far */
     enum request_error error;
     char message[160];
-    size_t *eol;  /* per complete line: offset of its LF (max_attrs entries) */
+    size_t *eol; /* per complete line: offset of its LF (max_attrs entries) */
 };
 
 static const char *const attr_names[ATTR_COUNT] = {
@@ -67,8 +67,9 @@ static const char *const attr_names[ATTR_COUNT] = {
 };
 
 static const char *const state_names[] = {
-    [STATE_UNKNOWN] = "unknown", [STATE_CONNECT] = "CONNECT", [STATE_EHLO] = "EHLO",
-    [STATE_HELO] = "HELO",       [STATE_MAIL] = "MAIL",       [STATE_RCPT] = "RCPT",
+    [STATE_UNKNOWN] = "unknown", [STATE_CONNECT] = "CONNECT",
+    [STATE_EHLO] = "EHLO",       [STATE_HELO] = "HELO",
+    [STATE_MAIL] = "MAIL",       [STATE_RCPT] = "RCPT",
     [STATE_DATA] = "DATA",       [STATE_END_OF_MESSAGE] = "END-OF-MESSAGE",
     [STATE_VRFY] = "VRFY",       [STATE_ETRN] = "ETRN",
 };
@@ -76,7 +77,8 @@ static const char *const state_names[] = {
 /* attr_hash - a cheap hash of (length, first, last byte); the table maps it to candidates. */
 static unsigned attr_hash(const char *name, size_t len)
 {
-    return ((unsigned)len * 31u + (unsigned char)name[0] * 7u + (unsigned char)name[len - 1]) & 255u;
+    return ((unsigned)len * 31u + (unsigned char)name[0] * 7u + (unsigned char)name[len - 1]) &
+           255u;
 }
 
 static signed char attr_table[256][2]; /* up to two attributes per slot, -1 = none */
@@ -194,8 +196,7 @@ static void request_index(struct request *req, size_t start, size_t eq, size_t n
 }
 
 /* request_build - a complete request whose lines the parser has checked. */
-static struct request *request_build(const struct request_parser *p, const char *data,
-                                     size_t len)
+static struct request *request_build(const struct request_parser *p, const char *data, size_t len)
 {
     struct request *req = request_alloc(data, len);
     size_t start = 0;

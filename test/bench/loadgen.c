@@ -104,7 +104,8 @@ static int dial(void)
         if (!colon)
             return -1;
         snprintf(host, sizeof(host), "%.*s", (int)(colon - target - 5), target + 5);
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)atoi(colon + 1))};
         inet_pton(AF_INET, host, &sin.sin_addr);
         fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
@@ -126,16 +127,15 @@ static void make_requests(const char *mode)
         } else {
             snprintf(addr, sizeof(addr), "%s", i % 4 == 0 ? "127.0.0.1" : "203.0.113.7");
         }
-        size_t n = format_request(buf, sizeof(buf), i, addr,
-                                  hosted ? "example.com" : "foreign.example");
+        size_t n =
+            format_request(buf, sizeof(buf), i, addr, hosted ? "example.com" : "foreign.example");
         requests[i] = strdup(buf);
         request_len[i] = n;
     }
 }
 
 /* next_request - the request a connection sends next (fresh mode formats a new one). */
-static const char *next_request(struct conn *c, int index, size_t *len, char *scratch,
-                                size_t cap)
+static const char *next_request(struct conn *c, int index, size_t *len, char *scratch, size_t cap)
 {
     if (stuck_addr && index == 0) {
         *len = format_request(scratch, cap, c->req, stuck_addr, "example.com");
@@ -206,15 +206,33 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:")) != -1) {
         switch (opt) {
-        case 's': target = optarg; break;
-        case 'c': nconn = atoi(optarg); break;
-        case 'd': seconds = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 'p': pid = atol(optarg); break;
-        case 'i': idle = atoi(optarg); break;
-        case 'm': mode = optarg; break;
-        case 'A': addr_mode = optarg; break;
-        case 'x': stuck_addr = optarg; break;
+        case 's':
+            target = optarg;
+            break;
+        case 'c':
+            nconn = atoi(optarg);
+            break;
+        case 'd':
+            seconds = atof(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 'p':
+            pid = atol(optarg);
+            break;
+        case 'i':
+            idle = atoi(optarg);
+            break;
+        case 'm':
+            mode = optarg;
+            break;
+        case 'A':
+            addr_mode = optarg;
+            break;
+        case 'x':
+            stuck_addr = optarg;
+            break;
         default:
             fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
                             "[-p PID] [-i IDLE] [-m relay|hosted|mixed]\n");
@@ -319,8 +337,7 @@ int main(int argc, char **argv)
            target, nconn, (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6,
            errors, dunno, other, rss);
     if (stuck_addr)
-        printf("connection 0 (client %s) got %lu replies in the run\n", stuck_addr,
-               stuck_replies);
+        printf("connection 0 (client %s) got %lu replies in the run\n", stuck_addr, stuck_replies);
     printf("RESULT rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f errors=%lu "
            "rss_kb=%ld\n",
            (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6, errors, rss);

@@ -39,7 +39,8 @@ static int listen_on(const char *spec)
         if (!colon)
             return -1;
         snprintf(host, sizeof(host), "%.*s", (int)(colon - spec - 5), spec + 5);
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)atoi(colon + 1))};
         inet_pton(AF_INET, host, &sin.sin_addr);
         fd = socket(AF_INET, SOCK_STREAM, 0);
         int on = 1;

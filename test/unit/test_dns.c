@@ -79,23 +79,26 @@ static int queries_logged(const char *line)
 static void write_zone(void)
 {
     FILE *fp = fopen(zone_path, "w");
-    fprintf(fp, "{\"negative_ttl\": 60, \"names\": {\n"
-                "\"a.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.1\", \"ttl\": 300}],\n"
-                "\"six.example.\": [{\"type\": \"AAAA\", \"data\": \"2001:db8::7\"}],\n"
-                "\"zero.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.2\", \"ttl\": 0}],\n"
-                "\"long.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.3\", \"ttl\": 999999}],\n"
-                "\"t.example.\": [{\"type\": \"TXT\", \"data\": [\"v=spf1 \", \"-all\"], \"ttl\": 120}],\n"
-                "\"7.113.0.203.in-addr.arpa.\": [{\"type\": \"PTR\", \"data\": \"mail.example.\"}],\n"
-                "\"m.example.\": [{\"type\": \"MX\", \"data\": [5, \"mx1.example.\"]}],\n"
-                "\"dead.example.\": [{\"behaviour\": \"timeout\"}],\n"
-                "\"sf.example.\": [{\"behaviour\": \"servfail\"}],\n"
-                "\"junk.example.\": [{\"behaviour\": \"garbage\"}],\n"
-                "\"slow.example.\": [{\"behaviour\": \"delay\", \"ms\": 300}, {\"type\": \"A\", "
-                "\"data\": \"192.0.2.4\"}],\n"
-                "\"big.example.\": [{\"behaviour\": \"truncate\"}, {\"type\": \"TXT\", \"data\": "
-                "[\"over tcp\"]}]");
+    fprintf(
+        fp,
+        "{\"negative_ttl\": 60, \"names\": {\n"
+        "\"a.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.1\", \"ttl\": 300}],\n"
+        "\"six.example.\": [{\"type\": \"AAAA\", \"data\": \"2001:db8::7\"}],\n"
+        "\"zero.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.2\", \"ttl\": 0}],\n"
+        "\"long.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.3\", \"ttl\": 999999}],\n"
+        "\"t.example.\": [{\"type\": \"TXT\", \"data\": [\"v=spf1 \", \"-all\"], \"ttl\": 120}],\n"
+        "\"7.113.0.203.in-addr.arpa.\": [{\"type\": \"PTR\", \"data\": \"mail.example.\"}],\n"
+        "\"m.example.\": [{\"type\": \"MX\", \"data\": [5, \"mx1.example.\"]}],\n"
+        "\"dead.example.\": [{\"behaviour\": \"timeout\"}],\n"
+        "\"sf.example.\": [{\"behaviour\": \"servfail\"}],\n"
+        "\"junk.example.\": [{\"behaviour\": \"garbage\"}],\n"
+        "\"slow.example.\": [{\"behaviour\": \"delay\", \"ms\": 300}, {\"type\": \"A\", "
+        "\"data\": \"192.0.2.4\"}],\n"
+        "\"big.example.\": [{\"behaviour\": \"truncate\"}, {\"type\": \"TXT\", \"data\": "
+        "[\"over tcp\"]}]");
     for (int i = 0; i < 40; i++)
-        fprintf(fp, ",\n\"n%d.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.%d\"}]", i, i + 10);
+        fprintf(fp, ",\n\"n%d.example.\": [{\"type\": \"A\", \"data\": \"192.0.2.%d\"}]", i,
+                i + 10);
     fprintf(fp, "}}\n");
     fclose(fp);
 }
@@ -225,8 +228,8 @@ int main(void)
     CHECK_STR(p.first, "mail.example");
     CHECK_STR(mx.first, "mx1.example");
     CHECK(mx.pref0 == 5);
-    CHECK(z.status == DNS_OK && z.ttl_ms == 1000);         /* floor: dns_ttl_min */
-    CHECK(lg.status == DNS_OK && lg.ttl_ms == 86400000);   /* cap: dns_ttl_max */
+    CHECK(z.status == DNS_OK && z.ttl_ms == 1000);       /* floor: dns_ttl_min */
+    CHECK(lg.status == DNS_OK && lg.ttl_ms == 86400000); /* cap: dns_ttl_max */
 
     /* Truncated over UDP: c-ares retries over TCP and gets the answer. */
     struct got big = {0};

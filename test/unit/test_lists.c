@@ -13,10 +13,10 @@ static void test_netlist(void)
 {
     char err[512];
     const char *entry;
-    struct netlist *nl = netlist_new(
-        "mynetworks", "127.0.0.0/8, [::1]/128 10.1.0.0/16 !192.0.2.66 192.0.2.0/24 "
-                      "[::ffff:198.51.100.0]/120 2001:db8::/32 203.0.113.9",
-        err, sizeof(err));
+    struct netlist *nl = netlist_new("mynetworks",
+                                     "127.0.0.0/8, [::1]/128 10.1.0.0/16 !192.0.2.66 192.0.2.0/24 "
+                                     "[::ffff:198.51.100.0]/120 2001:db8::/32 203.0.113.9",
+                                     err, sizeof(err));
     CHECK(nl != NULL);
     CHECK(netlist_match(nl, "127.0.0.1", &entry) == 1);
     CHECK_STR(entry, "127.0.0.0/8");
@@ -78,12 +78,12 @@ static void test_domainlist(void)
     char err[512];
     const char *entry;
     struct domainlist *dl =
-        domainlist_new("mydestination", "Example.NET, .example.org !bad.example.com example.com",
-                       0, err, sizeof(err));
+        domainlist_new("mydestination", "Example.NET, .example.org !bad.example.com example.com", 0,
+                       err, sizeof(err));
     CHECK(dl != NULL);
     CHECK(domainlist_match(dl, "example.net", &entry) == 1);
     CHECK_STR(entry, "example.net");
-    CHECK(domainlist_match(dl, "EXAMPLE.net.", NULL) == 1); /* case, trailing dot */
+    CHECK(domainlist_match(dl, "EXAMPLE.net.", NULL) == 1);    /* case, trailing dot */
     CHECK(domainlist_match(dl, "sub.example.net", NULL) == 0); /* not parent style */
     CHECK(domainlist_match(dl, "a.b.example.org", &entry) == 1);
     CHECK_STR(entry, ".example.org");

@@ -110,18 +110,18 @@ static void test_values(void)
     size_t consumed;
     struct request *r = parse_one(text, sizeof(text) - 1, &st, &consumed, NULL);
     CHECK(st == REQUEST_COMPLETE && r);
-    CHECK_STR(request_get(r, ATTR_SENDER), " a b ");      /* whitespace kept */
-    CHECK_STR(request_get(r, ATTR_RECIPIENT), "x=y\r");   /* first '=', CR is data */
-    CHECK_STR(request_get(r, ATTR_HELO_NAME), "");        /* empty value */
+    CHECK_STR(request_get(r, ATTR_SENDER), " a b ");    /* whitespace kept */
+    CHECK_STR(request_get(r, ATTR_RECIPIENT), "x=y\r"); /* first '=', CR is data */
+    CHECK_STR(request_get(r, ATTR_HELO_NAME), "");      /* empty value */
     CHECK(request_has(r, ATTR_HELO_NAME));
     CHECK_STR(request_get(r, ATTR_CLIENT_ADDRESS), "2.2.2.2"); /* last wins */
-    CHECK_STR(request_get(r, ATTR_SIZE), "\xff\xfe");      /* non-UTF-8 */
+    CHECK_STR(request_get(r, ATTR_SIZE), "\xff\xfe");          /* non-UTF-8 */
     CHECK(request_unknown_count(r) == 1 && request_attr_count(r) == 8);
     CHECK(request_state(r) == STATE_UNKNOWN);
     request_free(r);
 
-    const char *states[] = {"CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE",
-                            "VRFY", "ETRN"};
+    const char *states[] = {"CONNECT", "EHLO",           "HELO", "MAIL", "RCPT",
+                            "DATA",    "END-OF-MESSAGE", "VRFY", "ETRN"};
     for (int i = 0; i < 9; i++) {
         const char *pairs[] = {"protocol_state", states[i], NULL};
         r = request_new_from_pairs(pairs);

@@ -35,10 +35,23 @@ static const char *decide(struct config *cfg, const char *addr, const char *rcpt
                           const char *extra_name, const char *extra_value)
 {
     static char answer[512];
-    const char *pairs[] = {"request", "smtpd_access_policy", "protocol_state", "RCPT",
-                           "client_address", addr, "client_name", "unknown", "sender",
-                           "a@sender.example", "recipient", rcpt, "helo_name", "h.example",
-                           extra_name, extra_value, NULL};
+    const char *pairs[] = {"request",
+                           "smtpd_access_policy",
+                           "protocol_state",
+                           "RCPT",
+                           "client_address",
+                           addr,
+                           "client_name",
+                           "unknown",
+                           "sender",
+                           "a@sender.example",
+                           "recipient",
+                           rcpt,
+                           "helo_name",
+                           "h.example",
+                           extra_name,
+                           extra_value,
+                           NULL};
     struct request *req = request_new_from_pairs(pairs);
     struct evaluation *ev = evaluate_start(NULL, NULL, cfg, req, NULL, NULL);
     CHECK(evaluate_finished(ev));
@@ -92,8 +105,7 @@ int main(void)
     CHECK_STR(decide(cfg, "::ffff:10.4.4.4", "b@foreign.example", NULL, NULL), "DUNNO");
     CHECK_STR(decide(cfg, "::1", "b@foreign.example", NULL, NULL), "DUNNO");
     CHECK_STR(decide(cfg, "2001:db8::1", "b@foreign.example", NULL, NULL), deny);
-    CHECK_STR(decide(cfg, "203.0.113.7", "b@foreign.example", "sasl_username", "alice"),
-              "DUNNO");
+    CHECK_STR(decide(cfg, "203.0.113.7", "b@foreign.example", "sasl_username", "alice"), "DUNNO");
     CHECK_STR(decide(cfg, "203.0.113.7", "b@foreign.example", "ccert_fingerprint", "01:02:03"),
               "DUNNO");
     CHECK_STR(decide(cfg, "203.0.113.7", "b@foreign.example", "ccert_fingerprint", "01:02:04"),

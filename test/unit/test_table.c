@@ -58,8 +58,9 @@ int main(void)
                 "@example.net catchall/\nalice@example.com duplicate-ignored\n");
     fclose(fp);
     check_source_table("texthash");
-    snprintf(cmd, sizeof(cmd), "postmap -c %s hash:%s/vmailbox 2>&1 && postmap -c %s lmdb:%s/vmailbox 2>&1",
-             dir, dir, dir, dir);
+    snprintf(cmd, sizeof(cmd),
+             "postmap -c %s hash:%s/vmailbox 2>&1 && postmap -c %s lmdb:%s/vmailbox 2>&1", dir, dir,
+             dir, dir);
     int rc = system(cmd);
     CHECK(rc == 0);
     if (rc == 0) {
@@ -81,8 +82,7 @@ int main(void)
         CHECK_STR(lookup(t, "198.51.100.1"), "(none)");
         table_free(t);
     }
-    t = table_open("inline:{ a@example.com=one, { b@example.com = two words } }", err,
-                   sizeof(err));
+    t = table_open("inline:{ a@example.com=one, { b@example.com = two words } }", err, sizeof(err));
     CHECK(t && strcmp(lookup(t, "A@example.com"), "one") == 0 &&
           strcmp(lookup(t, "b@example.com"), "two words") == 0 &&
           strcmp(lookup(t, "c@example.com"), "(none)") == 0);

@@ -17,7 +17,7 @@ static int unit_passed, unit_failed;
             unit_passed++;                                                                         \
         } else {                                                                                   \
             unit_failed++;                                                                         \
-            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #expr);                    \
+            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #expr);                     \
         }                                                                                          \
     } while (0)
 
@@ -28,7 +28,7 @@ static int unit_passed, unit_failed;
             unit_passed++;                                                                         \
         } else {                                                                                   \
             unit_failed++;                                                                         \
-            fprintf(stderr, "%s:%d: FAILED: %s\n  got:  %s\n  want: %s\n", __FILE__, __LINE__,    \
+            fprintf(stderr, "%s:%d: FAILED: %s\n  got:  %s\n  want: %s\n", __FILE__, __LINE__,     \
                     #got, g_ ? g_ : "(null)", w_ ? w_ : "(null)");                                 \
         }                                                                                          \
     } while (0)
