@@ -49,7 +49,6 @@ struct evaluation {
     int finished;
     int in_start; /* inside evaluate_start: completions are handled on return */
     const char *action;
-    char *action_own;
     size_t ncalls;
     struct check_call calls[];
 };
@@ -286,7 +285,6 @@ void evaluate_free(struct evaluation *ev)
         event_free(ev->deadline);
     request_free(ev->req);
     config_unref(ev->cfg);
-    free(ev->action_own);
     free(ev);
 }
 
