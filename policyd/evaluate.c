@@ -342,6 +342,19 @@ void check_call_reject(struct check_call *call, const char *action, const char *
                        const char *fix)
 {
     enum action_kind kind = action_kind_of(action);
+    if (kind == ACTION_DUNNO) {
+        /* Configured to let it pass (e.g. rdns_mismatch_action = DUNNO): no verdict. */
+        check_call_note(call, "%s (answered DUNNO by configuration)", cause);
+        return;
+    }
+    if (kind == ACTION_WARN) {
+        /* WARN/INFO: the diagnosis is logged, the decision left to the other checks. */
+        char key[2048];
+        evaluate_log_key(call->ev->req, key, sizeof(key));
+        log_info("%s: %s: warn: %s; cause=%s; fix=%s", key,
+                 call->ev->cfg->check_defs[call->slot]->name, action, cause, fix);
+        return;
+    }
     enum verdict v = kind == ACTION_DEFER ? VERDICT_DEFER : VERDICT_REJECT;
     call_set(call, v, action, cause, fix);
 }

@@ -81,6 +81,17 @@ if start_daemon "$WORK/dns.conf"; then
     check "daemon exits 0" stop_daemon
 fi
 
+# Actions that do not decide: DUNNO (the mismatch default) and WARN.
+write_conf "$WORK/soft.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example.com" \
+    "checks = relay, rdns" "dns_servers = 127.0.0.1:$DNSPORT" "rdns_generic_action = WARN generic rDNS"
+if start_daemon "$WORK/soft.conf"; then
+    expect "mismatch with the default DUNNO action: accepted" 203.0.113.9 "action=DUNNO"
+    expect "generic with a WARN action: accepted" 203.0.113.10 "action=DUNNO"
+    check "DUNNO by configuration logs no reject line" test -z "$(grep 'rdns: reject: DUNNO' "$WORK/policyd.log")"
+    check "WARN logs the diagnosis as a warning" grep -q "rdns: warn: WARN generic rDNS; cause=client 203.0.113.10 has forward-confirmed PTR" "$WORK/policyd.log"
+    stop_daemon
+fi
+
 # Faults. A DNS server that never answers, with a deadline shorter than the DNS timeout.
 DEADPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo '{"default": [{"behaviour": "timeout"}], "names": {}}' >"$WORK/dead.json"
