@@ -355,6 +355,10 @@ void check_call_reject(struct check_call *call, const char *action, const char *
                  call->ev->cfg->check_defs[call->slot]->name, action, cause, fix);
         return;
     }
+    if (kind == ACTION_PREPEND) {
+        call_set(call, VERDICT_PREPEND, action, cause, fix); /* a header, not a refusal */
+        return;
+    }
     enum verdict v = kind == ACTION_DEFER ? VERDICT_DEFER : VERDICT_REJECT;
     call_set(call, v, action, cause, fix);
 }
@@ -366,6 +370,10 @@ void check_call_defer(struct check_call *call, const char *action, const char *c
     if (!action || !action_is_temporary_safe(action)) {
         /* No mail is lost through us: a temporary problem never becomes a 5xx. */
         action = fallback;
+    }
+    if (action_kind_of(action) == ACTION_WARN || action_kind_of(action) == ACTION_PREPEND) {
+        check_call_reject(call, action, cause, fix); /* logged or prepended, not decisive */
+        return;
     }
     if (action_kind_of(action) == ACTION_DUNNO) {
         /* DEFER answered as DUNNO by configuration: keep the note, give no verdict. */
