@@ -14,7 +14,7 @@ for bin in build/fuzz/fuzz_*; do
     fuzz_request) cp test/data/requests/* "$corpus"/ ;;
     fuzz_config) cp etc/policyd.conf test/daemon/transcripts/*.conf "$corpus"/ ;;
     esac
-    if "$bin" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    if "$bin" -seed=1 -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "$corpus" >"build/fuzz/$name.log" 2>&1; then
         execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "build/fuzz/$name.log" | grep -oE '[0-9]+$')
         echo "ok $name ($execs runs in ${secs}s)"
