@@ -1,11 +1,14 @@
 /*
- * table.c - read Postfix lookup tables: texthash (postmap source format, loaded into a sorted
- * array), hash/btree (Berkeley DB, as postmap writes them), lmdb (liblmdb, from the mmap),
+ * table.c - read Postfix lookup tables: texthash (postmap source format), hash/btree (Berkeley
+ * DB, as postmap writes them, read with libdb's cursor), lmdb (read with liblmdb's cursor),
  * cidr (first matching network wins), inline:{k=v, ...} and static:value.
  *
- * Postfix conventions kept: lookup keys folded to lower case; database keys tried with and
- * without the trailing NUL (Postfix's DICT_FLAG_TRY1NULL / TRY0NULL); texthash lines are
- * "key whitespace value", '#' comment lines, and indented continuation lines.
+ * Key design: every key/value table is read whole into memory at open (and at reload, in a
+ * worker thread) and indexed by an open-addressing hash table, so a lookup costs one or two
+ * probes whatever the table's size - a B-tree descent through a 100 MB map per recipient was
+ * the cost that mattered. Postfix conventions kept: keys folded to lower case; the trailing NUL
+ * postmap stores with keys and values dropped; texthash lines are "key whitespace value",
+ * '#' comment lines, indented continuation lines; the first of duplicate keys wins.
  */
 #include "policyd/table.h"
 
@@ -16,6 +19,7 @@
 #include <db.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <errno.h>
@@ -24,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum table_type { TT_MEMORY, TT_DB, TT_LMDB, TT_CIDR, TT_STATIC };
+enum table_type { TT_MEMORY, TT_CIDR, TT_STATIC };
 
 struct entry {
     char *key;
@@ -40,18 +44,13 @@ struct cidr_rule {
 struct table {
     char *spec;
     enum table_type type;
-    struct entry *v; /* TT_MEMORY: sorted by key */
+    struct entry *v; /* TT_MEMORY: sorted by key, then source order */
     size_t n, cap;
     struct cidr_rule *rules; /* TT_CIDR */
     size_t nrules;
-    DB *db;
-    MDB_env *env;
-    MDB_dbi dbi;
-    MDB_txn *txn;           /* one read transaction for the table's life: a snapshot of the file */
-    char *valbuf;           /* a value without its NUL, copied here */
-    const char *lmdb_value; /* the last lmdb value found */
-    size_t valcap;
-    char *result; /* last value from a database */
+    uint64_t *index; /* open addressing: hash << 32 | entry number; UINT64_MAX = empty */
+    size_t index_mask;
+    char *result; /* static: the value */
     /* Change detection (table_refresh): the file watched, what it looked like, the reload. */
     char *file;
     struct stat seen;
@@ -82,16 +81,122 @@ static void table_add(struct table *t, const char *key, size_t klen, const char 
     t->n++;
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct entry *)a)->key, ((const struct entry *)b)->key);
-}
-
 static int entry_cmp_order(const void *a, const void *b)
 {
     const struct entry *x = a, *y = b;
     int c = strcmp(x->key, y->key);
     return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static uint32_t table_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* table_finish_memory - sort (first of duplicate keys wins) and build the hash index, so a
+ * lookup costs one or two probes whatever the size. */
+static void table_finish_memory(struct table *t)
+{
+    if (t->n > 0)
+        qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
+    size_t size = 16;
+    while (size < 2 * t->n)
+        size <<= 1;
+    t->index = malloc(size * sizeof(*t->index));
+    if (!t->index)
+        abort();
+    memset(t->index, 0xff, size * sizeof(*t->index));
+    t->index_mask = size - 1;
+    for (size_t i = 0; i < t->n; i++) {
+        if (i > 0 && strcmp(t->v[i].key, t->v[i - 1].key) == 0)
+            continue; /* a later duplicate: postmap keeps the first */
+        uint32_t h = table_hash(t->v[i].key);
+        size_t slot = h & t->index_mask;
+        while (t->index[slot] != UINT64_MAX)
+            slot = (slot + 1) & t->index_mask;
+        t->index[slot] = (uint64_t)h << 32 | (uint32_t)i;
+    }
+}
+
+/* table_load_record - one database record; Postfix stores keys and values with a trailing
+ * NUL, which is dropped. */
+static void table_load_record(struct table *t, const char *key, size_t klen, const char *val,
+                              size_t vlen)
+{
+    if (klen > 0 && key[klen - 1] == 0)
+        klen--;
+    if (vlen > 0 && val[vlen - 1] == 0)
+        vlen--;
+    char *v = strndup(val, vlen);
+    if (!v)
+        abort();
+    table_add(t, key, klen, v);
+    free(v);
+}
+
+/* table_load_lmdb - every record of a "postmap lmdb:" file, read with liblmdb's cursor. */
+static int table_load_lmdb(struct table *t, const char *path, char *err, size_t errlen)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    int e = mdb_env_create(&env);
+    if (e == 0)
+        e = mdb_env_open(env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS, 0644);
+    if (e == 0)
+        e = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (e == 0)
+        e = mdb_dbi_open(txn, NULL, 0, &dbi);
+    if (e == 0)
+        e = mdb_cursor_open(txn, dbi, &cur);
+    for (int op = MDB_FIRST; e == 0; op = MDB_NEXT) {
+        e = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+        if (e == 0)
+            table_load_record(t, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    if (e != MDB_NOTFOUND) {
+        snprintf(err, errlen, "%s: %s (build it with: postmap %s)", path, mdb_strerror(e), t->spec);
+        return -1;
+    }
+    return 0;
+}
+
+/* table_load_bdb - every record of a "postmap hash:" or "btree:" file (Berkeley DB cursor). */
+static int table_load_bdb(struct table *t, const char *path, DBTYPE type, char *err, size_t errlen)
+{
+    DB *db = NULL;
+    DBC *cur = NULL;
+    DBT k, v;
+    int e = db_create(&db, NULL, 0);
+    if (e == 0)
+        e = db->open(db, NULL, path, NULL, type, DB_RDONLY, 0);
+    if (e == 0)
+        e = db->cursor(db, NULL, &cur, 0);
+    memset(&k, 0, sizeof(k));
+    memset(&v, 0, sizeof(v));
+    while (e == 0 && (e = cur->get(cur, &k, &v, DB_NEXT)) == 0)
+        table_load_record(t, k.data, k.size, v.data, v.size);
+    if (cur)
+        cur->close(cur);
+    if (db)
+        db->close(db, 0);
+    if (e != DB_NOTFOUND) {
+        snprintf(err, errlen, "%s: %s (build it with: postmap %s)", path,
+                 e > 0 ? strerror(e) : db_strerror(e), t->spec);
+        return -1;
+    }
+    return 0;
 }
 
 /* table_flush - one logical "key value" line into the table. 0 / -1. */
@@ -154,8 +259,7 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
     if (logical && rc == 0)
         rc = table_flush(t, path, start, logical, err, errlen);
     free(logical);
-    if (t->n > 0)
-        qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
+    table_finish_memory(t);
     return rc;
 }
 
@@ -223,8 +327,7 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
         table_add(t, k, (size_t)(ke - k), val);
     }
     config_list_free(v);
-    if (t->n > 0)
-        qsort(t->v, t->n, sizeof(*t->v), entry_cmp_order);
+    table_finish_memory(t);
     return 0;
 }
 
@@ -301,38 +404,18 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         t->type = TT_CIDR;
         rc = table_open_cidr(t, name, err, errlen);
     } else if (TYPE_IS("hash") || TYPE_IS("btree")) {
-        t->type = TT_DB;
+        /* Read whole into memory: one probe per lookup, whatever the size. */
+        t->type = TT_MEMORY;
         snprintf(path, sizeof(path), "%s.db", name);
-        int e = db_create(&t->db, NULL, 0);
-        if (e == 0)
-            e = t->db->open(t->db, NULL, path, NULL, TYPE_IS("hash") ? DB_HASH : DB_BTREE,
-                            DB_RDONLY, 0);
-        if (e != 0) {
-            snprintf(err, errlen, "%s: %s (build it with: postmap %s)", path,
-                     e > 0 ? strerror(e) : db_strerror(e), spec);
-            rc = -1;
-        }
+        rc = table_load_bdb(t, path, TYPE_IS("hash") ? DB_HASH : DB_BTREE, err, errlen);
+        if (rc == 0)
+            table_finish_memory(t);
     } else if (TYPE_IS("lmdb")) {
-        t->type = TT_LMDB;
+        t->type = TT_MEMORY;
         snprintf(path, sizeof(path), "%s.lmdb", name);
-        MDB_txn *txn = NULL;
-        int e = mdb_env_create(&t->env);
-        if (e == 0)
-            e = mdb_env_open(t->env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS,
-                             0644);
-        if (e == 0)
-            e = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn);
-        if (e == 0)
-            e = mdb_dbi_open(txn, NULL, 0, &t->dbi);
-        if (e == 0)
-            t->txn = txn; /* kept: postmap replaces the file, so this snapshot stays valid */
-        else if (txn)
-            mdb_txn_abort(txn);
-        if (e != 0) {
-            snprintf(err, errlen, "%s: %s (build it with: postmap %s)", path, mdb_strerror(e),
-                     spec);
-            rc = -1;
-        }
+        rc = table_load_lmdb(t, path, err, errlen);
+        if (rc == 0)
+            table_finish_memory(t);
     } else {
         snprintf(err, errlen,
                  "%s: unsupported table type '%.*s' (supported: texthash, hash, btree, lmdb, "
@@ -345,7 +428,8 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         table_free(t);
         return NULL;
     }
-    if (t->type == TT_DB || t->type == TT_LMDB)
+    if (strncmp(spec, "lmdb:", 5) == 0 || strncmp(spec, "hash:", 5) == 0 ||
+        strncmp(spec, "btree:", 6) == 0)
         t->file = strdup(path);
     else if (t->type == TT_MEMORY && name[0] == '/')
         t->file = strdup(name);
@@ -354,46 +438,6 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
     if (t->file)
         stat(t->file, &t->seen);
     return t;
-}
-
-/* table_db_get - one database lookup of exactly klen bytes. 1 / 0 / -1. */
-static int table_db_get(struct table *t, const char *key, size_t klen)
-{
-    if (t->type == TT_DB) {
-        free(t->result);
-        t->result = NULL;
-        DBT k, v;
-        memset(&k, 0, sizeof(k));
-        memset(&v, 0, sizeof(v));
-        k.data = (void *)key;
-        k.size = (u_int32_t)klen;
-        int e = t->db->get(t->db, NULL, &k, &v, 0);
-        if (e == DB_NOTFOUND)
-            return 0;
-        if (e != 0)
-            return -1;
-        t->result = strndup(v.data, v.size);
-        return 1;
-    }
-    MDB_val k = {klen, (void *)key}, v;
-    int e = mdb_get(t->txn, t->dbi, &k, &v);
-    if (e != 0)
-        return e == MDB_NOTFOUND ? 0 : -1;
-    /* postmap stores the value with its NUL: point into the map; else copy. */
-    if (v.mv_size > 0 && ((const char *)v.mv_data)[v.mv_size - 1] == 0) {
-        t->lmdb_value = v.mv_data;
-        return 1;
-    }
-    if (v.mv_size + 1 > t->valcap) {
-        t->valcap = v.mv_size + 64;
-        t->valbuf = realloc(t->valbuf, t->valcap);
-        if (!t->valbuf)
-            abort();
-    }
-    memcpy(t->valbuf, v.mv_data, v.mv_size);
-    t->valbuf[v.mv_size] = 0;
-    t->lmdb_value = t->valbuf;
-    return 1;
 }
 
 int table_lookup(struct table *t, const char *key, const char **value)
@@ -410,14 +454,19 @@ int table_lookup(struct table *t, const char *key, const char **value)
         *value = t->result;
         return 1;
     case TT_MEMORY: {
-        struct entry probe = {folded, NULL, 0};
-        struct entry *e = bsearch(&probe, t->v, t->n, sizeof(*t->v), entry_cmp);
-        if (!e)
-            return 0;
-        while (e > t->v && strcmp(e[-1].key, folded) == 0)
-            e--; /* the first of duplicates */
-        *value = e->value;
-        return 1;
+        /* The stored hash spares a visit to the key of every other entry on the way. */
+        uint32_t h = table_hash(folded);
+        for (size_t slot = h & t->index_mask; t->index[slot] != UINT64_MAX;
+             slot = (slot + 1) & t->index_mask) {
+            if ((uint32_t)(t->index[slot] >> 32) != h)
+                continue;
+            const struct entry *e = &t->v[(uint32_t)t->index[slot]];
+            if (strcmp(e->key, folded) == 0) {
+                *value = e->value;
+                return 1;
+            }
+        }
+        return 0;
     }
     case TT_CIDR:
         for (size_t i = 0; i < t->nrules; i++) {
@@ -427,15 +476,6 @@ int table_lookup(struct table *t, const char *key, const char **value)
             }
         }
         return 0;
-    case TT_DB:
-    case TT_LMDB: {
-        int rc = table_db_get(t, folded, len + 1); /* with the NUL postmap usually stores */
-        if (rc == 0)
-            rc = table_db_get(t, folded, len);
-        if (rc == 1)
-            *value = t->type == TT_LMDB ? t->lmdb_value : t->result;
-        return rc;
-    }
     }
     return -1;
 }
@@ -456,10 +496,8 @@ static void table_swap_in(struct table *t, struct table *fresh)
     t->cap = fresh->cap;
     t->rules = fresh->rules;
     t->nrules = fresh->nrules;
-    t->db = fresh->db;
-    t->env = fresh->env;
-    t->dbi = fresh->dbi;
-    t->txn = fresh->txn;
+    t->index = fresh->index;
+    t->index_mask = fresh->index_mask;
     t->result = fresh->result;
     if (fresh->file)
         stat(fresh->file, &t->seen);
@@ -467,9 +505,7 @@ static void table_swap_in(struct table *t, struct table *fresh)
     fresh->n = old.n;
     fresh->rules = old.rules;
     fresh->nrules = old.nrules;
-    fresh->db = old.db;
-    fresh->env = old.env;
-    fresh->txn = old.txn;
+    fresh->index = old.index;
     fresh->result = old.result;
     table_free(fresh);
 }
@@ -539,13 +575,7 @@ void table_free(struct table *t)
         free(t->rules[i].value);
     }
     free(t->rules);
-    if (t->db)
-        t->db->close(t->db, 0);
-    if (t->txn)
-        mdb_txn_abort(t->txn);
-    if (t->env)
-        mdb_env_close(t->env);
-    free(t->valbuf);
+    free(t->index);
     free(t->result);
     free(t->spec);
     free(t);

@@ -2,9 +2,9 @@
  * table.h - Postfix lookup tables as admins already keep them, read so that one file serves
  * Postfix and policyd: texthash:, hash:, btree:, lmdb:, cidr:, inline:{...}, static:.
  *
- * Keys are folded to lower case as Postfix does for these maps; hash/btree/lmdb files built by
- * postmap are looked up with and without the trailing NUL Postfix may store. A table is opened
- * once per configuration load (at start and on reload, never per request).
+ * Keys are folded to lower case as Postfix does for these maps; the trailing NUL postmap stores
+ * in hash/btree/lmdb files is dropped. Tables are read whole into memory and hashed when opened
+ * (once per configuration load, or off the loop when table_refresh sees the file change).
  */
 #ifndef POLICYD_TABLE_H
 #define POLICYD_TABLE_H
