@@ -215,6 +215,20 @@ static const struct quota_entry *rcpt_quota(struct recipient_state *st, const st
     return q;
 }
 
+/* rcpt_join - a + b + c into out (300 bytes). Runs per request, so no printf. */
+static void rcpt_join(char *out, const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    if (la + lb + lc >= 300) {
+        out[0] = 0; /* cannot happen (the address is at most 256 bytes); matches nothing */
+        return;
+    }
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb);
+    memcpy(out + la + lb, c, lc);
+    out[la + lb + lc] = 0;
+}
+
 /* rcpt_hosted - the domain list that hosts domain, or NULL. */
 static const char *rcpt_hosted(const struct config *cfg, const char *domain, int *local)
 {
@@ -267,15 +281,15 @@ static enum check_status recipient_run(struct check_call *call)
         base_local[cut] = 0;
     char keys[6][300];
     size_t nkeys = 0;
-    snprintf(keys[nkeys++], 300, "%s@%s", local, domain);
+    rcpt_join(keys[nkeys++], local, "@", domain);
     if (has_ext)
-        snprintf(keys[nkeys++], 300, "%s@%s", base_local, domain);
+        rcpt_join(keys[nkeys++], base_local, "@", domain);
     if (is_local) {
-        snprintf(keys[nkeys++], 300, "%s", local);
+        rcpt_join(keys[nkeys++], local, "", "");
         if (has_ext)
-            snprintf(keys[nkeys++], 300, "%s", base_local);
+            rcpt_join(keys[nkeys++], base_local, "", "");
     }
-    snprintf(keys[nkeys++], 300, "@%s", domain);
+    rcpt_join(keys[nkeys++], "", "@", domain);
 
     const char *value = NULL;
     const struct table *found_in = NULL;
@@ -290,11 +304,11 @@ static enum check_status recipient_run(struct check_call *call)
         check_call_defer(call, NULL, cause, "see the table's error above; rebuild it with postmap");
         return CHECK_DONE;
     }
-    char tables[1024] = "";
-    for (size_t t = 0, n = 0; t < st->ntables && n < sizeof(tables); t++)
-        n += (size_t)snprintf(tables + n, sizeof(tables) - n, "%s%s", t ? ", " : "",
-                              table_spec(st->tables[t]));
     if (rc == 0) {
+        char tables[1024] = "";
+        for (size_t t = 0, n = 0; t < st->ntables && n < sizeof(tables); t++)
+            n += (size_t)snprintf(tables + n, sizeof(tables) - n, "%s%s", t ? ", " : "",
+                                  table_spec(st->tables[t]));
         char tried[1400] = "", similar[1024] = "";
         for (size_t t = 0, n = 0; t < nkeys && n < sizeof(tried); t++)
             n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s", t ? ", " : "", keys[t]);
