@@ -92,6 +92,28 @@ if start_daemon "$WORK/soft.conf"; then
     stop_daemon
 fi
 
+# A list that keeps timing out is reported and skipped for a while.
+SKIPPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+echo '{"default": [{"behaviour": "timeout"}], "names": {}}' >"$WORK/skip.json"
+$PY "$TESTDIR/../dns/testdns.py" --zone "$WORK/skip.json" --port "$SKIPPORT" --log "$WORK/skip-queries.log" >"$WORK/skip.out" 2>&1 &
+SKIP_PID=$!
+for _ in $(seq 1 50); do grep -q ready "$WORK/skip.out" 2>/dev/null && break; sleep 0.1; done
+write_conf "$WORK/skip.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example.com" \
+    "checks = dnsbl" "dns_servers = 127.0.0.1:$SKIPPORT" "dns_timeout = 1s" "dns_tries = 1" \
+    "dnsbl_sites = dead.test" "dnsbl_timeout_limit = 2" "dnsbl_skip_time = 1m"
+if start_daemon "$WORK/skip.conf"; then
+    expect "list times out (1): DUNNO" 198.51.100.71 "action=DUNNO"
+    expect "list times out (2): DUNNO" 198.51.100.72 "action=DUNNO"
+    check "a list that keeps timing out is reported" grep -q "dnsbl: dead.test timed out 2 times in a row: skipped for 60 s" "$WORK/policyd.log"
+    t0=$(date +%s%N)
+    expect "while skipped: answered without asking the list" 198.51.100.73 "action=DUNNO"
+    t1=$(date +%s%N)
+    check "while skipped: no wait for the dead list (1 s timeout)" test $(( (t1 - t0) / 1000000 )) -lt 700
+    check "while skipped: no query sent" test -z "$(grep 73.100.51.198 "$WORK/skip-queries.log")"
+    stop_daemon
+fi
+kill "$SKIP_PID" 2>/dev/null
+
 # Faults. A DNS server that never answers, with a deadline shorter than the DNS timeout.
 DEADPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo '{"default": [{"behaviour": "timeout"}], "names": {}}' >"$WORK/dead.json"
