@@ -139,6 +139,11 @@ static void log_emit(int priority, const char *prefix, const char *fmt, va_list 
     char text[4096];
     int n = snprintf(text, sizeof(text), "%s", prefix);
     vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+    /* Peer data (addresses, HELO names, PTR names) lands in these lines: no control character
+     * may split a line or drive a terminal, as Postfix's own logging ensures. */
+    for (unsigned char *p = (unsigned char *)text; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
 
     if (log_fd >= 0 || log_to_stderr) {
         char line[4300];

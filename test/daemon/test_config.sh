@@ -176,5 +176,9 @@ check "-S from a pipe answers every request in order" test "$out" = "$(printf 'a
 req client_address=203.0.113.7 recipient=x@example.com >"$WORK/one.req"
 out=$("$POLICYD" -c "$WORK/stdio.conf" -S <"$WORK/one.req")
 check "-S from a regular file" test "$out" = "action=DUNNO"
+printf 'request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=203.0.113.7\nsender=evil\033[31m@x\r\nrecipient=b@foreign.example\n\n' |
+    "$POLICYD" -c "$WORK/stdio.conf" -S >/dev/null
+check "control characters from the peer never reach the log" \
+    grep -qF 'from=<evil?[31m@x?>' "$WORK/policyd.log"
 check "-S logs the diagnosis to the log file, not stdout" grep -q "NOQUEUE: client=localhost\[203.0.113.7\], .*relay: reject" "$WORK/policyd.log"
 finish
