@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -35,6 +36,14 @@
 
 struct daemon {
     struct event_base *base;
+    /* SIGHUP: the new configuration (Postfix import, tables) is loaded in a thread, then handed
+     * to the loop through a pipe, so a large table never stalls the requests being served. */
+    int reload_pipe[2];
+    struct event *reload_ev;
+    pthread_t reload_thread;
+    int reloading;
+    struct config *reload_cfg;
+    char reload_err[2048];
     struct dns *dns;
     struct server *server;
     const char *config_path;
@@ -127,16 +136,49 @@ static void main_log_dns_stats(const struct daemon *d)
              st.nodata, st.other_errors, st.evicted, st.cached);
 }
 
-/* main_reload - SIGHUP: validate the new file first; keep the old configuration if it fails. */
+/* main_reload_thread - load and validate the new configuration off the loop. */
+static void *main_reload_thread(void *arg)
+{
+    struct daemon *d = arg;
+    d->reload_cfg = config_load(d->config_path, d->reload_err, sizeof(d->reload_err));
+    if (write(d->reload_pipe[1], "x", 1) != 1) {
+        /* the loop would never hear of it: nothing else to do from here */
+    }
+    return NULL;
+}
+
+/* main_reload - SIGHUP: start loading the new file in a thread (one reload at a time). */
 static void main_reload(struct daemon *d)
 {
-    char err[2048];
-    struct config *old = config_active();
-    struct config *cfg = config_load(d->config_path, err, sizeof(err));
+    if (d->reloading) {
+        log_info("reload already in progress: this SIGHUP is merged into it");
+        return;
+    }
+    d->reloading = 1;
+    if (pthread_create(&d->reload_thread, NULL, main_reload_thread, d) != 0) {
+        d->reloading = 0;
+        stats.reload_failures++;
+        log_error("reload refused: cannot start the loader thread; the running configuration "
+                  "stays in use");
+    }
+}
 
+/* main_reload_done - the loader finished: validate the outcome, then swap on the loop. */
+static void main_reload_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    char byte, err[2048];
+    (void)what;
+    if (read(fd, &byte, 1) != 1 || !d->reloading)
+        return;
+    pthread_join(d->reload_thread, NULL);
+    d->reloading = 0;
+    struct config *old = config_active();
+    struct config *cfg = d->reload_cfg;
+    d->reload_cfg = NULL;
     if (!cfg) {
         stats.reload_failures++;
-        log_error("reload refused: %s; the running configuration stays in use", err);
+        log_error("reload refused: %s; the running configuration stays in use", d->reload_err);
         return;
     }
     if (strcmp(cfg->listen, old->listen) != 0 || strcmp(cfg->user, old->user) != 0 ||
@@ -235,6 +277,16 @@ static int main_write_pidfile(const char *path)
 /* main_cleanup - free what main_serve / main_serve_stdio built (each part may be NULL). */
 static void main_cleanup(struct daemon *d)
 {
+    if (d->reloading) {
+        pthread_join(d->reload_thread, NULL);
+        config_unref(d->reload_cfg);
+    }
+    if (d->reload_ev)
+        event_free(d->reload_ev);
+    if (d->reload_pipe[0] > 0) {
+        close(d->reload_pipe[0]);
+        close(d->reload_pipe[1]);
+    }
     log_attach(NULL);
     server_free(d->server);
     dns_free(d->dns);
@@ -295,6 +347,13 @@ static int main_serve(struct daemon *d, struct config *cfg)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
+    if (pipe2(d->reload_pipe, O_CLOEXEC) != 0 ||
+        !(d->reload_ev =
+              event_new(d->base, d->reload_pipe[0], EV_READ | EV_PERSIST, main_reload_done, d)) ||
+        event_add(d->reload_ev, NULL) != 0) {
+        snprintf(err, sizeof(err), "cannot set up reloading: %s", strerror(errno));
+        goto fail;
+    }
     for (size_t i = 0; i < 4; i++) {
         sigev[i] = evsignal_new(d->base, sigs[i], main_signal_cb, d);
         evsignal_add(sigev[i], NULL);
