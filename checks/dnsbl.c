@@ -38,6 +38,7 @@ struct dnsbl_site {
     int timeouts; /* consecutive */
     time_t skip_until;
     time_t last_error_log;
+    int rhs; /* a domain list (rhsbl_sites): asked about the sender domain and the HELO name */
 };
 
 struct dnsbl_state {
@@ -53,20 +54,51 @@ struct dnsbl_arg {
     size_t index;
 };
 
+/* What one query is about: the client address, or a domain for a domain list. */
+enum dnsbl_subject { SUBJECT_CLIENT, SUBJECT_SENDER, SUBJECT_HELO };
+
+#define DNSBL_SLOTS (2 * DNSBL_MAX)
+
 struct dnsbl_call {
     struct check_call *call;
-    struct dns_query *a_q[DNSBL_MAX];
+    struct dns_query *a_q[DNSBL_SLOTS];
     struct dns_query *txt_q;
-    int listed[DNSBL_MAX]; /* 1 listed, 0 not, -1 unknown (error, timeout, skipped) */
+    int listed[DNSBL_SLOTS]; /* 1 listed, 0 not, -1 unknown (error, timeout, skipped) */
+    size_t nslots;
     size_t outstanding;
     int score;
     size_t first_listed; /* for the TXT reason */
     char reason[256];
     /* Below: written before being read; not cleared per request. */
     char addr[64];
-    char answer[DNSBL_MAX][64];
-    struct dnsbl_arg arg[DNSBL_MAX];
+    size_t slot_site[DNSBL_SLOTS];
+    enum dnsbl_subject slot_subject[DNSBL_SLOTS];
+    const char *slot_domain[DNSBL_SLOTS]; /* SENDER/HELO: points into the request */
+    char answer[DNSBL_SLOTS][64];
+    struct dnsbl_arg arg[DNSBL_SLOTS];
 };
+
+/* dnsbl_query_name - the name asked for a slot: reversed address or domain, under the zone. */
+static int dnsbl_query_name(const struct dnsbl_call *dc, const struct dnsbl_state *st, size_t slot,
+                            char *out, size_t outlen)
+{
+    const char *zone = st->sites[dc->slot_site[slot]].zone;
+    if (dc->slot_subject[slot] == SUBJECT_CLIENT)
+        return dns_reverse_name(dc->addr, zone, out, outlen);
+    int n = snprintf(out, outlen, "%s.%s", dc->slot_domain[slot], zone);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+
+/* dnsbl_subject_text - "client 192.0.2.1", "sender domain example.net", "HELO name x". */
+static void dnsbl_subject_text(const struct dnsbl_call *dc, size_t slot, char *out, size_t len)
+{
+    if (dc->slot_subject[slot] == SUBJECT_CLIENT)
+        snprintf(out, len, "client %s", dc->addr);
+    else
+        snprintf(out, len, "%s %s",
+                 dc->slot_subject[slot] == SUBJECT_SENDER ? "sender domain" : "HELO name",
+                 dc->slot_domain[slot]);
+}
 
 /* dnsbl_parse_octet - "7", "[2..11]" or "[2;4;6]" (lists become their min..max range, which is
  * exact for the usual single ranges; a ';' list with gaps is refused). */
@@ -172,21 +204,27 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
     struct dnsbl_state *st = calloc(1, sizeof(*st));
     if (!st)
         abort();
-    char **v = config_list_split(cfg->dnsbl_sites);
-    for (size_t i = 0; v[i]; i++) {
-        if (st->n == DNSBL_MAX) {
-            snprintf(err, errlen, "dnsbl_sites: more than %d lists", DNSBL_MAX);
-            goto fail;
-        }
-        if (dnsbl_parse_site(&st->sites[st->n], v[i], err, errlen) != 0) {
+    char **v = NULL;
+    const char *lists[2] = {cfg->dnsbl_sites, cfg->rhsbl_sites};
+    for (int rhs = 0; rhs < 2; rhs++) {
+        v = config_list_split(lists[rhs]);
+        for (size_t i = 0; v[i]; i++) {
+            if (st->n == DNSBL_MAX) {
+                snprintf(err, errlen, "dnsbl_sites and rhsbl_sites: more than %d lists", DNSBL_MAX);
+                goto fail;
+            }
+            st->sites[st->n].rhs = rhs;
+            if (dnsbl_parse_site(&st->sites[st->n], v[i], err, errlen) != 0) {
+                st->n++;
+                goto fail;
+            }
             st->n++;
-            goto fail;
         }
-        st->n++;
+        config_list_free(v);
     }
-    config_list_free(v);
     if (st->n == 0) {
-        snprintf(err, errlen, "the dnsbl check is listed in checks but dnsbl_sites is empty");
+        snprintf(err, errlen,
+                 "the dnsbl check is listed in checks but dnsbl_sites and rhsbl_sites are empty");
         dnsbl_unconfigure(st);
         return NULL;
     }
@@ -221,9 +259,9 @@ static int dnsbl_in_filter(const struct dnsbl_site *s, const unsigned char a[4])
     return 1;
 }
 
-static void dnsbl_free(struct dnsbl_call *dc, size_t nsites)
+static void dnsbl_free(struct dnsbl_call *dc)
 {
-    for (size_t i = 0; i < nsites; i++)
+    for (size_t i = 0; i < dc->nslots; i++)
         dns_cancel(dc->a_q[i]);
     dns_cancel(dc->txt_q);
     free(dc);
@@ -241,13 +279,19 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
                 (cfg->dnsbl_warn_threshold <= 0 || dc->score < cfg->dnsbl_warn_threshold) &&
                 !log_verbose();
 
-    for (size_t i = 0; i < st->n && !quiet; i++) { /* the texts, only when someone reads them */
-        const struct dnsbl_site *s = &st->sites[i];
+    for (size_t i = 0; i < dc->nslots && !quiet; i++) { /* texts only when someone reads them */
+        const struct dnsbl_site *s = &st->sites[dc->slot_site[i]];
+        char about[300] = "";
+        if (dc->slot_subject[i] != SUBJECT_CLIENT) {
+            char subject[280];
+            dnsbl_subject_text(dc, i, subject, sizeof(subject));
+            snprintf(about, sizeof(about), " (%s)", subject);
+        }
         if (dc->listed[i] == 1 && s->weight > 0 && nl < sizeof(lists))
             nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "", s->zone);
         if (nd < sizeof(detail))
-            nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "%s%s: %s", nd ? "; " : "",
-                                   s->zone, dc->answer[i]);
+            nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "%s%s%s: %s", nd ? "; " : "",
+                                   s->zone, about, dc->answer[i]);
         if (dc->listed[i] == 1 && nd < sizeof(detail))
             nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, " (listed, weight %d)",
                                    s->weight);
@@ -278,16 +322,20 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
             action[n++] = *p;
         }
         action[n < sizeof(action) ? n : sizeof(action) - 1] = 0;
-        char cause[3072];
+        char cause[3072], subject[280] = "client";
+        if (dc->first_listed != (size_t)-1)
+            dnsbl_subject_text(dc, dc->first_listed, subject, sizeof(subject));
+        else
+            snprintf(subject, sizeof(subject), "client %s", dc->addr);
         snprintf(cause, sizeof(cause),
-                 "client %s is listed: score %d reaches dnsbl_threshold %ld (%s)%s%s", dc->addr,
-                 dc->score, cfg->dnsbl_threshold, detail, dc->reason[0] ? "; reason: " : "",
-                 dc->reason);
+                 "%s is listed: score %d reaches dnsbl_threshold %ld (%s)%s%s", subject, dc->score,
+                 cfg->dnsbl_threshold, detail, dc->reason[0] ? "; reason: " : "", dc->reason);
         char fixall[1400];
         snprintf(fixall, sizeof(fixall),
-                 "the operator of %s must find why it was listed (compromised host, open proxy, "
-                 "spam from a customer), stop it, then ask for delisting: %s",
-                 dc->addr, fix);
+                 "the operator of the %s must find why it was listed (compromised host, open "
+                 "proxy, spam from a customer, a spamvertised domain), stop it, then ask for "
+                 "delisting: %s",
+                 subject, fix);
         check_call_reject(call, action, cause, fixall);
     } else if (cfg->dnsbl_warn_threshold > 0 && dc->score >= cfg->dnsbl_warn_threshold) {
         char key[1024];
@@ -303,7 +351,7 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
         check_call_note(call, "client %s scores %d (%s)", dc->addr, dc->score, detail);
     }
     check_call_set_data(call, NULL);
-    dnsbl_free(dc, st->n);
+    dnsbl_free(dc);
 }
 
 /* dnsbl_finish - conclude a call that pended, and tell the evaluator. */
@@ -341,7 +389,7 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
 {
     struct dnsbl_state *st = check_call_state(dc->call);
     const struct config *cfg = check_call_config(dc->call);
-    struct dnsbl_site *s = &st->sites[i];
+    struct dnsbl_site *s = &st->sites[dc->slot_site[i]];
     time_t now = time(NULL);
 
     dc->listed[i] = 0;
@@ -406,8 +454,9 @@ static int dnsbl_after_lists(struct dnsbl_call *dc)
     const struct config *cfg = check_call_config(dc->call);
     if (dc->score < cfg->dnsbl_threshold || dc->first_listed == (size_t)-1)
         return 1;
-    char name[300];
-    dns_reverse_name(dc->addr, st->sites[dc->first_listed].zone, name, sizeof(name));
+    char name[600];
+    if (dnsbl_query_name(dc, st, dc->first_listed, name, sizeof(name)) != 0)
+        return 1;
     const struct dns_result *cached = dns_peek(check_call_dns(dc->call), DNS_TXT, name);
     if (cached) {
         dnsbl_record_reason(dc, cached);
@@ -442,9 +491,14 @@ static enum check_status dnsbl_run(struct check_call *call)
         return CHECK_DONE;
     if (cfg->dnsbl_skip_mynetworks && netlist_match(cfg->net_mynetworks, addr, NULL) == 1)
         return CHECK_DONE;
-    char first[300];
-    if (dns_reverse_name(addr, st->sites[0].zone, first, sizeof(first)) != 0)
-        return CHECK_DONE; /* not an address */
+    char probe[300];
+    int is_address = dns_reverse_name(addr, "x", probe, sizeof(probe)) == 0;
+    const char *sender = request_get(req, ATTR_SENDER);
+    const char *at = strrchr(sender, '@');
+    const char *sdomain = at && at[1] ? at + 1 : NULL;
+    const char *helo = request_get(req, ATTR_HELO_NAME);
+    if (!strchr(helo, '.') || helo[0] == '[' || (sdomain && strcasecmp(helo, sdomain) == 0))
+        helo = NULL; /* not a domain name, or already asked about as the sender domain */
 
     struct dnsbl_call *dc = malloc(sizeof(*dc));
     if (!dc)
@@ -452,17 +506,39 @@ static enum check_status dnsbl_run(struct check_call *call)
     memset(dc, 0, offsetof(struct dnsbl_call, addr));
     dc->call = call;
     dc->first_listed = (size_t)-1;
-    memcpy(dc->addr, addr, strlen(addr) + 1); /* fits: dns_reverse_name accepted it */
+    snprintf(dc->addr, sizeof(dc->addr), "%s", addr);
+    /* The questions: each address list about the client, each domain list about the sender
+     * domain and the HELO name. */
+    for (size_t site = 0; site < st->n; site++) {
+        const char *subjects[2] = {sdomain, helo};
+        for (int k = 0; k < (st->sites[site].rhs ? 2 : 1); k++) {
+            if (st->sites[site].rhs ? !subjects[k] : !is_address)
+                continue;
+            size_t i = dc->nslots++;
+            dc->slot_site[i] = site;
+            dc->slot_subject[i] = !st->sites[site].rhs ? SUBJECT_CLIENT
+                                  : k == 0             ? SUBJECT_SENDER
+                                                       : SUBJECT_HELO;
+            dc->slot_domain[i] = st->sites[site].rhs ? subjects[k] : NULL;
+        }
+    }
+    if (dc->nslots == 0) {
+        free(dc);
+        return CHECK_DONE;
+    }
     check_call_set_data(call, dc);
     time_t now = time(NULL);
-    for (size_t i = 0; i < st->n; i++) {
-        char name[300];
+    for (size_t i = 0; i < dc->nslots; i++) {
+        char name[600];
         dc->listed[i] = -1;
-        if (st->sites[i].skip_until > now) {
+        if (st->sites[dc->slot_site[i]].skip_until > now) {
             snprintf(dc->answer[i], sizeof(dc->answer[i]), "skipped (kept timing out)");
             continue;
         }
-        dns_reverse_name(addr, st->sites[i].zone, name, sizeof(name));
+        if (dnsbl_query_name(dc, st, i, name, sizeof(name)) != 0) {
+            snprintf(dc->answer[i], sizeof(dc->answer[i]), "name too long to ask");
+            continue;
+        }
         const struct dns_result *cached = dns_peek(check_call_dns(call), DNS_A, name);
         if (cached) {
             dnsbl_record(dc, i, cached);
@@ -495,11 +571,10 @@ static void dnsbl_describe(const struct check_call *call, char *buf, size_t bufl
 static void dnsbl_cancel(struct check_call *call)
 {
     struct dnsbl_call *dc = check_call_data(call);
-    const struct dnsbl_state *st = check_call_state(call);
     if (!dc)
         return;
     check_call_set_data(call, NULL);
-    dnsbl_free(dc, st->n);
+    dnsbl_free(dc);
 }
 
 const struct check_def dnsbl_check = {

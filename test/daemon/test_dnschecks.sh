@@ -29,6 +29,9 @@ names["13.113.0.203.al.test."] = [{"type": "A", "data": "127.0.10.2"}]
 names["14.113.0.203.bl.test."] = [{"type": "A", "data": "127.0.0.99"}]
 names["15.113.0.203.err.test."] = [{"type": "A", "data": "127.255.255.254"}]
 names["slow.example."] = []
+names["spammy.example.dbl.test."] = [{"type": "A", "data": "127.0.1.2"}, {"type": "TXT", "data": "spamvertised domain"}]
+names["bad-helo.example.dbl.test."] = [{"type": "A", "data": "127.0.1.3"}]
+names["odd.example.dbl.test."] = [{"type": "A", "data": "127.0.0.2"}]
 json.dump({"negative_ttl": 60, "names": names}, open(sys.argv[1], "w"), indent=1)
 PYEOF
 $PY "$TESTDIR/../dns/testdns.py" --zone "$ZONE" --port "$DNSPORT" --log "$WORK/queries.log" >"$WORK/dns.out" 2>&1 &
@@ -79,6 +82,27 @@ if start_daemon "$WORK/dns.conf"; then
     kill -USR1 "$DAEMON_PID"
     check "SIGUSR1 logs the DNS counters" wait_log "dns statistics: lookups=[0-9]+ sent=[0-9]+ cache_hits=[1-9]"
     check "daemon exits 0" stop_daemon
+fi
+
+# Domain lists (RHSBL) for the sender domain and the HELO name.
+write_conf "$WORK/rhs.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example.com" \
+    "checks = relay, dnsbl" "dns_servers = 127.0.0.1:$DNSPORT" "dnsbl_sites = bl.test" \
+    "rhsbl_sites = dbl.test=127.0.1.[2..99]"
+rhs_reply() { req client_address=2001:db8::25 client_name=v6.good.example recipient=x@example.com "$@" | ask - | head -1; }
+if start_daemon "$WORK/rhs.conf"; then
+    got=$(rhs_reply sender=a@spammy.example helo_name=mail.good.example)
+    check "listed sender domain refused, list and TXT reason in the reply" \
+        test "$got" = "action=554 5.7.1 Service unavailable; client [2001:db8::25] blocked using dbl.test; spamvertised domain"
+    check "sender-domain listing diagnosis" \
+        grep -q "cause=sender domain spammy.example is listed: score 1 reaches dnsbl_threshold 1 (bl.test: not listed; dbl.test (sender domain spammy.example): 127.0.1.2 (listed, weight 1); dbl.test (HELO name mail.good.example): not listed)" "$WORK/policyd.log"
+    got=$(rhs_reply sender=a@example.org helo_name=bad-helo.example)
+    check "listed HELO name refused" test "$got" = "action=554 5.7.1 Service unavailable; client [2001:db8::25] blocked using dbl.test"
+    check "HELO listing diagnosis" grep -q "cause=HELO name bad-helo.example is listed" "$WORK/policyd.log"
+    got=$(rhs_reply sender=a@odd.example helo_name=mail.good.example)
+    check "domain-list answer outside the filter is not a listing" test "$got" = "action=DUNNO"
+    got=$(rhs_reply sender= helo_name=[192.0.2.1])
+    check "null sender and an address-literal HELO: nothing to ask a domain list" test "$got" = "action=DUNNO"
+    stop_daemon
 fi
 
 # Actions that do not decide: DUNNO (the mismatch default) and WARN.
