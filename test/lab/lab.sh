@@ -2,20 +2,29 @@
 # test_*.sh. The test script runs itself inside `unshare --mount --net` (lab_enter), so Postfix,
 # the test DNS, smtp-sink and policyd see only a fresh loopback and our own /etc/resolv.conf and
 # /etc/hosts. Every wait is bounded; everything is stopped on exit.
+#
+# Environment: POLICYD (the daemon binary, default policyd/policyd), POLICYD_CMD (a command run
+# instead of it with the same arguments, "-c CONF -f"; POLICYD_CMD=stub runs stub_policy.py, the
+# stand-in relay check), LAB_DNS_START (the function lab_start_dns calls; default
+# lab_start_dnsmasq), LAB_TIMEOUT (seconds for the whole script, default 120), LAB_KEEP=1 (keep
+# the lab directory for a post-mortem).
 set -u
 LABDIR_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$LABDIR_SRC/../.." && pwd)
 POLICYD=${POLICYD:-$TOP/policyd/policyd}
+POLICYD_CMD=${POLICYD_CMD:-}
+[ "$POLICYD_CMD" = stub ] && POLICYD_CMD="/usr/bin/python3 $LABDIR_SRC/stub_policy.py"
 . "$LABDIR_SRC/../tap.sh"
 
-# lab_enter "$@" - re-run the calling script inside its own mount and network namespace.
+# lab_enter "$@" - re-run the calling script inside its own mount and network namespace,
+# killed (SIGTERM, which still runs lab_stop) after LAB_TIMEOUT seconds.
 lab_enter() {
     if [ "${LAB_INSIDE:-}" != 1 ]; then
         if [ "$(id -u)" != 0 ] || ! command -v postfix >/dev/null; then
             echo "ok lab skipped: needs root and Postfix (run etc/install-deps.sh) # SKIP"
             exit 0
         fi
-        LAB_INSIDE=1 exec unshare --mount --net bash "$0" "$@"
+        LAB_INSIDE=1 exec timeout -k 10 "${LAB_TIMEOUT:-120}" unshare --mount --net bash "$0" "$@"
     fi
 }
 
@@ -82,13 +91,33 @@ CONF
     } >"$LAB/etc/master.cf"
     touch -d '-5 seconds' "$LAB/etc/main.cf" "$LAB/etc/master.cf"
     trap lab_stop EXIT
+    # A signal (Ctrl-C, the LAB_TIMEOUT) ends the script through its EXIT trap.
+    trap 'echo "not ok lab interrupted"; exit 1' INT TERM
 }
 
-# lab_start_dns [dnsmasq args] - static test DNS on 127.0.0.1:53; NXDOMAIN for the rest.
+# lab_start_dns [args] - the DNS Postfix sees (127.0.0.1:53): calls $LAB_DNS_START, by default
+# lab_start_dnsmasq. A test may set LAB_DNS_START to its own function, or redefine this one.
 lab_start_dns() {
+    "${LAB_DNS_START:-lab_start_dnsmasq}" "$@"
+}
+
+# lab_start_dnsmasq [dnsmasq args] - static test DNS on 127.0.0.1:53, NXDOMAIN for everything not
+# given (--host-record=NAME,ADDR --ptr-record=ARPA,NAME --txt-record=... --mx-host=...).
+lab_start_dnsmasq() {
     dnsmasq --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --user=root \
         --local=/#/ --pid-file="$LAB/dnsmasq.pid" "$@" \
         --host-record=mx.test.example,127.0.0.1 2>>"$LAB/log/dnsmasq.err"
+}
+
+# lab_start_testdns ZONE [PORT [testdns args]] - the programmable test DNS (test/dns/testdns.py)
+# on 127.0.0.1:PORT (default 53, where Postfix asks), waits for its "ready" line.
+lab_start_testdns() {
+    local zone=$1 port=${2:-53}
+    shift $(($# < 2 ? $# : 2))
+    /usr/bin/python3 "$LABDIR_SRC/../dns/testdns.py" --zone "$zone" --listen 127.0.0.1 \
+        --port "$port" "$@" >>"$LAB/log/testdns.out" 2>&1 &
+    TESTDNS_PIDS="${TESTDNS_PIDS:-} $!"
+    lab_wait_grep "^ready" "$LAB/log/testdns.out"
 }
 
 # lab_wait_port PORT - until something accepts on 127.0.0.1:PORT (bounded).
@@ -112,7 +141,8 @@ lab_start_sink() {
 }
 
 # lab_start_policyd [extra config lines] - the daemon on Postfix's private/policyd socket,
-# importing Postfix's settings from the lab's main.cf and logging into the same maillog.
+# importing Postfix's settings from the lab's main.cf and logging into the same maillog (so its
+# diagnosis sits beside Postfix's NOQUEUE line). Runs $POLICYD_CMD instead when set.
 lab_start_policyd() {
     {
         echo "listen = unix:$LAB/spool/private/policyd"
@@ -122,10 +152,12 @@ lab_start_policyd() {
         echo "postfix_config_directory = $LAB/etc"
         for line in "$@"; do echo "$line"; done
     } >"$LAB/policyd.conf"
-    "$POLICYD" -c "$LAB/policyd.conf" -f 2>>"$LAB/log/policyd.stderr" &
+    # shellcheck disable=SC2086 # POLICYD_CMD is a command line
+    ${POLICYD_CMD:-"$POLICYD"} -c "$LAB/policyd.conf" -f 2>>"$LAB/log/policyd.stderr" &
     POLICYD_PID=$!
     for _ in $(seq 1 100); do
         [ -S "$LAB/spool/private/policyd" ] && return 0
+        kill -0 "$POLICYD_PID" 2>/dev/null || break
         sleep 0.05
     done
     echo "policyd did not start:"
@@ -142,18 +174,28 @@ lab_stop_policyd() {
     return $rc
 }
 
+# lab_stop - everything down (the EXIT trap): policyd, Postfix, the sink, the test DNS.
 lab_stop() {
+    trap - INT TERM
+    [ -n "${LAB:-}" ] || return 0
     lab_stop_policyd >/dev/null 2>&1
+    local master
+    master=$(tr -d ' ' <"$LAB/spool/pid/master.pid" 2>/dev/null)
     postfix -c "$LAB/etc" stop >/dev/null 2>&1
     [ -n "${SINK_PID:-}" ] && kill "$SINK_PID" 2>/dev/null
     [ -f "$LAB/dnsmasq.pid" ] && kill "$(cat "$LAB/dnsmasq.pid")" 2>/dev/null
+    # shellcheck disable=SC2086
+    [ -n "${TESTDNS_PIDS:-}" ] && kill $TESTDNS_PIDS 2>/dev/null
     if grep -qE 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error' "$LAB/log/policyd.stderr" 2>/dev/null; then
         echo "not ok policyd sanitizer report"
         cat "$LAB/log/policyd.stderr"
     fi
     if [ "${LAB_KEEP:-0}" != 1 ]; then
-        # Postfix processes may linger a moment after stop: give them a second.
-        sleep 1
+        # Postfix's master takes its children down after "stop": wait for it (bounded).
+        for _ in $(seq 1 50); do
+            if [ -z "$master" ] || ! kill -0 "$master" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
         umount /etc/resolv.conf /etc/hosts 2>/dev/null
         rm -rf "$LAB"
     else
@@ -169,7 +211,7 @@ lab_send() {
     return 0
 }
 
-# lab_wait_file PATTERN FILE... - until a line matches (bounded, 20 s).
+# lab_wait_grep PATTERN FILE... - until a line matches the extended regex (bounded, 20 s).
 lab_wait_grep() {
     local pattern=$1
     shift

@@ -24,6 +24,17 @@ check "policyd's diagnosis is in the same maillog, keyed like Postfix's line" \
     lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<a@example\.org>, to=<victim@foreign\.example>, helo=<h\.example\.org>: relay: reject: 554 5\.7\.1 Relay access denied by policyd; cause=.*not in mynetworks \(127\.0\.0\.0/8\).*relay_domains \(example\.com\).*; fix=' "$MAILLOG"
 check "grep on the recipient finds both lines" \
     test "$(grep -c 'to=<victim@foreign.example>' "$MAILLOG")" -ge 2
+check "policyd's line for the refusal is keyed NOQUEUE" \
+    grep -qE 'policyd\[[0-9]+\]: NOQUEUE: .*to=<victim@foreign\.example>' "$MAILLOG"
+# keys FILTER - "ADDR FROM TO" of the first maillog line from FILTER that names the recipient.
+keys() {
+    grep -F 'to=<victim@foreign.example>' "$MAILLOG" | grep -E "$1" | head -1 |
+        sed -E 's/.*\[([0-9.]+)\].*from=<([^>]*)>,? to=<([^>]*)>.*/\1 \2 \3/'
+}
+pf_keys=$(keys 'postfix/smtpd\[[0-9]+\]: NOQUEUE: reject: RCPT')
+pd_keys=$(keys 'policyd\[[0-9]+\]: ')
+check "policyd's line names the client address, from and to of Postfix's line ($pf_keys)" \
+    test -n "$pf_keys" -a "$pf_keys" = "$pd_keys"
 check "nothing reached the sink for the refused recipient" \
     test -z "$(grep -lF 'X-Rcpt-Args: <victim@foreign.example>' "$LAB"/sink/* 2>/dev/null)"
 
@@ -37,6 +48,13 @@ lab_send "$LAB/3.out" --from a@example.org --to authed@foreign.example \
     --xclient-addr 203.0.113.8 --xclient-name '[UNAVAILABLE]' --xclient-login sasluser
 check "authenticated client accepted" grep -qE '<- +250 2\.0\.0 Ok: queued' "$LAB/3.out"
 check "authenticated mail reached the sink" lab_sink_has authed@foreign.example
+check "Postfix saw the XCLIENT login" \
+    grep -qE 'client=unknown\[203\.0\.113\.8\], sasl_method=XCLIENT, sasl_username=sasluser' "$MAILLOG"
+# ... and only the login made the difference: the same client without it is refused by policyd.
+lab_send "$LAB/3b.out" --from a@example.org --to unauthed@foreign.example \
+    --xclient-addr 203.0.113.8 --xclient-name '[UNAVAILABLE]'
+check "the same client without login refused by policyd" \
+    grep -qE '<\*\* 554 5\.7\.1 <unauthed@foreign\.example>: Recipient address rejected: Relay access denied by policyd' "$LAB/3b.out"
 
 # 4. Mail to a relay domain from anywhere is accepted.
 lab_send "$LAB/4.out" --from a@elsewhere.example --to b@example.com \
@@ -49,6 +67,8 @@ check "policyd exits 0 on SIGTERM" lab_stop_policyd
 lab_send "$LAB/5.out" --from a@example.org --to later@foreign.example
 check "policyd stopped: mynetworks mail still accepted" grep -qE '<- +250 2\.0\.0 Ok: queued' "$LAB/5.out"
 check "policyd stopped: mail reached the sink" lab_sink_has later@foreign.example
+check "policyd stopped: Postfix found no policy service (default_action=DUNNO applied)" \
+    grep -qE 'postfix/smtpd\[[0-9]+\]: warning: (connect to|problem talking to server) private/policyd' "$MAILLOG"
 lab_send "$LAB/6.out" --from a@example.org --to victim2@foreign.example \
     --xclient-addr 203.0.113.7 --xclient-name '[UNAVAILABLE]'
 check "policyd stopped: Postfix's own reject_unauth_destination still refuses relaying" \
