@@ -188,13 +188,15 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
                  "restart (sockets are bound before privileges are dropped)");
     if (main_open_log(cfg, d->foreground && isatty(2), err, sizeof(err)) != 0)
         log_warn("reload: %s; logging stays where it was", err);
-    if (strcmp(cfg->dns_servers, old->dns_servers) != 0 &&
-        dns_set_servers(d->dns, cfg->dns_servers, err, sizeof(err)) != 0)
-        log_warn("reload: %s; the DNS servers stay as they were", err);
-    if (cfg->dns_timeout != old->dns_timeout || cfg->dns_tries != old->dns_tries ||
-        cfg->dns_cache_size != old->dns_cache_size || cfg->dns_ttl_min != old->dns_ttl_min ||
-        cfg->dns_ttl_max != old->dns_ttl_max || cfg->dns_error_ttl != old->dns_error_ttl)
-        log_warn("dns_timeout, dns_tries and the DNS cache settings take effect after a restart");
+    if (strcmp(cfg->dns_servers, old->dns_servers) != 0 || cfg->dns_timeout != old->dns_timeout ||
+        cfg->dns_tries != old->dns_tries || cfg->dns_cache_size != old->dns_cache_size ||
+        cfg->dns_ttl_min != old->dns_ttl_min || cfg->dns_ttl_max != old->dns_ttl_max ||
+        cfg->dns_error_ttl != old->dns_error_ttl) {
+        /* Queries in flight finish on the old settings; new ones use the new at once. */
+        struct dns_options dopts = main_dns_options(cfg);
+        if (dns_reconfigure(d->dns, &dopts, err, sizeof(err)) != 0)
+            log_warn("reload: %s; the DNS settings stay as they were", err);
+    }
     config_activate(cfg);
     stats.reloads++;
     log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
