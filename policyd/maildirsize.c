@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@ static int md_number(const char *p, const char *limit, long long *v, const char 
     *v = neg ? -n : n;
     *end = p;
     return 0;
+}
+
+/* md_add - a + b, saturated: a hostile file of huge lines must not overflow the sums. */
+static long long md_add(long long a, long long b)
+{
+    long long r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? LLONG_MAX : LLONG_MIN;
+    return r;
 }
 
 int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsize *out, char *err,
@@ -89,8 +99,8 @@ int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsi
             snprintf(err, errlen, "line %d is not 'bytes count'", lineno);
             return -1;
         }
-        out->used_bytes += bytes;
-        out->used_messages += count;
+        out->used_bytes = md_add(out->used_bytes, bytes);
+        out->used_messages = md_add(out->used_messages, count);
         p = eol + 1;
     }
     int over = (out->quota_bytes > 0 && out->used_bytes > out->quota_bytes) ||
@@ -101,9 +111,9 @@ int maildirsize_parse(const char *data, size_t len, long age_s, struct maildirsi
 
 int maildirsize_over(const struct maildirsize *m, long long size)
 {
-    if (m->quota_bytes > 0 && m->used_bytes + (size > 0 ? size : 0) > m->quota_bytes)
+    if (m->quota_bytes > 0 && md_add(m->used_bytes, size > 0 ? size : 0) > m->quota_bytes)
         return 1;
-    if (m->quota_messages > 0 && m->used_messages + 1 > m->quota_messages)
+    if (m->quota_messages > 0 && md_add(m->used_messages, 1) > m->quota_messages)
         return 1;
     return 0;
 }

@@ -42,6 +42,12 @@ int main(void)
     CHECK(parse("1000S\n12\n", 0, &m) == -1);
     CHECK(parse("1000S\n12 1 junk\n", 0, &m) == -1);
 
+    /* Hostile sizes saturate instead of overflowing (found by fuzz_maildirsize under UBSan). */
+    CHECK(parse("1000S\n9000000000000000000 1\n9000000000000000000 1\n", 0, &m) == 0);
+    CHECK(m.used_bytes > 0 && maildirsize_over(&m, 9000000000000000000LL));
+    CHECK(parse("1000S\n-9000000000000000000 1\n-9000000000000000000 1\n", 0, &m) == 0);
+    CHECK(m.used_bytes < 0 && !maildirsize_over(&m, 9000000000000000000LL));
+
     /* Recalculation due: over 5120 bytes, or over quota and older than 15 minutes. */
     char big[6000] = "1000000S\n";
     while (strlen(big) < 5200)
