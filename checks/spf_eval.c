@@ -30,11 +30,12 @@
 #define EV_TEMP (-2)
 #define EV_PERM (-3)
 
-#define SPF_MAX_RECORD 8192  /* longer records are refused (permerror) */
-#define SPF_MAX_EXPAND 16384 /* longest macro expansion before names are cut to 253 */
-#define SPF_MAX_DEPTH 24     /* nesting of include/redirect, besides the lookup limit */
-#define SPF_MAX_NAMES 10     /* MX and PTR names per term (RFC 7208 4.6.4) */
-#define SPF_MAX_TERMS 20000  /* terms walked in one evaluation: a CPU budget */
+#define SPF_MAX_RECORD 8192 /* longer records are refused (permerror) */
+#define SPF_MAX_EXPAND 2048 /* a name's expansion keeps its last 1024 bytes, then is cut to 253 */
+#define SPF_EXPAND_BUDGET (1 << 20) /* macro value bytes one evaluation may process */
+#define SPF_MAX_DEPTH 24            /* nesting of include/redirect, besides the lookup limit */
+#define SPF_MAX_NAMES 10            /* MX and PTR names per term (RFC 7208 4.6.4) */
+#define SPF_MAX_TERMS 20000         /* terms walked in one evaluation: a CPU budget */
 
 enum term_kind {
     T_ALL,
@@ -73,6 +74,7 @@ struct ev {
     const char *sdomain; /* of the sender */
     int terms_walked;
     int depth;
+    size_t expanded; /* macro value bytes processed (SPF_EXPAND_BUDGET) */
 };
 
 static void ev_problem(struct ev *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -635,14 +637,31 @@ static int ev_count(struct ev *ev, const struct term *t)
 
 /* ---- macros -------------------------------------------------------------------------------- */
 
+/* An expansion buffer. A domain name keeps its tail when it overflows (names are cut on the
+ * left to 253 bytes anyway); explanation text is cut on the right. */
 struct buf {
     char *p;
     size_t len, cap;
-    int overflow;
+    int tail;     /* keep the last cap/2 bytes instead of overflowing */
+    int overflow; /* (text mode) something was cut */
 };
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
+    if (b->len + n >= b->cap && b->tail) {
+        size_t keep = b->cap / 2;
+        if (n >= keep) {
+            memcpy(b->p, s + n - keep, keep);
+            b->len = keep;
+        } else {
+            size_t old = keep - n; /* bytes of the existing tail kept */
+            memmove(b->p, b->p + b->len - old, old);
+            memcpy(b->p + old, s, n);
+            b->len = keep;
+        }
+        b->p[b->len] = '\0';
+        return;
+    }
     if (b->len + n >= b->cap) {
         b->overflow = 1;
         n = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
@@ -813,63 +832,57 @@ static int expand(struct ev *ev, const char *s, size_t len, const char *domain, 
             return EV_PERM;
         }
 
-        /* Split on the delimiters, reverse, keep the rightmost parts, join with dots. */
+        /* Bounded work however large the values: a CPU budget per evaluation. */
+        ev->expanded += vlen;
+        if (ev->expanded > SPF_EXPAND_BUDGET) {
+            ev_problem(ev, "macro expansion budget (%d bytes) exceeded", SPF_EXPAND_BUDGET);
+            return EV_PERM;
+        }
+        /* Split on the delimiters, reverse, keep the rightmost parts, join with dots; then
+         * URL-escape for an upper-case letter (RFC 3986 unreserved characters kept). */
+        char *part = malloc(vlen * 3 + 1);
+        if (!part)
+            abort();
+        size_t plen = 0;
         size_t nparts = 1;
         for (size_t k = 0; k < vlen; k++)
-            if (strchr(delims, v[k]) && v[k])
+            if (v[k] && strchr(delims, v[k]))
                 nparts++;
-        const int plain =
-            (keep == 0 || (size_t)keep >= nparts) && !reverse && strcmp(delims, ".") == 0;
-        size_t start_len = b->len;
-        if (plain) {
-            buf_add(b, v, vlen);
-        } else {
-            size_t *starts = malloc((nparts + 1) * sizeof(size_t));
-            if (!starts)
-                abort();
-            size_t p = 0;
-            starts[p++] = 0;
-            for (size_t k = 0; k < vlen; k++)
-                if (v[k] && strchr(delims, v[k]))
-                    starts[p++] = k + 1;
-            starts[nparts] = vlen + 1; /* one past the end of the last part's delimiter */
-            size_t first = 0, count = nparts;
-            if (keep > 0 && (size_t)keep < nparts) {
-                first = nparts - (size_t)keep;
-                count = (size_t)keep;
-            }
-            for (size_t k = 0; k < count; k++) {
-                /* part index in the (possibly reversed) order */
-                size_t idx = first + k;
-                size_t part = reverse ? nparts - 1 - idx : idx;
-                size_t ps = starts[part];
-                size_t pe = starts[part + 1] - 1;
-                if (k)
-                    buf_add(b, ".", 1);
-                buf_add(b, v + ps, pe - ps);
-            }
-            free(starts);
+        size_t *starts = malloc((nparts + 1) * sizeof(size_t));
+        if (!starts)
+            abort();
+        size_t np = 0;
+        starts[np++] = 0;
+        for (size_t k = 0; k < vlen; k++)
+            if (v[k] && strchr(delims, v[k]))
+                starts[np++] = k + 1;
+        starts[nparts] = vlen + 1; /* one past the end of the last part's delimiter */
+        size_t first = 0, count = nparts;
+        if (keep > 0 && (size_t)keep < nparts) {
+            first = nparts - (size_t)keep;
+            count = (size_t)keep;
         }
-        if (upper) {
-            /* URL-escape what was just added (RFC 3986 unreserved characters kept). */
-            size_t added = b->len - start_len;
-            char *copy = malloc(added + 1);
-            if (!copy)
-                abort();
-            memcpy(copy, b->p + start_len, added);
-            b->len = start_len;
-            for (size_t k = 0; k < added; k++) {
-                unsigned char c = (unsigned char)copy[k];
-                if (is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-                    buf_add(b, (const char *)&copy[k], 1);
+        for (size_t k = 0; k < count; k++) {
+            size_t idx = first + k; /* in the (possibly reversed) order */
+            size_t pi = reverse ? nparts - 1 - idx : idx;
+            size_t ps = starts[pi], pe = starts[pi + 1] - 1;
+            if (k)
+                part[plen++] = '.';
+            for (size_t q = ps; q < pe; q++) {
+                unsigned char c = (unsigned char)v[q];
+                if (upper && !(is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~')) {
+                    static const char hexd[] = "0123456789ABCDEF";
+                    part[plen++] = '%';
+                    part[plen++] = hexd[c >> 4];
+                    part[plen++] = hexd[c & 15];
                 } else {
-                    char esc[4];
-                    snprintf(esc, sizeof(esc), "%%%02X", c);
-                    buf_add(b, esc, 3);
+                    part[plen++] = (char)c;
                 }
             }
-            free(copy);
         }
+        free(starts);
+        buf_add(b, part, plen);
+        free(part);
         if (b->overflow)
             return EV_PERM;
     }
@@ -890,7 +903,7 @@ static int target_name(struct ev *ev, const struct term *t, const char *domain, 
     char *tmp = malloc(SPF_MAX_EXPAND);
     if (!tmp)
         abort();
-    struct buf b = {tmp, 0, SPF_MAX_EXPAND, 0};
+    struct buf b = {tmp, 0, SPF_MAX_EXPAND, 1, 0};
     tmp[0] = '\0';
     int rc = expand(ev, t->arg, t->arglen, domain, &b);
     if (rc == EV_PERM)
@@ -1089,13 +1102,13 @@ static int explanation(struct ev *ev, const struct term *exp, const char *domain
     if (macro_string_check(text, len, 1, NULL, err, sizeof(err)) != 0)
         return 0;
     char tmp[1024];
-    struct buf b = {tmp, 0, sizeof(tmp), 0};
+    struct buf b = {tmp, 0, sizeof(tmp), 0, 0};
     tmp[0] = '\0';
     rc = expand(ev, text, len, domain, &b);
     if (rc == EV_PENDING)
         return rc;
     if (rc != 0 && !b.overflow)
-        return 0;
+        return 0; /* the budget: no explanation */
     short_copy(ev->out->explanation, sizeof(ev->out->explanation), tmp, b.len);
     return 0;
 }
