@@ -375,13 +375,15 @@ static void spf_dns_want(void *arg, int type, const char *name)
 
 /* ---- the answer ------------------------------------------------------------------------------ */
 
-/* header_value - text made safe for a header field value: printable ASCII, no quotes. */
-static void header_value(char *out, size_t outlen, const char *in)
+/* header_value - text made safe for a header field value: printable ASCII, no quotes or
+ * semicolons; spaces only inside a quoted string (quoted). */
+static void header_value(char *out, size_t outlen, const char *in, int quoted)
 {
     size_t n = 0;
     for (; *in && n + 1 < outlen && n < 300; in++) {
         unsigned char c = (unsigned char)*in;
-        out[n++] = (c < 0x21 || c > 0x7e || c == '"' || c == '\\' || c == ';') ? '?' : (char)c;
+        int ok = c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ';';
+        out[n++] = ok || (quoted && c == ' ') ? (char)c : '?';
     }
     out[n] = '\0';
 }
@@ -414,14 +416,14 @@ static void received_spf(const struct spf_call *sc, const struct spf_outcome *o,
     const struct config *cfg = check_call_config(sc->call);
     char from[320], helo[300], recv[300], ident[320], detail[300], comment[800];
     const char *ip = sc->in_mf.ip;
-    header_value(from, sizeof(from), request_get(req, ATTR_SENDER));
-    header_value(helo, sizeof(helo), request_get(req, ATTR_HELO_NAME));
-    header_value(recv, sizeof(recv), cfg->myhostname);
+    header_value(from, sizeof(from), request_get(req, ATTR_SENDER), 1);
+    header_value(helo, sizeof(helo), request_get(req, ATTR_HELO_NAME), 1);
+    header_value(recv, sizeof(recv), cfg->myhostname, 0);
     header_value(ident, sizeof(ident),
-                 helo_identity ? sc->helo_sender : request_get(req, ATTR_SENDER));
+                 helo_identity ? sc->helo_sender : request_get(req, ATTR_SENDER), 0);
     snprintf(comment, sizeof(comment), spf_comment(o->result), ident, ip);
     int err = o->result == SPF_PERMERROR || o->result == SPF_TEMPERROR;
-    header_value(detail, sizeof(detail), err ? o->problem : o->mechanism);
+    header_value(detail, sizeof(detail), err ? o->problem : o->mechanism, 1);
     snprintf(out, outlen,
              "Received-SPF: %s (%s: %s) client-ip=%s; envelope-from=\"%s\"; helo=\"%s\"; "
              "receiver=%s; identity=%s%s%s%s",
