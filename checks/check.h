@@ -60,6 +60,12 @@ void check_call_defer(struct check_call *call, const char *action, const char *c
                       const char *fix);
 /* PREPEND a header (ignored at END-OF-MESSAGE, where Postfix would drop it). */
 void check_call_prepend(struct check_call *call, const char *header);
+/* PREPEND a header that belongs once to a message (e.g. Received-SPF): sent(state, key), with
+ * this check's configure() state, is called when, and only when, the reply to this request
+ * carries the header (another check's reject or defer wins over it). */
+typedef void check_sent_fn(void *state, const char *key);
+void check_call_prepend_once(struct check_call *call, const char *header, check_sent_fn *sent,
+                             const char *key);
 /* A note for the verbose log (-v): formatted only when verbose logging is on. */
 void check_call_note(struct check_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

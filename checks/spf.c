@@ -50,7 +50,8 @@ struct spf_entry {
     char *key; /* NULL: free slot */
     uint64_t hash;
     long long expires_ms;
-    int header_sent;
+    int header_sent; /* a reply carried the Received-SPF header */
+    int logged;      /* the diagnosis was logged */
     struct spf_verdict v;
     int32_t next; /* bucket chain */
 };
@@ -173,6 +174,7 @@ static struct spf_entry *cache_put(struct spf_state *st, const char *key,
     e->hash = spf_hash(key);
     e->expires_ms = spf_now_ms() + ttl_ms;
     e->header_sent = 0;
+    e->logged = 0;
     e->v.kind = v->kind;
     e->v.action = dup_or_null(v->action);
     e->v.cause = dup_or_null(v->cause);
@@ -523,7 +525,16 @@ static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_id
 }
 
 /* apply - hand a verdict to the evaluator; the header only once per message. */
-static void apply(struct check_call *call, const struct spf_verdict *v, int *header_sent)
+static void spf_header_sent(void *state, const char *key)
+{
+    struct spf_entry *e = cache_find(state, key);
+    if (e)
+        e->header_sent = 1;
+}
+
+/* apply - hand a verdict to the evaluator. The header goes once to a message: with the first
+ * reply that carries it (e, the message's cache entry, notes that; NULL: no cache). */
+static void apply(struct check_call *call, const struct spf_verdict *v, struct spf_entry *e)
 {
     switch (v->kind) {
     case V_REJECT:
@@ -533,17 +544,20 @@ static void apply(struct check_call *call, const struct spf_verdict *v, int *hea
         check_call_defer(call, v->action, v->cause, v->fix);
         break;
     case V_PREPEND:
-        if (v->cause) {
+        if (v->cause && !(e && e->logged)) {
             char key[2048];
             evaluate_log_key(check_call_request(call), key, sizeof(key));
-            if (!*header_sent)
-                log_info("%s: spf: %s; fix=%s", key, v->cause,
-                         v->fix && *v->fix ? v->fix : "none needed");
+            log_info("%s: spf: %s; fix=%s", key, v->cause,
+                     v->fix && *v->fix ? v->fix : "none needed");
         }
-        if (!*header_sent && request_state(check_call_request(call)) != STATE_END_OF_MESSAGE) {
+        if (e)
+            e->logged = 1;
+        if (request_state(check_call_request(call)) == STATE_END_OF_MESSAGE)
+            break;
+        if (!e)
             check_call_prepend(call, v->header);
-            *header_sent = 1;
-        }
+        else if (!e->header_sent)
+            check_call_prepend_once(call, v->header, spf_header_sent, e->key);
         break;
     default:
         break;
@@ -567,8 +581,7 @@ static void conclude(struct spf_call *sc)
                     primary->domain, primary->problem[0] ? primary->problem : primary->mechanism);
     struct spf_entry *e =
         cache_put(sc->st, sc->key, &v, check_call_config(sc->call)->spf_cache_time);
-    int sent = 0;
-    apply(sc->call, &v, e ? &e->header_sent : &sent);
+    apply(sc->call, &v, e);
     verdict_free(&v);
 }
 
@@ -638,7 +651,7 @@ static enum check_status spf_run(struct check_call *call)
     struct spf_entry *e = cache_find(st, key);
     if (e) {
         check_call_note(call, "SPF result of this message from the cache");
-        apply(call, &e->v, &e->header_sent);
+        apply(call, &e->v, e);
         return CHECK_DONE;
     }
 

@@ -36,6 +36,8 @@ struct check_call {
     char *fix;
     char *note; /* last note, for -v and for deadline messages */
     void *data;
+    check_sent_fn *sent; /* check_call_prepend_once: told when the header is answered */
+    char *sent_key;
 };
 
 struct evaluation {
@@ -185,6 +187,8 @@ static int evaluate_try_decide(struct evaluation *ev)
                       ev->calls[i].verdict == VERDICT_NONE ? "dunno" : "no decision",
                       ev->calls[i].note ? ": " : "", ev->calls[i].note ? ev->calls[i].note : "");
     }
+    if (prepend && prepend->sent)
+        prepend->sent(ev->cfg->check_states[prepend->slot], prepend->sent_key);
     evaluate_finish(ev, prepend ? prepend->action : "DUNNO");
     return 1;
 }
@@ -280,6 +284,7 @@ void evaluate_free(struct evaluation *ev)
         free(c->cause);
         free(c->fix);
         free(c->note);
+        free(c->sent_key);
     }
     if (ev->deadline)
         event_free(ev->deadline);
@@ -388,6 +393,15 @@ void check_call_prepend(struct check_call *call, const char *header)
     char action[2048];
     snprintf(action, sizeof(action), "PREPEND %s", header);
     call_set(call, VERDICT_PREPEND, action, header, "");
+}
+
+void check_call_prepend_once(struct check_call *call, const char *header, check_sent_fn *sent,
+                             const char *key)
+{
+    check_call_prepend(call, header);
+    free(call->sent_key);
+    call->sent = sent;
+    call->sent_key = evaluate_strdup(key);
 }
 
 void check_call_note(struct check_call *call, const char *fmt, ...)

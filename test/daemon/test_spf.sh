@@ -43,7 +43,7 @@ DNSPORT=$(sed -nE 's/.*ready port=([0-9]+).*/\1/p' "$WORK/dns.out")
 CTL=$(sed -nE 's/.*control=([0-9]+).*/\1/p' "$WORK/dns.out")
 dnsctl() { $PY "$TESTDIR/../dns/testdns.py" --ctl "127.0.0.1:$CTL" "$@"; }
 
-write_conf "$WORK/spf.conf" "mynetworks = 127.0.0.0/8" "checks = spf" "myhostname = mx.test.example" \
+write_conf "$WORK/spf.conf" "mynetworks = 127.0.0.0/8" "checks = relay, spf" "myhostname = mx.test.example" \
     "dns_servers = 127.0.0.1:$DNSPORT" "dns_timeout = 700ms" "dns_tries = 1" \
     "spf_skip_networks = 192.0.2.0/24" "request_deadline = 5s"
 # rq ADDR SENDER [HELO] [INSTANCE] [RECIPIENT] - one RCPT request
@@ -72,6 +72,14 @@ if start_daemon "$WORK/spf.conf"; then
     check "50 recipients of one message: the others DUNNO" test "$(grep -c '^action=DUNNO' "$WORK/fifty.out")" = 49
     check "50 recipients of one message: evaluated once (at most one TXT query)" \
         test "$(dnsctl count TXT pass.example | grep -oE '[0-9]+$')" -le 1
+
+    # The header goes with the first reply that carries it: not lost to another check's reject.
+    expect "first recipient refused by the relay check" 'action=554 5.7.1 Relay access denied' \
+        203.0.113.7 c@pass.example "" msg-relay x@elsewhere.example
+    expect "second recipient of that message: the header now" 'action=PREPEND Received-SPF: pass *' \
+        203.0.113.7 c@pass.example "" msg-relay bob@mx.test.example
+    expect "third recipient: no second header" 'action=DUNNO' \
+        203.0.113.7 c@pass.example "" msg-relay carol@mx.test.example
 
     expect "fail: 550 5.7.23 with the explanation" \
         'action=550 5.7.23 SPF fail: pass.example does not designate 198.51.100.1 as permitted sender' \
