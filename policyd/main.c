@@ -11,6 +11,7 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
+#include "policyd/doctor.h"
 #include "policyd/dns.h"
 #include "policyd/log.h"
 #include "policyd/server.h"
@@ -57,7 +58,9 @@ static void main_usage(void)
                     "       policyd -c FILE -t            check the configuration\n"
                     "       policyd -c FILE -n            print settings that differ from "
                     "defaults\n"
-                    "       policyd -c FILE -S            serve one connection on stdin/stdout\n");
+                    "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
+                    "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n"
+                    "                                     check this server's deliverability\n");
     exit(2);
 }
 
@@ -387,7 +390,7 @@ int main(int argc, char **argv)
     int foreground = 0, verbose = 0, test = 0, nondefault = 0, stdio = 0, opt;
     char err[2048];
 
-    while ((opt = getopt(argc, argv, "c:fvtnSh")) != -1) {
+    while ((opt = getopt(argc, argv, "+c:fvtnSh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -411,7 +414,8 @@ int main(int argc, char **argv)
             main_usage();
         }
     }
-    if (optind != argc)
+    int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
+    if (optind != argc && !doctor)
         main_usage();
     signal(SIGPIPE, SIG_IGN);
 
@@ -423,6 +427,11 @@ int main(int argc, char **argv)
     if (test) {
         config_unref(cfg);
         return 0;
+    }
+    if (doctor) {
+        int drc = doctor_main(cfg, argc - optind, argv + optind);
+        config_unref(cfg);
+        return drc;
     }
     if (nondefault) {
         config_print_nondefault(cfg, stdout);
