@@ -74,6 +74,7 @@ struct server {
     char label[64];       /* "127.0.0.1", "127.0.0.1:5353", "[::1]:5353" */
     int streak;           /* timeouts in a row */
     long long down_until; /* set aside until then (monotonic ms) */
+    long long answered;   /* when it last answered anything (monotonic ms) */
     long down_for;
 };
 
@@ -861,6 +862,7 @@ static void server_sock_state(void *data, ares_socket_t fd, int readable, int wr
 
 static void server_alive(struct server *srv)
 {
+    srv->answered = dns_now();
     srv->streak = 0;
     srv->down_until = 0;
     srv->down_for = 0;
@@ -1190,7 +1192,11 @@ static void flight_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
     }
     if (status == ARES_ETIMEOUT) {
         f->out[f->cur].timeouts++;
-        server_silent(srv, dns_now(), 0);
+        /* A server that answers other questions meanwhile is alive: this name is what is dead
+         * (its own servers unreachable), and must not get the resolver set aside. */
+        long long now = dns_now();
+        if (now - srv->answered > srv->set->timeout_ms)
+            server_silent(srv, now, 0);
     } else if (status == ARES_ECONNREFUSED) {
         f->out[f->cur].refused = 1;
         f->skip |= bit;

@@ -781,6 +781,33 @@ static void test_failover(void)
     close(hole);
 }
 
+/* A name whose own servers are dead times out at a resolver that goes on answering other
+ * names: the resolver is alive and must not be set aside for it. */
+static void test_dead_name_live_server(void)
+{
+    char servers[64];
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", port);
+    struct dns *d = engine_with(servers, 100, 200, 1, 1000);
+    struct got dead[3];
+    memset(dead, 0, sizeof(dead));
+    ask(d, DNS_A, "dead.example", &dead[0]);
+    ask(d, DNS_AAAA, "dead.example", &dead[1]);
+    ask(d, DNS_MX, "dead.example", &dead[2]);
+    for (int i = 0; i < 6; i++) { /* other names answered every 80 ms meanwhile */
+        struct got live = {0};
+        char name[32];
+        snprintf(name, sizeof(name), "n%d.example", 1 + i % 3);
+        ask(d, DNS_TXT, name, &live);
+        wait_one(&live, 1);
+        idle(0.08);
+    }
+    CHECK(dead[0].status == DNS_TEMPFAIL && dead[2].status == DNS_TEMPFAIL);
+    struct dns_stats st;
+    dns_get_stats(d, &st);
+    CHECK(st.timeouts == 3 && st.servers_down == 0);
+    dns_free(d);
+}
+
 /* Reconfiguring with a query in flight: it still ends well; new lookups use the new list. */
 static void test_reconfigure(void)
 {
@@ -945,6 +972,7 @@ int main(void)
         dns_free(d);
         test_timeout();
         test_failover();
+        test_dead_name_live_server();
         test_reconfigure();
         test_eviction_expiry();
         test_bulk();
