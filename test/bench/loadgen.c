@@ -6,7 +6,7 @@
  *
  *   loadgen -s unix:/path|inet:127.0.0.1:PORT [-c CONNS] [-d SECONDS] [-w WARMUP] [-p PID]
  *           [-m relay|hosted|mixed]
- *           [-A pool|fresh] [-x STUCK-ADDRESS]
+ *           [-A pool|fresh] [-x STUCK-ADDRESS] [-S warm|cold] [-D DEAD-PERCENT]
  *   loadgen -s ... -i IDLE -p PID     hold IDLE idle connections, print the server's RSS delta
  *
  * -A pool: clients 198.51.100.1-64 to a hosted domain (for DNS checks with a warm cache);
@@ -15,6 +15,12 @@
  * (a 1,000,000-entry recipient table is exercised all over);
  * -x ADDR: connection 0 always sends from ADDR (e.g. one whose DNS never answers) and is left
  * out of the latency figures: they then show whether other requests wait behind it.
+ * -S warm: SPF load: clients 192.0.2.1-250, senders from 8 domains w0..w7.warm.example, a new
+ * instance (message) per request, so every request is evaluated (DNS answers from the cache);
+ * -S cold: the same, every sender from a new domain dN-PID.cold.example (nothing cached);
+ * -D PCT: (with -S) PCT% of the requests have a sender at a new nN.dead.example (DNS never
+ * answers): left out of the latency figures, counted and timed on a line of their own.
+ * With -S, a line "actions: ..." counts the replies by their first word (others / dead).
  *
  * Last line: RESULT rps=... p50_us=... p99_us=... p999_us=... max_us=... errors=... rss_kb=...
  */
@@ -41,6 +47,8 @@ struct conn {
     size_t sent, got_len;
     char tail[2]; /* last bytes seen, to find "\n\n" across reads */
     double started;
+    int dead;     /* the request in flight is a dead-domain one (-D) */
+    char act[16]; /* the first bytes after "action=" */
 };
 
 static char *requests[NREQ];
@@ -49,22 +57,53 @@ static const char *target;
 static const char *addr_mode = "";
 static const char *stuck_addr;
 static unsigned long fresh_counter;
+static const char *spf_mode;
+static int dead_pct;
+static unsigned long spf_counter;
+
+/* Reply classes by the action's first word: [0] the measured requests, [1] the dead ones. */
+#define NCLASS 8
+static char class_name[NCLASS][16];
+static unsigned long class_count[2][NCLASS];
+
+static void count_action(int dead, const char *act)
+{
+    char word[16];
+    size_t n = strcspn(act, " \n");
+    snprintf(word, sizeof(word), "%.*s", (int)(n < 15 ? n : 15), act);
+    for (int i = 0; i < NCLASS; i++) {
+        if (!class_name[i][0])
+            snprintf(class_name[i], sizeof(class_name[i]), "%s", word);
+        if (strcmp(class_name[i], word) == 0) {
+            class_count[dead][i]++;
+            return;
+        }
+    }
+}
 
 /* format_request - one RCPT request from client addr to rcpt domain into buf. */
-static size_t format_request(char *buf, size_t cap, int i, const char *addr, const char *domain)
+static size_t format_request3(char *buf, size_t cap, int i, const char *addr, const char *domain,
+                              const char *sender, unsigned long instance)
 {
     return (size_t)snprintf(
         buf, cap,
         "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
         "client_address=%s\nclient_name=unknown\nclient_port=%d\n"
         "reverse_client_name=unknown\nserver_address=127.0.0.1\nserver_port=25\n"
-        "helo_name=mail%d.example.org\nsender=user%d@example.org\n"
-        "recipient=rcpt%d@%s\nrecipient_count=0\nqueue_id=\ninstance=78e7.6b04bce2.%x.0\n"
+        "helo_name=mail%d.example.org\nsender=%s\n"
+        "recipient=rcpt%d@%s\nrecipient_count=0\nqueue_id=\ninstance=78e7.6b04bce2.%lx.0\n"
         "size=%d\netrn_domain=\nstress=\nsasl_method=\nsasl_username=\nsasl_sender=\n"
         "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\n"
         "encryption_protocol=TLSv1.3\nencryption_cipher=TLS_AES_256_GCM_SHA384\n"
         "encryption_keysize=256\npolicy_context=\n\n",
-        addr, 40000 + i, i, i, i, domain, 0x1000 + i, 1000 * i);
+        addr, 40000 + i, i, sender, i, domain, instance, 1000 * i);
+}
+
+static size_t format_request(char *buf, size_t cap, int i, const char *addr, const char *domain)
+{
+    char sender[64];
+    snprintf(sender, sizeof(sender), "user%d@example.org", i);
+    return format_request3(buf, cap, i, addr, domain, sender, 0x1000ul + (unsigned long)i);
 }
 
 static double now(void)
@@ -137,6 +176,24 @@ static void make_requests(const char *mode)
 /* next_request - the request a connection sends next (fresh mode formats a new one). */
 static const char *next_request(struct conn *c, int index, size_t *len, char *scratch, size_t cap)
 {
+    if (spf_mode) {
+        char addr[32], sender[96];
+        unsigned long n = ++spf_counter;
+        c->dead = dead_pct > 0 && (int)(random() % 100) < dead_pct;
+        snprintf(addr, sizeof(addr), "192.0.2.%lu", n % 250 + 1);
+        if (c->dead)
+            snprintf(sender, sizeof(sender), "user%d@n%lu-%ld.dead.example", c->req, n,
+                     (long)getpid());
+        else if (strcmp(spf_mode, "cold") == 0)
+            snprintf(sender, sizeof(sender), "user%d@d%lu-%ld.cold.example", c->req, n,
+                     (long)getpid());
+        else
+            snprintf(sender, sizeof(sender), "user%d@w%lu.warm.example", c->req, n % 8);
+        /* a new instance (message) each time: the per-message cache never answers */
+        *len = format_request3(scratch, cap, c->req, addr, "example.com", sender,
+                               0x100000ul + n + (unsigned long)getpid() * 0x10000000ul);
+        return scratch;
+    }
     if (stuck_addr && index == 0) {
         *len = format_request(scratch, cap, c->req, stuck_addr, "example.com");
         return scratch;
@@ -204,7 +261,7 @@ int main(int argc, char **argv)
     long pid = -1;
     const char *mode = "mixed";
 
-    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:S:D:")) != -1) {
         switch (opt) {
         case 's':
             target = optarg;
@@ -232,6 +289,12 @@ int main(int argc, char **argv)
             break;
         case 'x':
             stuck_addr = optarg;
+            break;
+        case 'S':
+            spf_mode = optarg;
+            break;
+        case 'D':
+            dead_pct = atoi(optarg);
             break;
         default:
             fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
@@ -265,6 +328,8 @@ int main(int argc, char **argv)
     double *lat = malloc(sizeof(double) * MAX_SAMPLES);
     size_t nlat = 0;
     unsigned long errors = 0, dunno = 0, other = 0, stuck_replies = 0;
+    double *dead_lat = malloc(sizeof(double) * MAX_SAMPLES / 4);
+    size_t ndead = 0;
     double t0 = now(), measure_from = t0 + warmup, end = measure_from + seconds;
     char scratch[2048];
     for (int i = 0; i < nconn; i++) {
@@ -291,6 +356,7 @@ int main(int argc, char **argv)
                 errors++;
                 epoll_ctl(ep, EPOLL_CTL_DEL, cc->fd, NULL);
                 close(cc->fd);
+                cc->fd = -1;
                 open_conns--;
                 continue;
             }
@@ -299,6 +365,8 @@ int main(int argc, char **argv)
                 char prev = cc->tail[1];
                 cc->tail[0] = prev;
                 cc->tail[1] = buf[j];
+                if (cc->got_len >= 7 && cc->got_len < 7 + sizeof(cc->act) - 1)
+                    cc->act[cc->got_len - 7] = buf[j];
                 if (cc->got_len == 7) {
                     /* first byte after "action=" */
                     if (buf[j] == 'D')
@@ -310,8 +378,18 @@ int main(int argc, char **argv)
                 if (prev == '\n' && buf[j] == '\n') {
                     double done = now();
                     int index = (int)evs[k].data.u32;
-                    if (done >= measure_from && nlat < MAX_SAMPLES && !(stuck_addr && index == 0))
+                    int measured = done >= measure_from;
+                    if (spf_mode && measured) {
+                        cc->act[cc->got_len - 7 < sizeof(cc->act) ? cc->got_len - 7
+                                                                  : sizeof(cc->act) - 1] = 0;
+                        count_action(cc->dead, cc->act);
+                    }
+                    if (cc->dead) {
+                        if (measured && ndead < MAX_SAMPLES / 4)
+                            dead_lat[ndead++] = done - cc->started;
+                    } else if (measured && nlat < MAX_SAMPLES && !(stuck_addr && index == 0))
                         lat[nlat++] = done - cc->started;
+                    memset(cc->act, 0, sizeof(cc->act));
                     if (stuck_addr && index == 0)
                         stuck_replies++;
                     cc->got_len = 0;
@@ -338,8 +416,32 @@ int main(int argc, char **argv)
            errors, dunno, other, rss);
     if (stuck_addr)
         printf("connection 0 (client %s) got %lu replies in the run\n", stuck_addr, stuck_replies);
+    /* Requests still unanswered at the end: the dead ones among them show a hang. */
+    unsigned long pending_dead = 0;
+    double oldest_dead = 0, t_end = now();
+    for (int i = 0; i < nconn; i++)
+        if (c[i].fd >= 0 && c[i].dead) {
+            pending_dead++;
+            if (t_end - c[i].started > oldest_dead)
+                oldest_dead = t_end - c[i].started;
+        }
+    if (spf_mode) {
+        printf("actions:");
+        for (int i = 0; i < NCLASS && class_name[i][0]; i++)
+            printf(" %s %lu/%lu", class_name[i], class_count[0][i], class_count[1][i]);
+        printf(" (measured requests / dead-domain requests)\n");
+    }
+    qsort(dead_lat, ndead, sizeof(double), cmp_double);
+    double dp50 = ndead ? dead_lat[ndead / 2] : 0, dmax = ndead ? dead_lat[ndead - 1] : 0;
+    if (dead_pct)
+        printf("dead-domain requests: %zu answered, %.0f/s, latency p50 %.0f ms, max %.0f ms; "
+               "%lu unanswered at the end, the oldest waiting %.0f ms\n",
+               ndead, (double)ndead / elapsed, dp50 * 1e3, dmax * 1e3, pending_dead,
+               oldest_dead * 1e3);
     printf("RESULT rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f errors=%lu "
-           "rss_kb=%ld\n",
-           (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6, errors, rss);
+           "rss_kb=%ld dead=%zu dead_p50_us=%.0f dead_max_us=%.0f dead_pending=%lu "
+           "dead_oldest_us=%.0f\n",
+           (double)nlat / elapsed, p50 * 1e6, p99 * 1e6, p999 * 1e6, max * 1e6, errors, rss, ndead,
+           dp50 * 1e6, dmax * 1e6, pending_dead, oldest_dead * 1e6);
     return errors ? 1 : 0;
 }
