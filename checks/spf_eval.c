@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,11 +517,32 @@ static int next_term(const char *s, size_t len, size_t *pos, const char **t, siz
     return 1;
 }
 
-/* record_scan - check every term of a record; find its redirect, exp and whether it has an
- * "all". 0 / -1 with the reason. */
-static int record_scan(const char *s, size_t len, struct term *redirect, struct term *exp,
-                       int *has_all, char *err, size_t errlen)
+/* A record's terms, parsed once: a few on the stack, more on the heap. */
+#define TERMS_INLINE 12
+struct terms {
+    struct term *v;
+    size_t n, cap;
+    struct term inline_v[TERMS_INLINE];
+    struct term redirect, exp; /* kind 0 (T_ALL) and arg NULL when absent */
+    int has_all;
+};
+
+static void terms_free(struct terms *ts)
 {
+    if (ts->v != ts->inline_v)
+        free(ts->v);
+}
+
+/* record_scan - parse and check every term of a record into ts (terms_free it, also after
+ * an error); find its redirect, exp and whether it has an "all". 0 / -1 with the reason. */
+static int record_scan(const char *s, size_t len, struct terms *ts, char *err, size_t errlen)
+{
+    memset(ts, 0, offsetof(struct terms, inline_v));
+    ts->v = ts->inline_v;
+    ts->cap = TERMS_INLINE;
+    memset(&ts->redirect, 0, sizeof(ts->redirect));
+    memset(&ts->exp, 0, sizeof(ts->exp));
+    ts->has_all = 0;
     if (len > SPF_MAX_RECORD) {
         snprintf(err, errlen, "record of %zu bytes (more than %d)", len, SPF_MAX_RECORD);
         return -1;
@@ -532,24 +554,33 @@ static int record_scan(const char *s, size_t len, struct term *redirect, struct 
             return -1;
         }
     size_t pos = 6;
-    const char *ts;
+    const char *tp;
     size_t tl;
-    struct term t;
     int nredirect = 0, nexp = 0;
-    *has_all = 0;
-    memset(redirect, 0, sizeof(*redirect));
-    memset(exp, 0, sizeof(*exp));
-    while (next_term(s, len, &pos, &ts, &tl)) {
-        if (term_parse(ts, tl, &t, err, errlen) != 0)
+    while (next_term(s, len, &pos, &tp, &tl)) {
+        if (ts->n == ts->cap) {
+            size_t cap = ts->cap * 4;
+            struct term *v = malloc(cap * sizeof(*v));
+            if (!v)
+                abort();
+            memcpy(v, ts->v, ts->n * sizeof(*v));
+            if (ts->v != ts->inline_v)
+                free(ts->v);
+            ts->v = v;
+            ts->cap = cap;
+        }
+        struct term *t = &ts->v[ts->n];
+        if (term_parse(tp, tl, t, err, errlen) != 0)
             return -1;
-        if (t.kind == T_REDIRECT) {
-            *redirect = t;
+        ts->n++;
+        if (t->kind == T_REDIRECT) {
+            ts->redirect = *t;
             nredirect++;
-        } else if (t.kind == T_EXP) {
-            *exp = t;
+        } else if (t->kind == T_EXP) {
+            ts->exp = *t;
             nexp++;
-        } else if (t.kind == T_ALL) {
-            *has_all = 1;
+        } else if (t->kind == T_ALL) {
+            ts->has_all = 1;
         }
     }
     if (nredirect > 1 || nexp > 1) {
@@ -561,13 +592,14 @@ static int record_scan(const char *s, size_t len, struct term *redirect, struct 
 
 int spf_record_check(const char *text, size_t len, char *err, size_t errlen)
 {
-    struct term r, e;
-    int all;
     if (!record_is_spf1(text, len)) {
         snprintf(err, errlen, "not a v=spf1 record");
         return -1;
     }
-    return record_scan(text, len, &r, &e, &all, err, errlen);
+    struct terms ts;
+    int rc = record_scan(text, len, &ts, err, errlen);
+    terms_free(&ts);
+    return rc;
 }
 
 /* ---- DNS through the caller ---------------------------------------------------------------- */
@@ -1127,62 +1159,17 @@ static void set_decider(struct ev *ev, const char *domain, const char *rec, size
     short_copy(ev->out->mechanism, sizeof(ev->out->mechanism), term, termlen);
 }
 
-/*
- * check_host - RFC 7208 4: fetch and select the record of domain, evaluate it. Returns 0 with
- * *res, or EV_PENDING / EV_TEMP / EV_PERM. want_exp: compute the explanation of a fail here
- * (not inside include).
- */
-static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_result *res)
+/* eval_terms - evaluate a parsed record of domain (see check_host). */
+static int eval_terms(struct ev *ev, const char *domain, int want_exp, enum spf_result *res,
+                      const char *rec, size_t reclen, const struct terms *ts)
 {
-    if (++ev->depth > SPF_MAX_DEPTH) {
-        ev_problem(ev, "records nested more than %d deep", SPF_MAX_DEPTH);
-        return EV_PERM;
-    }
-    const struct dns_result *r = ev_get(ev, DNS_TXT, domain);
-    if (!r)
-        return EV_PENDING;
-    if (is_temp(r)) {
-        ev_problem(ev, "TXT lookup of %s: %s", domain, r->detail ? r->detail : "temporary failure");
-        return EV_TEMP;
-    }
-    const char *rec = NULL;
-    size_t reclen = 0;
-    int nrec = 0;
-    if (r->status == DNS_OK)
-        for (size_t i = 0; i < r->count; i++)
-            if (record_is_spf1(r->items[i], r->lens[i])) {
-                rec = r->items[i];
-                reclen = r->lens[i];
-                nrec++;
-            }
-    if (nrec == 0) {
-        *res = SPF_NONE;
-        return 0;
-    }
-    if (nrec > 1) {
-        ev_problem(ev, "%s has %d v=spf1 records (RFC 7208 4.5: exactly one)", domain, nrec);
-        return EV_PERM;
-    }
-    struct term redirect, exp;
-    int has_all;
-    char err[200];
-    if (record_scan(rec, reclen, &redirect, &exp, &has_all, err, sizeof(err)) != 0) {
-        ev_problem(ev, "syntax error in the record of %s: %s", domain, err);
-        set_decider(ev, domain, rec, reclen, "", 0);
-        return EV_PERM;
-    }
     /* Prefetch the include and redirect targets that need no macro expansion. */
-    size_t pos = 6;
-    const char *ts;
-    size_t tl;
-    struct term t;
-    while (next_term(rec, reclen, &pos, &ts, &tl)) {
-        if (term_parse(ts, tl, &t, err, sizeof(err)) != 0)
-            return EV_PERM;
-        if ((t.kind == T_INCLUDE || (t.kind == T_REDIRECT && !has_all)) && t.arglen < 254 &&
-            !memchr(t.arg, '%', t.arglen)) {
+    for (size_t i = 0; i < ts->n; i++) {
+        const struct term *pt = &ts->v[i];
+        if ((pt->kind == T_INCLUDE || (pt->kind == T_REDIRECT && !ts->has_all)) &&
+            pt->arglen < 254 && !memchr(pt->arg, '%', pt->arglen)) {
             char name[256];
-            snprintf(name, sizeof(name), "%.*s", (int)t.arglen, t.arg);
+            snprintf(name, sizeof(name), "%.*s", (int)pt->arglen, pt->arg);
             size_t n = strlen(name);
             if (n && name[n - 1] == '.')
                 name[n - 1] = '\0';
@@ -1191,13 +1178,12 @@ static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_
         }
     }
 
-    pos = 6;
-    while (next_term(rec, reclen, &pos, &ts, &tl)) {
+    for (size_t i = 0; i < ts->n; i++) {
         if (++ev->terms_walked > SPF_MAX_TERMS) {
             ev_problem(ev, "evaluation too complex (more than %d terms)", SPF_MAX_TERMS);
             return EV_PERM;
         }
-        term_parse(ts, tl, &t, err, sizeof(err));
+        const struct term t = ts->v[i];
         int rc = EV_NOMATCH;
         char name[256];
         switch (t.kind) {
@@ -1258,16 +1244,16 @@ static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_
             *res = qualifier_result(t.qualifier);
             set_decider(ev, domain, rec, reclen, t.text, t.textlen);
             if (*res == SPF_FAIL && want_exp)
-                return explanation(ev, &exp, domain);
+                return explanation(ev, &ts->exp, domain);
             return 0;
         }
     }
-    if (redirect.arg && !has_all) {
+    if (ts->redirect.arg && !ts->has_all) {
         char name[256];
         int rc;
-        if ((rc = ev_count(ev, &redirect)) != 0)
+        if ((rc = ev_count(ev, &ts->redirect)) != 0)
             return rc;
-        if ((rc = target_name(ev, &redirect, domain, name, sizeof(name))) != 0)
+        if ((rc = target_name(ev, &ts->redirect, domain, name, sizeof(name))) != 0)
             return rc;
         if (!name_ok(name)) {
             ev_problem(ev, "redirect to an invalid name '%s'", name);
@@ -1287,6 +1273,55 @@ static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_
     *res = SPF_NEUTRAL;
     set_decider(ev, domain, rec, reclen, "default", 7);
     return 0;
+}
+
+/*
+ * check_host - RFC 7208 4: fetch and select the record of domain, evaluate it. Returns 0 with
+ * *res, or EV_PENDING / EV_TEMP / EV_PERM. want_exp: compute the explanation of a fail here
+ * (not inside include).
+ */
+static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_result *res)
+{
+    if (++ev->depth > SPF_MAX_DEPTH) {
+        ev_problem(ev, "records nested more than %d deep", SPF_MAX_DEPTH);
+        return EV_PERM;
+    }
+    const struct dns_result *r = ev_get(ev, DNS_TXT, domain);
+    if (!r)
+        return EV_PENDING;
+    if (is_temp(r)) {
+        ev_problem(ev, "TXT lookup of %s: %s", domain, r->detail ? r->detail : "temporary failure");
+        return EV_TEMP;
+    }
+    const char *rec = NULL;
+    size_t reclen = 0;
+    int nrec = 0;
+    if (r->status == DNS_OK)
+        for (size_t i = 0; i < r->count; i++)
+            if (record_is_spf1(r->items[i], r->lens[i])) {
+                rec = r->items[i];
+                reclen = r->lens[i];
+                nrec++;
+            }
+    if (nrec == 0) {
+        *res = SPF_NONE;
+        return 0;
+    }
+    if (nrec > 1) {
+        ev_problem(ev, "%s has %d v=spf1 records (RFC 7208 4.5: exactly one)", domain, nrec);
+        return EV_PERM;
+    }
+    struct terms ts;
+    char err[200];
+    if (record_scan(rec, reclen, &ts, err, sizeof(err)) != 0) {
+        terms_free(&ts);
+        ev_problem(ev, "syntax error in the record of %s: %s", domain, err);
+        set_decider(ev, domain, rec, reclen, "", 0);
+        return EV_PERM;
+    }
+    int rc = eval_terms(ev, domain, want_exp, res, rec, reclen, &ts);
+    terms_free(&ts);
+    return rc;
 }
 
 /* domain_valid - RFC 7208 4.3: a multi-label domain with labels of 1 to 63 bytes. */
