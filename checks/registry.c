@@ -12,9 +12,10 @@ extern const struct check_def rdns_check;
 extern const struct check_def dnsbl_check;
 extern const struct check_def recipient_check;
 extern const struct check_def spf_check;
+extern const struct check_def dkim_check; /* checks/dkim.c */
 
 static const struct check_def *const registry_checks[] = {
-    &relay_check, &rdns_check, &dnsbl_check, &recipient_check, &spf_check,
+    &relay_check, &rdns_check, &dnsbl_check, &recipient_check, &spf_check, &dkim_check,
 };
 
 #define REGISTRY_COUNT (sizeof(registry_checks) / sizeof(registry_checks[0]))

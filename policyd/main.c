@@ -11,6 +11,7 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
+#include "policyd/dkim_keys.h"
 #include "policyd/doctor.h"
 #include "policyd/dns.h"
 #include "policyd/log.h"
@@ -201,6 +202,7 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
             log_warn("reload: %s; the DNS settings stay as they were", err);
     }
     config_activate(cfg);
+    dkim_keys_reload(cfg); /* DKIM key check: the new key list, checked at once */
     stats.reloads++;
     log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
 }
@@ -294,6 +296,7 @@ static void main_cleanup(struct daemon *d)
     }
     log_attach(NULL);
     server_free(d->server);
+    dkim_keys_stop(); /* DKIM key check: its lookups go before the DNS engine */
     dns_free(d->dns);
     if (d->stop_timer)
         event_free(d->stop_timer);
@@ -350,6 +353,11 @@ static int main_serve(struct daemon *d, struct config *cfg)
     }
     if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+    /* DKIM key check: keys are read before privileges go (they are often root-only). */
+    if (dkim_keys_start(d->base, d->dns, cfg) != 0) {
+        snprintf(err, sizeof(err), "cannot start the DKIM key check");
+        goto fail;
+    }
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
     if (pipe2(d->reload_pipe, O_CLOEXEC) != 0 ||
