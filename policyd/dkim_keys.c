@@ -693,11 +693,14 @@ int dkim_keys_start(struct event_base *base, struct dns *dns, const struct confi
     return 0;
 }
 
-void dkim_keys_reload(const struct config *cfg)
+void dkim_keys_reload(struct dkim_keys_list *list, const struct config *cfg)
 {
-    if (!keys_daemon.timer)
+    if (!list)
         return;
-    struct dkim_keys_list *list = dkim_keys_list_load(cfg->dkim_keys, cfg->opendkim_config);
+    if (!keys_daemon.timer) {
+        dkim_keys_list_free(list);
+        return;
+    }
     /* Privileges are gone by now: keep what was read at start for a key we can no longer read. */
     for (size_t i = 0; i < list->nkeys; i++) {
         struct dkim_key *k = &list->keys[i];

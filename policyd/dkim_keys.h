@@ -86,9 +86,10 @@ char *dkim_keys_fix(const struct dkim_key *key, const struct dkim_keys_result *r
  */
 int dkim_keys_start(struct event_base *base, struct dns *dns, const struct config *cfg);
 
-/* dkim_keys_reload - a new configuration: a new key list (a key file that can no longer be
- * read keeps the text read before), checked at once. */
-void dkim_keys_reload(const struct config *cfg);
+/* dkim_keys_reload - a new configuration: its key list, loaded with dkim_keys_list_load() off
+ * the loop (the reload thread), is taken over (a key file that can no longer be read keeps the
+ * text read before) and checked at once. NULL: nothing to do. */
+void dkim_keys_reload(struct dkim_keys_list *list, const struct config *cfg);
 
 /* dkim_keys_stop - cancel pending lookups and the timer, forget everything. Before dns_free().
  * Safe when never started. */

@@ -45,6 +45,7 @@ struct daemon {
     pthread_t reload_thread;
     int reloading;
     struct config *reload_cfg;
+    struct dkim_keys_list *reload_keys; /* the new configuration's DKIM keys, read off the loop */
     char reload_err[2048];
     struct dns *dns;
     struct server *server;
@@ -145,6 +146,9 @@ static void *main_reload_thread(void *arg)
 {
     struct daemon *d = arg;
     d->reload_cfg = config_load(d->config_path, d->reload_err, sizeof(d->reload_err));
+    d->reload_keys = d->reload_cfg ? dkim_keys_list_load(d->reload_cfg->dkim_keys,
+                                                         d->reload_cfg->opendkim_config)
+                                   : NULL;
     if (write(d->reload_pipe[1], "x", 1) != 1) {
         /* the loop would never hear of it: nothing else to do from here */
     }
@@ -183,7 +187,7 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
     if (!cfg) {
         stats.reload_failures++;
         log_error("reload refused: %s; the running configuration stays in use", d->reload_err);
-        return;
+        return; /* (no key list is loaded for a refused configuration) */
     }
     if (strcmp(cfg->listen, old->listen) != 0 || strcmp(cfg->user, old->user) != 0 ||
         strcmp(cfg->listen_owner, old->listen_owner) != 0 ||
@@ -202,7 +206,8 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
             log_warn("reload: %s; the DNS settings stay as they were", err);
     }
     config_activate(cfg);
-    dkim_keys_reload(cfg); /* DKIM key check: the new key list, checked at once */
+    dkim_keys_reload(d->reload_keys, cfg); /* DKIM key check: the new keys, checked at once */
+    d->reload_keys = NULL;
     stats.reloads++;
     log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
 }
@@ -287,6 +292,7 @@ static void main_cleanup(struct daemon *d)
     if (d->reloading) {
         pthread_join(d->reload_thread, NULL);
         config_unref(d->reload_cfg);
+        dkim_keys_list_free(d->reload_keys);
     }
     if (d->reload_ev)
         event_free(d->reload_ev);
