@@ -13,8 +13,50 @@
 #include "policyd/dkim_keys.h"
 #include "policyd/netlist.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The messages warned about lately (Postfix's instance): one warning per message, not one per
+ * recipient. */
+#define DKIM_SEEN 256
+struct dkim_state {
+    uint64_t seen[DKIM_SEEN];
+    size_t next;
+};
+
+static void *dkim_configure(const struct config *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    (void)err;
+    (void)errlen;
+    struct dkim_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        abort();
+    return st;
+}
+
+static void dkim_unconfigure(void *st)
+{
+    free(st);
+}
+
+/* dkim_first_time - 1 the first time this message (instance) is seen lately. */
+static int dkim_first_time(struct dkim_state *st, const char *instance)
+{
+    if (!*instance)
+        return 1;
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = instance; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < DKIM_SEEN; i++)
+        if (st->seen[i] == h)
+            return 0;
+    st->seen[st->next] = h;
+    st->next = (st->next + 1) % DKIM_SEEN;
+    return 1;
+}
 
 static enum check_status dkim_check_run(struct check_call *call)
 {
@@ -38,6 +80,10 @@ static enum check_status dkim_check_run(struct check_call *call)
         check_call_note(call, "no known DKIM key problem for %s", domain);
         return CHECK_DONE;
     }
+    if (!dkim_first_time(check_call_state(call), request_get(req, ATTR_INSTANCE))) {
+        check_call_note(call, "DKIM key problem of %s already reported for this message", domain);
+        return CHECK_DONE;
+    }
     char action[512], cause[1536];
     snprintf(action, sizeof(action), "WARN outbound mail from %s will fail DKIM", domain);
     if (*sasl)
@@ -57,8 +103,8 @@ static enum check_status dkim_check_run(struct check_call *call)
 
 const struct check_def dkim_check = {
     .name = "dkim",
-    .configure = NULL,
-    .unconfigure = NULL,
+    .configure = dkim_configure,
+    .unconfigure = dkim_unconfigure,
     .run = dkim_check_run,
     .cancel = NULL,
 };

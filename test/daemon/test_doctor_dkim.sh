@@ -112,7 +112,7 @@ check "doctor: an unreadable KeyTable is reported as not checked" \
 # --- the daemon ---
 write_conf "$WORK/daemon.conf" "${COMMON[@]}" "dkim_check_interval = 1s"
 # send NAME=VALUE... - one RCPT request, the reply's first line
-send() { req "$@" | ask - | head -1; }
+send() { req instance="m$RANDOM$RANDOM" "$@" | ask - | head -1; }
 warns_for() { grep -c "dkim: warn: WARN outbound mail from $1 will fail DKIM" "$WORK/policyd.log"; }
 if start_daemon "$WORK/daemon.conf"; then
     check "start: mismatch logged with its fix" wait_log \
@@ -134,6 +134,9 @@ if start_daemon "$WORK/daemon.conf"; then
     check "mynetworks sender from a revoked domain: accepted" test "$got" = "action=DUNNO"
     check "mynetworks sender from a revoked domain: diagnosis" \
         grep -q "dkim: warn: WARN outbound mail from Revoked.Example will fail DKIM; cause=client 127.0.0.1 (mynetworks 127.0.0.0/8) sends from Revoked.Example, whose signing key old._domainkey.revoked.example .*revoked" "$WORK/policyd.log"
+    send client_address=127.0.0.1 sender=a@Revoked.Example recipient=second@foreign.example instance=msg-2rcpt >/dev/null
+    send client_address=127.0.0.1 sender=a@Revoked.Example recipient=third@foreign.example instance=msg-2rcpt >/dev/null
+    check "one warning per message, not per recipient" test "$(warns_for Revoked.Example)" -eq 2
     send client_address=203.0.113.5 sasl_username=alice sender=bob@good.example recipient=x@foreign.example >/dev/null
     check "good domain: no dkim warning" test "$(warns_for good.example)" -eq 0
     got=$(send client_address=203.0.113.9 client_name=unknown sasl_username= sender=bob@mismatch.example recipient=x@example.com)
@@ -154,7 +157,7 @@ if start_daemon "$WORK/daemon.conf"; then
     check "reload: done" wait_log "reloaded $WORK/daemon.conf"
     sleep 0.3
     send client_address=127.0.0.1 sender=a@revoked.example recipient=x@foreign.example >/dev/null
-    check "reload: a key no longer configured gives no warning" test "$(warns_for '[Rr]evoked.[Ee]xample')" -eq 1
+    check "reload: a key no longer configured gives no warning" test "$(warns_for '[Rr]evoked.[Ee]xample')" -eq 2
     check "daemon still alive" alive
     check "daemon exits 0" stop_daemon
 fi
