@@ -341,6 +341,52 @@ static const struct {
 } mech_names[] = {{"all", T_ALL}, {"include", T_INCLUDE}, {"a", T_A},     {"mx", T_MX},
                   {"ptr", T_PTR}, {"ip4", T_IP4},         {"ip6", T_IP6}, {"exists", T_EXISTS}};
 
+/* ip_term - the ":network[/prefix]" of an ip4 or ip6 term (t->kind says which) into t. */
+static int ip_term(struct term *t, const char *s, size_t len, const char *rest, size_t rlen,
+                   char *err, size_t errlen)
+{
+    const int v4 = t->kind == T_IP4;
+    const char *name = v4 ? "ip4" : "ip6";
+    int shown = (int)(len > 60 ? 60 : len);
+    if (rlen < 2 || rest[0] != ':') {
+        snprintf(err, errlen, "'%s' needs ':address'", name);
+        return -1;
+    }
+    const char *a = rest + 1;
+    size_t alen = rlen - 1;
+    const char *slash = memchr(a, '/', alen);
+    int prefix = v4 ? 32 : 128;
+    if (slash) {
+        prefix = cidr_num(slash + 1, alen - (size_t)(slash + 1 - a), v4 ? 32 : 128);
+        if (prefix < 0) {
+            snprintf(err, errlen, "bad %s prefix length in '%.*s'", name, shown, s);
+            return -1;
+        }
+        alen = (size_t)(slash - a);
+    }
+    if (v4) {
+        t->cidr4 = prefix;
+        if (ip4_strict(a, alen, t->net) != 0) {
+            snprintf(err, errlen, "bad ip4 address in '%.*s'", shown, s);
+            return -1;
+        }
+        return 0;
+    }
+    t->cidr6 = prefix;
+    char buf[64];
+    if (alen == 0 || alen >= sizeof(buf)) {
+        snprintf(err, errlen, "bad ip6 address in '%.*s'", shown, s);
+        return -1;
+    }
+    memcpy(buf, a, alen);
+    buf[alen] = '\0';
+    if (inet_pton(AF_INET6, buf, t->net) != 1) {
+        snprintf(err, errlen, "bad ip6 address '%s'", buf);
+        return -1;
+    }
+    return 0;
+}
+
 /* term_parse - one term (between spaces) into t. 0 / -1 with the reason. */
 static int term_parse(const char *s, size_t len, struct term *t, char *err, size_t errlen)
 {
@@ -433,61 +479,9 @@ static int term_parse(const char *s, size_t len, struct term *t, char *err, size
         t->arglen = alen - 1;
         return domain_spec_check(t->arg, t->arglen, err, errlen);
     }
-    case T_IP4: {
-        if (rlen < 2 || rest[0] != ':') {
-            snprintf(err, errlen, "'ip4' needs ':address'");
-            return -1;
-        }
-        const char *a = rest + 1;
-        size_t alen = rlen - 1;
-        const char *slash = memchr(a, '/', alen);
-        t->cidr4 = 32;
-        if (slash) {
-            t->cidr4 = cidr_num(slash + 1, alen - (size_t)(slash + 1 - a), 32);
-            if (t->cidr4 < 0) {
-                snprintf(err, errlen, "bad ip4 prefix length in '%.*s'", (int)(len > 60 ? 60 : len),
-                         s);
-                return -1;
-            }
-            alen = (size_t)(slash - a);
-        }
-        if (ip4_strict(a, alen, t->net) != 0) {
-            snprintf(err, errlen, "bad ip4 address in '%.*s'", (int)(len > 60 ? 60 : len), s);
-            return -1;
-        }
-        return 0;
-    }
-    case T_IP6: {
-        if (rlen < 2 || rest[0] != ':') {
-            snprintf(err, errlen, "'ip6' needs ':address'");
-            return -1;
-        }
-        const char *a = rest + 1;
-        size_t alen = rlen - 1;
-        const char *slash = memchr(a, '/', alen);
-        t->cidr6 = 128;
-        if (slash) {
-            t->cidr6 = cidr_num(slash + 1, alen - (size_t)(slash + 1 - a), 128);
-            if (t->cidr6 < 0) {
-                snprintf(err, errlen, "bad ip6 prefix length in '%.*s'", (int)(len > 60 ? 60 : len),
-                         s);
-                return -1;
-            }
-            alen = (size_t)(slash - a);
-        }
-        char buf[64];
-        if (alen == 0 || alen >= sizeof(buf)) {
-            snprintf(err, errlen, "bad ip6 address");
-            return -1;
-        }
-        memcpy(buf, a, alen);
-        buf[alen] = '\0';
-        if (inet_pton(AF_INET6, buf, t->net) != 1) {
-            snprintf(err, errlen, "bad ip6 address '%s'", buf);
-            return -1;
-        }
-        return 0;
-    }
+    case T_IP4:
+    case T_IP6:
+        return ip_term(t, s, len, rest, rlen, err, errlen);
     default:
         break;
     }
