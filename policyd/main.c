@@ -131,14 +131,10 @@ static int main_drop_privileges(const struct config *cfg, char *err, size_t errl
 /* main_log_dns_stats - the DNS engine's counters in one line. */
 static void main_log_dns_stats(const struct daemon *d)
 {
-    struct dns_stats st;
+    char line[1024];
     if (!d->dns)
         return;
-    dns_get_stats(d->dns, &st);
-    log_info("dns statistics: lookups=%llu sent=%llu cache_hits=%llu merged=%llu timeouts=%llu "
-             "servfail=%llu nxdomain=%llu nodata=%llu other_errors=%llu evicted=%llu cached=%zu",
-             st.lookups, st.sent, st.cache_hits, st.merged, st.timeouts, st.servfail, st.nxdomain,
-             st.nodata, st.other_errors, st.evicted, st.cached);
+    log_info("dns statistics: %s", dns_stats_format(d->dns, line, sizeof(line)));
 }
 
 /* main_reload_thread - load and validate the new configuration off the loop. */
