@@ -11,6 +11,7 @@
 
 #include "policyd/config.h"
 #include "policyd/dkim_keys.h"
+#include "policyd/hash.h"
 #include "policyd/netlist.h"
 
 #include <stdint.h>
@@ -47,9 +48,7 @@ static int dkim_first_time(struct dkim_state *st, const char *instance)
 {
     if (!*instance)
         return 1;
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = instance; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    uint64_t h = hash_str(instance);
     for (size_t i = 0; i < DKIM_SEEN; i++)
         if (st->seen[i] == h)
             return 0;

@@ -17,6 +17,7 @@
 #include "checks/check.h"
 
 #include "policyd/config.h"
+#include "policyd/hash.h"
 #include "policyd/domainlist.h"
 #include "policyd/log.h"
 #include "policyd/maildirsize.h"
@@ -170,10 +171,7 @@ static void rcpt_suggest(struct recipient_state *st, const char *local, const ch
 static const struct quota_entry *rcpt_quota(struct recipient_state *st, const struct config *cfg,
                                             const char *maildir)
 {
-    unsigned h = 2166136261u;
-    for (const char *p = maildir; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    struct quota_entry *q = &st->quota[h % QUOTA_CACHE_SIZE];
+    struct quota_entry *q = &st->quota[hash_str(maildir) % QUOTA_CACHE_SIZE];
     time_t now = time(NULL);
     if (q->path && strcmp(q->path, maildir) == 0 && q->expires > now)
         return q;

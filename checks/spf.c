@@ -17,6 +17,7 @@
 #include "policyd/dns.h"
 #include "policyd/domainlist.h"
 #include "policyd/evaluate.h"
+#include "policyd/hash.h"
 #include "policyd/log.h"
 #include "policyd/netlist.h"
 #include "protocol/action.h"
@@ -98,14 +99,6 @@ struct spf_call {
 
 /* ---- per-message cache ---------------------------------------------------------------------- */
 
-static uint64_t spf_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static long long spf_now_ms(void)
 {
     struct timespec ts;
@@ -136,7 +129,7 @@ static struct spf_entry *cache_find(struct spf_state *st, const char *key)
 {
     if (!st->cache_size || !key[0])
         return NULL;
-    uint64_t h = spf_hash(key);
+    uint64_t h = hash_str(key);
     long long now = spf_now_ms();
     for (int32_t i = st->buckets[h & (st->nbuckets - 1)]; i >= 0; i = st->cache[i].next) {
         struct spf_entry *e = &st->cache[i];
@@ -171,7 +164,7 @@ static struct spf_entry *cache_put(struct spf_state *st, const char *key,
         verdict_free(&e->v);
     }
     e->key = dup_or_null(key);
-    e->hash = spf_hash(key);
+    e->hash = hash_str(key);
     e->expires_ms = spf_now_ms() + ttl_ms;
     e->header_sent = 0;
     e->logged = 0;

@@ -11,6 +11,7 @@
  * '#' comment lines, indented continuation lines; the first of duplicate keys wins.
  */
 #include "policyd/table.h"
+#include "policyd/hash.h"
 
 #include "policyd/config.h"
 #include "policyd/netlist.h"
@@ -90,10 +91,7 @@ static int entry_cmp_order(const void *a, const void *b)
 
 static uint32_t table_hash(const char *key)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
+    return (uint32_t)hash_str(key);
 }
 
 /* table_finish_memory - sort (first of duplicate keys wins) and build the hash index, so a
