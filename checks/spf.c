@@ -61,6 +61,7 @@ struct spf_state {
     struct netlist *skip;
     struct domainlist *skip_helo, *skip_sender;
     struct spf_act acts[SPF_NRESULTS];
+    struct spf_act helo_fail; /* a HELO fail with a non-null sender */
     struct spf_entry *cache;
     int32_t *buckets;
     size_t cache_size, nbuckets, cursor;
@@ -245,6 +246,9 @@ static void *spf_configure(const struct config *cfg, char *err, size_t errlen)
     for (int i = 0; i < SPF_NRESULTS; i++)
         if (spf_act_parse(names[i], values[i], &st->acts[i], err, errlen) != 0)
             goto fail;
+    if (spf_act_parse("spf_helo_fail_action", cfg->spf_helo_fail_action, &st->helo_fail, err,
+                      errlen) != 0)
+        goto fail;
     if (cfg->spf_max_dns_lookups < 1 || cfg->spf_max_void_lookups < 0) {
         snprintf(err, errlen,
                  "spf_max_dns_lookups must be at least 1, spf_max_void_lookups at "
@@ -479,9 +483,8 @@ static void diagnosis(const struct spf_call *sc, const struct spf_outcome *o, in
 
 /* decide - the verdict for one identity's outcome. */
 static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_identity,
-                   struct spf_verdict *v)
+                   const struct spf_act *a, struct spf_verdict *v)
 {
-    const struct spf_act *a = &sc->st->acts[o->result];
     char cause[1400], fix[700], header[1800], action[900];
     diagnosis(sc, o, helo_identity, cause, sizeof(cause), fix, sizeof(fix));
     memset(v, 0, sizeof(*v));
@@ -563,13 +566,16 @@ static void conclude(struct spf_call *sc)
     struct spf_verdict v;
     const struct spf_outcome *primary = sc->null_sender ? &sc->o_helo : &sc->o_mf;
     int helo_identity = sc->null_sender;
-    /* A non-null sender: a HELO fail is refused (RFC 7208 2.3); other HELO results only noted. */
+    const struct spf_act *act = &sc->st->acts[primary->result];
+    /* A non-null sender: a HELO fail is answered with spf_helo_fail_action (RFC 7208 2.3:
+     * refusing on it is allowed); other HELO results are only noted. */
     if (!sc->null_sender && sc->helo_todo == 0 && sc->in_helo.sender &&
-        sc->o_helo.result == SPF_FAIL && sc->st->acts[SPF_FAIL].kind == ACT_ACTION) {
+        sc->o_helo.result == SPF_FAIL && sc->st->helo_fail.kind == ACT_ACTION) {
         primary = &sc->o_helo;
         helo_identity = 1;
+        act = &sc->st->helo_fail;
     }
-    decide(sc, primary, helo_identity, &v);
+    decide(sc, primary, helo_identity, act, &v);
     check_call_note(sc->call, "SPF %s for %s (%s)", spf_result_name(primary->result),
                     primary->domain, primary->problem[0] ? primary->problem : primary->mechanism);
     struct spf_entry *e =

@@ -147,6 +147,15 @@ PYEOF
     check "dead domain: another client meanwhile answered at once (< 0.3 s)" \
         awk '$1=="live" && $2 < 0.3 && $3 ~ /PREPEND/ {f=1} END {exit !f}' "$WORK/dead.out"
     check "daemon alive after all of it" alive
+
+    # Per identity: spf_helo_fail_action = DUNNO leaves the decision to the MAIL FROM result.
+    write_conf "$WORK/spf.conf" "mynetworks = 127.0.0.0/8" "checks = relay, spf" "myhostname = mx.test.example" \
+        "dns_servers = 127.0.0.1:$DNSPORT" "dns_timeout = 700ms" "dns_tries = 1" \
+        "spf_skip_networks = 192.0.2.0/24" "request_deadline = 5s" "spf_helo_fail_action = DUNNO"
+    kill -HUP "$DAEMON_PID"
+    check "reload with spf_helo_fail_action = DUNNO" wait_log "reloaded $WORK/spf.conf"
+    expect "HELO fail no longer refuses; the MAIL FROM result (none) is the header" \
+        'action=PREPEND Received-SPF: none *identity=mailfrom*' 198.51.100.3 someone@nospf.example helo.example
 fi
 kill "$DNS_PID" 2>/dev/null
 wait "$DNS_PID" 2>/dev/null
