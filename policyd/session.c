@@ -105,8 +105,17 @@ static void session_set_reading(struct session *s, int on)
  * Returns -1 if the connection is broken (the caller frees the session). */
 static int session_write(struct session *s)
 {
-    while (evbuffer_get_length(s->out) > 0) {
-        int n = evbuffer_write(s->out, s->out_fd);
+    size_t len;
+    while ((len = evbuffer_get_length(s->out)) > 0) {
+        ssize_t n;
+        if (evbuffer_get_contiguous_space(s->out) == len) {
+            /* The usual case, one reply in one chunk: write(2), cheaper than writev(2). */
+            n = write(s->out_fd, evbuffer_pullup(s->out, (ssize_t)len), len);
+            if (n > 0)
+                evbuffer_drain(s->out, (size_t)n);
+        } else {
+            n = evbuffer_write(s->out, s->out_fd);
+        }
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 struct timeval tv = s->idle;
