@@ -22,6 +22,7 @@
 #include "policyd/netlist.h"
 #include "protocol/action.h"
 
+#include <event2/event.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +90,10 @@ struct spf_call {
     size_t nf, capf;
     struct spf_inflight **q;
     size_t nq, capq;
-    size_t asked; /* distinct questions so far */
-    int in_run;   /* inside run(): finishing must not call check_call_done */
+    size_t asked;        /* distinct questions so far */
+    int in_run;          /* inside run(): finishing must not call check_call_done */
+    struct event *rerun; /* the next pass, once this loop turn's answers are all in */
+    int rerun_armed;
     int helo_todo, mf_todo, null_sender;
     char helo_sender[320];
     struct spf_input in_helo, in_mf;
@@ -287,6 +290,8 @@ fail:
 
 static void spf_call_free(struct spf_call *sc)
 {
+    if (sc->rerun)
+        event_free(sc->rerun);
     for (size_t i = 0; i < sc->nq; i++) {
         dns_cancel(sc->q[i]->q);
         free(sc->q[i]->name);
@@ -329,6 +334,15 @@ static const struct dns_result *spf_dns_get(void *arg, int type, const char *nam
 
 static void spf_pass(struct spf_call *sc);
 
+static void spf_rerun_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct spf_call *sc = arg;
+    (void)fd;
+    (void)what;
+    sc->rerun_armed = 0;
+    spf_pass(sc);
+}
+
 static void spf_dns_cb(const struct dns_result *r, void *arg)
 {
     struct spf_inflight *fl = arg;
@@ -341,7 +355,15 @@ static void spf_dns_cb(const struct dns_result *r, void *arg)
         }
     free(fl->name);
     free(fl);
-    spf_pass(sc);
+    /* Answers that arrive together (several MX hosts, say) make one pass, not one each. */
+    if (!sc->rerun)
+        sc->rerun = event_new(check_call_base(sc->call), -1, 0, spf_rerun_cb, sc);
+    if (!sc->rerun)
+        abort();
+    if (!sc->rerun_armed) {
+        sc->rerun_armed = 1;
+        event_active(sc->rerun, 0, 0);
+    }
 }
 
 static void spf_dns_want(void *arg, int type, const char *name)
