@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -133,6 +134,18 @@ int log_verbose(void)
     return log_is_verbose;
 }
 
+static pid_t *log_pid_slot(void)
+{
+    static pid_t pid;
+    return &pid;
+}
+
+/* log_forget_pid - in a forked child: the cached pid is the parent's. */
+static void log_forget_pid(void)
+{
+    *log_pid_slot() = 0;
+}
+
 /* log_emit - format one line and send it to the active destination. */
 static void log_emit(int priority, const char *prefix, const char *fmt, va_list ap)
 {
@@ -147,13 +160,27 @@ static void log_emit(int priority, const char *prefix, const char *fmt, va_list 
 
     if (log_fd >= 0 || log_to_stderr) {
         char line[4300];
+        /* The stamp changes once a second and the pid only across fork(): neither is worth a
+         * system call or a time zone conversion per line at thousands of lines a second. */
+        static time_t stamp_time = (time_t)-1;
+        static char stamp[32];
+        pid_t *pid_cached = log_pid_slot();
         time_t now = time(NULL);
-        struct tm tm;
-        char stamp[32];
-        localtime_r(&now, &tm);
-        strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+        if (now != stamp_time) {
+            struct tm tm;
+            localtime_r(&now, &tm);
+            strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+            stamp_time = now;
+        }
+        static int atfork_set;
+        if (!atfork_set) {
+            pthread_atfork(NULL, NULL, log_forget_pid);
+            atfork_set = 1;
+        }
+        if (!*pid_cached)
+            *pid_cached = getpid();
         int len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s\n", stamp, log_host, log_name,
-                           (long)getpid(), text);
+                           (long)*pid_cached, text);
         if (len >= (int)sizeof(line))
             len = (int)sizeof(line) - 1, line[len - 1] = '\n';
         if (log_fd >= 0) {
