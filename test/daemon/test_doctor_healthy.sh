@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # test_doctor_healthy.sh - "policyd doctor" on a setup that is right in every respect: PTR and
 # HELO name, SPF, a DKIM key (opendkim-genkey) whose record is published, DMARC, MX, not
-# listed, a valid certificate for myhostname, Postfix wired as etc/main.cf.snippet says, an
-# empty queue. Every finding is ok and the exit status is 0; then one thing at a time is
-# broken and the status turns to 1 with that finding named.
+# listed, a valid certificate for myhostname (made with openssl, as is an expired one),
+# Postfix wired as etc/main.cf.snippet says, an empty queue. Every finding is ok and the exit
+# status is 0; then one thing at a time is broken and the status turns to 1 with that finding.
 . "$(dirname "$0")/lib.sh"
-DATA=$TESTDIR/../data/doctor
 C=$WORK/certs
 KEYS=$WORK/keys
-mkdir -p "$C" "$KEYS" "$WORK/bin"
-$PY "$DATA/mkcerts.py" "$C"
-export SSL_CERT_FILE=$C/ca.pem SSL_CERT_DIR=$WORK/nonexistent
+mkdir -p "$C/db/new" "$KEYS" "$WORK/bin"
+# Certificates made with openssl here: a valid self-signed one for myhostname (trusted as its
+# own CA below), and an expired one ("openssl ca" can set past dates).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/good.key" -out "$C/good.pem" -days 60 \
+    -subj "/CN=mail.example.test" -addext "subjectAltName=DNS:mail.example.test" 2>>"$WORK/openssl.err"
+: >"$C/db/index.txt"
+echo 01 >"$C/db/serial"
+printf '[ca]\ndefault_ca = d\n[d]\ndir = %s\ndatabase = %s/db/index.txt\nnew_certs_dir = %s/db/new\nserial = %s/db/serial\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\n[p]\ncommonName = supplied\n' \
+    "$C" "$C" "$C" "$C" >"$C/ca.cnf"
+openssl req -new -newkey rsa:2048 -nodes -keyout "$C/expired.key" -out "$C/expired.csr" \
+    -subj "/CN=mail.example.test" -addext "subjectAltName=DNS:mail.example.test" 2>>"$WORK/openssl.err"
+openssl ca -batch -config "$C/ca.cnf" -selfsign -keyfile "$C/expired.key" -in "$C/expired.csr" \
+    -out "$C/expired.pem" -startdate 20250101000000Z -enddate 20250201000000Z >>"$WORK/openssl.err" 2>&1
+check "openssl made a valid and an expired certificate" test -s "$C/good.pem" -a -s "$C/expired.pem"
+export SSL_CERT_FILE=$C/good.pem SSL_CERT_DIR=$WORK/nonexistent
 PATH=$PATH:/usr/sbin opendkim-genkey -b 2048 -d example.test -s sel -D "$KEYS" 2>"$WORK/genkey.err"
 check "opendkim-genkey made a key" test -s "$KEYS/sel.private"
 record() { $PY -c 'import re,sys; print("".join(re.findall(r"\"([^\"]*)\"", open(sys.argv[1]).read())))' "$1"; }
@@ -42,7 +53,7 @@ HEALTHY=("postfix_config_directory =" "listen = unix:/var/spool/postfix/private/
     "myhostname = mail.example.test" "dns_servers = 127.0.0.1:$DNSPORT" "dns_timeout = 500ms"
     "dns_tries = 1" "checks = relay, spf" "dnsbl_sites = bl.test=127.0.0.[2..11]*3"
     "dkim_keys = sel:example.test:$KEYS/sel.private"
-    "smtpd_tls_cert_file = $C/fullchain.pem" "smtpd_tls_key_file = $C/good.key"
+    "smtpd_tls_cert_file = $C/good.pem" "smtpd_tls_key_file = $C/good.key"
     "smtpd_relay_restrictions ="
     "smtpd_recipient_restrictions = check_policy_service { unix:private/policyd, default_action=DUNNO, timeout=15s },"
     "    permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination")
