@@ -508,15 +508,19 @@ static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_id
                    const struct spf_act *a, struct spf_verdict *v)
 {
     char cause[1400], fix[700], header[1800], action[900];
-    diagnosis(sc, o, helo_identity, cause, sizeof(cause), fix, sizeof(fix));
     memset(v, 0, sizeof(*v));
     if (a->kind == ACT_DUNNO)
         return;
+    /* The diagnosis is written only where it is logged: not for a plain pass or none. */
+    int logged = a->kind == ACT_ACTION || o->result == SPF_FAIL || o->result == SPF_SOFTFAIL ||
+                 o->result >= SPF_TEMPERROR;
+    if (logged)
+        diagnosis(sc, o, helo_identity, cause, sizeof(cause), fix, sizeof(fix));
     if (a->kind == ACT_PREPEND) {
         received_spf(sc, o, helo_identity, header, sizeof(header));
         v->kind = V_PREPEND;
         v->header = dup_or_null(header);
-        if (o->result == SPF_FAIL || o->result == SPF_SOFTFAIL || o->result >= SPF_TEMPERROR) {
+        if (logged) {
             v->cause = dup_or_null(cause);
             v->fix = dup_or_null(fix);
         }
