@@ -862,8 +862,21 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
             reason[0] = 0;
             cfg->check_states[slot] = def->configure(cfg, reason, sizeof(reason));
             if (!cfg->check_states[slot]) {
-                snprintf(err, errlen, "%s: %s check: %s", raw->file ? raw->file : "built-in",
-                         def->name, reason[0] ? reason : "cannot be configured");
+                /* A reason that starts with a setting's name ("spf_fail_action: ...") gets the
+                 * line that setting was written on. */
+                const char *colon = strchr(reason, ':');
+                int line = 0;
+                if (colon && setting_index(reason, (size_t)(colon - reason)) >= 0) {
+                    char setting[96];
+                    snprintf(setting, sizeof(setting), "%.*s", (int)(colon - reason), reason);
+                    line = config_source_line(cfg, setting);
+                }
+                if (line > 0)
+                    snprintf(err, errlen, "%s:%d: %s check: %s", raw->file ? raw->file : "built-in",
+                             line, def->name, reason);
+                else
+                    snprintf(err, errlen, "%s: %s check: %s", raw->file ? raw->file : "built-in",
+                             def->name, reason[0] ? reason : "cannot be configured");
                 config_list_free(names);
                 return -1;
             }
