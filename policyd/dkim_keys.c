@@ -34,6 +34,7 @@
 
 #define KEYS_MAX_PEM 65536
 #define KEYS_MAX_LINE 4096
+#define KEYS_MAX_LINES 100000 /* a KeyTable or opendkim.conf longer than this is not one */
 
 static char *keys_strdup(const char *s)
 {
@@ -172,7 +173,10 @@ static void keys_parse_keytable(struct dkim_keys_list *l, const char *path)
     char line[KEYS_MAX_LINE];
     unsigned lineno = 0;
     while (fgets(line, sizeof(line), fp)) {
-        lineno++;
+        if (++lineno > KEYS_MAX_LINES) {
+            keys_error(l, "KeyTable %s: more than %d lines: not a KeyTable", path, KEYS_MAX_LINES);
+            break;
+        }
         char *s = keys_trim(line);
         if (!*s || *s == '#')
             continue;
@@ -219,7 +223,13 @@ static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
     }
     char line[KEYS_MAX_LINE], keytable[1024] = "", domain[1024] = "", selector[256] = "",
                               keyfile[1024] = "";
+    unsigned lines = 0;
     while (fgets(line, sizeof(line), fp)) {
+        if (++lines > KEYS_MAX_LINES) {
+            keys_error(l, "opendkim_config %s: more than %d lines: not an opendkim.conf", conf,
+                       KEYS_MAX_LINES);
+            break;
+        }
         char *s = keys_trim(line);
         if (!*s || *s == '#')
             continue;
