@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -182,13 +183,34 @@ void config_list_free(char **v)
     free(v);
 }
 
-char **config_list_read_file(const char *path, char *err, size_t errlen)
+FILE *config_fopen_regular(const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *fp = fdopen(fd, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
+}
+
+char **config_list_read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *fp = config_fopen_regular(path, err, errlen);
+    if (!fp)
+        return NULL;
     size_t n = 0, cap = 8;
     char **all = malloc(cap * sizeof(*all));
     char line[4096];
@@ -280,6 +302,7 @@ static int config_store_line(const char *path, int lineno, char *text, struct ra
 /* config_read_file - fill raw from the file, "FILE:LINE: reason" on error. */
 static int config_read_file(const char *path, struct raw *raw, char *err, size_t errlen)
 {
+    /* Plain fopen: the file named with -c may be a pipe on purpose (policyd -c <(...) -t). */
     FILE *fp = fopen(path, "r");
     if (!fp) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));

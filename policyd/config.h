@@ -10,6 +10,7 @@
 #define POLICYD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct netlist;
 struct domainlist;
@@ -84,6 +85,11 @@ void config_unref(struct config *cfg);
 /* config_print_nondefault - write "name = value" lines for settings that differ from the
  * defaults (policyd -n), imported Postfix values marked by a comment line. */
 void config_print_nondefault(const struct config *cfg, void *stdio_file);
+
+/* config_fopen_regular - open a file the configuration names, for reading: NULL with
+ * "PATH: reason" in err if it cannot be opened or is not a regular file (a device or a FIFO
+ * named by mistake would be read forever). */
+FILE *config_fopen_regular(const char *path, char *err, size_t errlen);
 
 /* config_source_line - the line a setting was set on, for errors found after loading; 0 when it
  * has its default. */

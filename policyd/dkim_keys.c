@@ -162,12 +162,20 @@ static char *keys_trim(char *s)
     return s;
 }
 
+/* keys_reason - config_fopen_regular's "PATH: reason" without the path. */
+static const char *keys_reason(const char *why, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0 ? why + n + 2 : why;
+}
+
 /* keys_parse_keytable - OpenDKIM's KeyTable: "keyname domain:selector:/path/to/key". */
 static void keys_parse_keytable(struct dkim_keys_list *l, const char *path)
 {
-    FILE *fp = fopen(path, "r");
+    char why[512];
+    FILE *fp = config_fopen_regular(path, why, sizeof(why));
     if (!fp) {
-        keys_error(l, "KeyTable %s: cannot read: %s", path, strerror(errno));
+        keys_error(l, "KeyTable %s: cannot read: %s", path, keys_reason(why, path));
         return;
     }
     char line[KEYS_MAX_LINE];
@@ -216,9 +224,10 @@ static void keys_parse_keytable(struct dkim_keys_list *l, const char *path)
 /* keys_parse_opendkim - opendkim.conf: its KeyTable, or its single Domain/Selector/KeyFile. */
 static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
 {
-    FILE *fp = fopen(conf, "r");
+    char why[512];
+    FILE *fp = config_fopen_regular(conf, why, sizeof(why));
     if (!fp) {
-        keys_error(l, "opendkim_config %s: cannot read: %s", conf, strerror(errno));
+        keys_error(l, "opendkim_config %s: cannot read: %s", conf, keys_reason(why, conf));
         return;
     }
     char line[KEYS_MAX_LINE], keytable[1024] = "", domain[1024] = "", selector[256] = "",

@@ -264,11 +264,9 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
 /* table_read_file - whole file into memory (NUL-terminated). */
 static char *table_read_file(const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    FILE *fp = config_fopen_regular(path, err, errlen);
+    if (!fp)
         return NULL;
-    }
     size_t cap = 65536, n = 0, got;
     char *buf = malloc(cap);
     while (buf && (got = fread(buf + n, 1, cap - n - 1, fp)) > 0) {

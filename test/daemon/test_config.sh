@@ -34,6 +34,10 @@ expect_error "bad listen" "$B\nlisten = tcp:1.2.3.4:5" "$WORK/bad.conf:2: listen
 expect_error "listen on a host name" "$B\nlisten = inet:localhost:10031" "host names are not resolved"
 expect_error "missing table" "$B\nrelay_domains = texthash:$WORK/nosuch" "$WORK/nosuch"
 expect_error "missing file" "$B\nmydestination = /nonexistent/list" "/nonexistent/list"
+mkfifo "$WORK/fifo"
+expect_error "a table that is a device, not read forever" "$B\nrelay_domains = texthash:/dev/zero" "$WORK/bad.conf:2: relay_domains: /dev/zero: not a regular file"
+expect_error "a /file list that is a device" "$B\nmynetworks = /dev/zero" "$WORK/bad.conf:2: mynetworks: /dev/zero: not a regular file"
+expect_error "a /file list that is a FIFO, not waited for" "$B\nmydestination = $WORK/fifo" "$WORK/bad.conf:2: mydestination: $WORK/fifo: not a regular file"
 expect_error "a check's setting, with its line" "$B\nchecks = relay, spf\n# the SPF answers\nspf_fail_action = bogus words" "$WORK/bad.conf:4: spf check: spf_fail_action: 'bogus' is not an action"
 expect_error "a check's network list, with its line" "$B\nchecks = spf\nspf_skip_networks = 300.1.1.1" "$WORK/bad.conf:3: spf check: spf_skip_networks: '300.1.1.1' is not an address"
 out=$("$POLICYD" -c "$WORK/does-not-exist.conf" -t 2>&1); rc=$?
