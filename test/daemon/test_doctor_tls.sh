@@ -232,7 +232,7 @@ check "queue: PTR refusals grouped, most first, fix PTR" has queue fail queue "r
 check "queue: blocklist" has queue fail queue blocklisted "1 recipients in 1 messages.*spamhaus" "delisting"
 check "queue: mailbox full at the destination" has queue warn queue "mailbox full" "4.2.2 Mailbox full" "nothing to fix on this server"
 check "queue: timeouts point at port 25" has queue warn queue "connection failures" "2 recipients in 1 messages.*Connection timed out" "port 25"
-check "queue: other reasons shown as the receiver wrote them" has queue warn queue other '421 4.3.0 weird "quoted" .+ thing'
+check "queue: other reasons shown as the receiver wrote them (UTF-8 kept in --json)" has queue warn queue other '421 4.3.0 weird "quoted" \u00e9 thing'
 check "queue: the order is by recipients" $PY -c '
 import json, sys
 subj = [i["subject"] for i in json.load(open(sys.argv[1]))["results"] if i["check"] == "queue"]
