@@ -338,6 +338,7 @@ static void call_set(struct check_call *call, enum verdict v, const char *action
     free(call->cause);
     free(call->fix);
     call->verdict = v;
+    call->sent = NULL; /* a new verdict: check_call_prepend_once sets it again after this */
     call->action = evaluate_strdup(action);
     call->cause = evaluate_strdup(cause);
     call->fix = evaluate_strdup(fix);
