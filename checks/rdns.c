@@ -375,15 +375,9 @@ static enum check_status rdns_run(struct check_call *call)
     }
     memcpy(rc->addr, addr, alen + 1);
     /* Compare addresses in binary; IPv4-mapped IPv6 is IPv4. */
-    unsigned char a6[16];
-    if (inet_pton(AF_INET, addr, rc->bin) == 1) {
-        rc->family = AF_INET;
-    } else if (inet_pton(AF_INET6, addr, a6) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        rc->family = memcmp(a6, mapped, 12) == 0 ? AF_INET : AF_INET6;
-        memcpy(rc->bin, rc->family == AF_INET ? a6 + 12 : a6, rc->family == AF_INET ? 4 : 16);
+    if (netlist_parse_address(addr, &rc->family, rc->bin) == 0) {
         if (rc->family == AF_INET)
-            inet_ntop(AF_INET, rc->bin, rc->addr, sizeof(rc->addr));
+            inet_ntop(AF_INET, rc->bin, rc->addr, sizeof(rc->addr)); /* ::ffff:a.b.c.d too */
     } else {
         free(rc);
         check_call_note(call, "client_address '%s' is not an address", addr);

@@ -15,6 +15,8 @@
  */
 #include "checks/spf_eval.h"
 
+#include "policyd/netlist.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -598,25 +600,6 @@ int spf_record_check(const char *text, size_t len, char *err, size_t errlen)
 
 /* ---- DNS through the caller ---------------------------------------------------------------- */
 
-/* name_ok - a name worth asking DNS about: labels of 1 to 63 bytes, at most 253 in all. */
-static int name_ok(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > 253)
-        return 0;
-    size_t lab = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (name[i] == '.') {
-            if (lab == 0)
-                return 0;
-            lab = 0;
-        } else if (++lab > 63) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ev_get - the answer for (type, name), or NULL after telling the caller it is wanted. */
 static const struct dns_result *ev_get(struct ev *ev, int type, const char *name)
 {
@@ -714,7 +697,7 @@ static int p_value(struct ev *ev, const char *domain, char *out, size_t outlen)
     size_t dlen = strlen(domain);
     for (size_t i = 0; i < ptr->count && i < SPF_MAX_NAMES; i++) {
         const char *name = ptr->items[i];
-        if (!name_ok(name))
+        if (!dns_name_ok(name))
             continue;
         const struct dns_result *a = ev_get(ev, ev->family == AF_INET ? DNS_A : DNS_AAAA, name);
         if (!a) {
@@ -1022,7 +1005,7 @@ static int mech_mx(struct ev *ev, const struct term *t, const char *name)
     int missing = 0, temp = 0;
     for (size_t i = 0; i < r->count; i++) {
         const char *host = r->items[i];
-        if (!host[0] || !name_ok(host)) /* null MX (RFC 7505) */
+        if (!host[0] || !dns_name_ok(host)) /* null MX (RFC 7505) */
             continue;
         const struct dns_result *a = ev_get(ev, ev->family == AF_INET ? DNS_A : DNS_AAAA, host);
         if (!a) {
@@ -1061,7 +1044,7 @@ static int mech_ptr(struct ev *ev, const char *target)
     for (size_t i = 0; i < ptr->count && i < SPF_MAX_NAMES; i++) {
         const char *name = ptr->items[i];
         size_t nlen = strlen(name);
-        if (!name_ok(name))
+        if (!dns_name_ok(name))
             continue;
         /* Only names in the target domain matter; skip the others' lookups. */
         if (!(nlen >= tlen && strcasecmp(name + nlen - tlen, target) == 0 &&
@@ -1113,7 +1096,7 @@ static int explanation(struct ev *ev, const struct term *exp, const char *domain
     free(saved);
     if (rc == EV_PENDING)
         return rc;
-    if (rc != 0 || !name_ok(name))
+    if (rc != 0 || !dns_name_ok(name))
         return 0;
     const struct dns_result *r = ev_get(ev, DNS_TXT, name);
     if (!r)
@@ -1167,7 +1150,7 @@ static int eval_terms(struct ev *ev, const char *domain, int want_exp, enum spf_
             size_t n = strlen(name);
             if (n && name[n - 1] == '.')
                 name[n - 1] = '\0';
-            if (name_ok(name) && !ev->dns->get(ev->dns->arg, DNS_TXT, name))
+            if (dns_name_ok(name) && !ev->dns->get(ev->dns->arg, DNS_TXT, name))
                 ev->dns->want(ev->dns->arg, DNS_TXT, name);
         }
     }
@@ -1204,7 +1187,7 @@ static int eval_terms(struct ev *ev, const char *domain, int want_exp, enum spf_
             if ((rc = target_name(ev, &t, domain, name, sizeof(name))) != 0)
                 return rc;
             if (t.kind == T_INCLUDE) {
-                if (!name_ok(name)) {
+                if (!dns_name_ok(name)) {
                     ev_problem(ev, "include of an invalid name '%s'", name);
                     return EV_PERM;
                 }
@@ -1219,7 +1202,7 @@ static int eval_terms(struct ev *ev, const char *domain, int want_exp, enum spf_
                     return EV_PERM;
                 }
                 rc = sub == SPF_PASS ? EV_MATCH : EV_NOMATCH;
-            } else if (!name_ok(name)) {
+            } else if (!dns_name_ok(name)) {
                 rc = ev_void(ev, name) ? EV_PERM : EV_NOMATCH;
             } else if (t.kind == T_A) {
                 rc = mech_a(ev, &t, name);
@@ -1249,7 +1232,7 @@ static int eval_terms(struct ev *ev, const char *domain, int want_exp, enum spf_
             return rc;
         if ((rc = target_name(ev, &ts->redirect, domain, name, sizeof(name))) != 0)
             return rc;
-        if (!name_ok(name)) {
+        if (!dns_name_ok(name)) {
             ev_problem(ev, "redirect to an invalid name '%s'", name);
             return EV_PERM;
         }
@@ -1318,25 +1301,14 @@ static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_
     return rc;
 }
 
-/* domain_valid - RFC 7208 4.3: a multi-label domain with labels of 1 to 63 bytes. */
+/* domain_valid - RFC 7208 4.3: a name DNS may be asked about, with more than one label, not
+ * an address literal. */
 static int domain_valid(const char *d)
 {
     size_t len = strlen(d);
     if (len && d[len - 1] == '.')
         len--;
-    if (len == 0 || len > 253 || !memchr(d, '.', len) || d[0] == '[')
-        return 0;
-    size_t lab = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (d[i] == '.') {
-            if (lab == 0)
-                return 0;
-            lab = 0;
-        } else if (++lab > 63) {
-            return 0;
-        }
-    }
-    return lab > 0;
+    return d[0] != '[' && memchr(d, '.', len) && dns_name_ok(d);
 }
 
 enum spf_result spf_check_host(const struct spf_input *in, const struct spf_dns *dns,
@@ -1344,14 +1316,7 @@ enum spf_result spf_check_host(const struct spf_input *in, const struct spf_dns 
 {
     memset(out, 0, sizeof(*out));
     struct ev ev = {.in = in, .dns = dns, .out = out};
-    unsigned char a6[16];
-    if (inet_pton(AF_INET, in->ip, ev.ip) == 1) {
-        ev.family = AF_INET;
-    } else if (inet_pton(AF_INET6, in->ip, a6) == 1) {
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        ev.family = memcmp(a6, mapped, 12) == 0 ? AF_INET : AF_INET6;
-        memcpy(ev.ip, ev.family == AF_INET ? a6 + 12 : a6, ev.family == AF_INET ? 4 : 16);
-    } else {
+    if (netlist_parse_address(in->ip, &ev.family, ev.ip) != 0) {
         snprintf(out->problem, sizeof(out->problem), "client address '%.60s' is not an address",
                  in->ip);
         return out->result = SPF_PERMERROR;

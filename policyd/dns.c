@@ -796,8 +796,16 @@ static int dns_key(const char *name, char key[256])
             return -1;
         }
     }
+    if (label == 0)
+        return -1; /* "a..": an empty last label */
     key[len] = 0;
     return (int)len;
+}
+
+int dns_name_ok(const char *name)
+{
+    char key[256];
+    return dns_key(name, key) >= 0;
 }
 
 /* --- servers: one c-ares channel each, driven by the loop --- */

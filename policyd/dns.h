@@ -111,6 +111,10 @@ struct dns_query *dns_lookup(struct dns *dns, enum dns_type type, const char *na
  */
 const struct dns_result *dns_peek(struct dns *dns, enum dns_type type, const char *name);
 
+/* dns_name_ok - 1 if name may be asked (1 to 253 bytes, labels of 1 to 63, one trailing dot
+ * allowed), 0 if dns_lookup() would answer NXDOMAIN without a query. */
+int dns_name_ok(const char *name);
+
 /* dns_cancel - the callback will not run; the handle is freed. NULL ok. Not after the
  * callback ran (the handle is gone by then), nor from inside it. */
 void dns_cancel(struct dns_query *q);

@@ -7,6 +7,7 @@
 #include "policyd/config.h"
 #include "policyd/dns.h"
 #include "policyd/doctor.h"
+#include "policyd/netlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,18 +26,10 @@ static int is_v6(const char *ip)
 /* addr_bin - the address in binary (IPv4-mapped as IPv4); its length, 0 if not an address. */
 static size_t addr_bin(const char *ip, unsigned char out[16])
 {
-    unsigned char a6[16];
-    if (inet_pton(AF_INET, ip, out) == 1)
-        return 4;
-    if (inet_pton(AF_INET6, ip, a6) != 1)
+    int family;
+    if (netlist_parse_address(ip, &family, out) != 0)
         return 0;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(a6, mapped, 12) == 0) {
-        memcpy(out, a6 + 12, 4);
-        return 4;
-    }
-    memcpy(out, a6, 16);
-    return 16;
+    return family == AF_INET ? 4 : 16;
 }
 
 /* resolves_to - 1 if name has ip among its addresses, 0 if not, -1 on DNS trouble; what it

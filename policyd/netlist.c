@@ -33,8 +33,7 @@ struct netlist {
     size_t n, cap;
 };
 
-/* net_parse_address - text to (family, bytes), IPv4-mapped IPv6 folded to IPv4. 0 / -1. */
-static int net_parse_address(const char *text, int *family, unsigned char out[16])
+int netlist_parse_address(const char *text, int *family, unsigned char out[16])
 {
     unsigned char a6[16];
 
@@ -242,7 +241,7 @@ int netlist_add_address(struct netlist *nl, const char *addr)
 {
     struct net_entry e;
     memset(&e, 0, sizeof(e));
-    if (net_parse_address(addr, &e.family, e.addr) != 0)
+    if (netlist_parse_address(addr, &e.family, e.addr) != 0)
         return -1;
     e.prefix = e.family == AF_INET ? 32 : 128;
     e.text = strdup(addr);
@@ -270,7 +269,7 @@ int netlist_match(const struct netlist *nl, const char *addr, const char **entry
 
     if (entry)
         *entry = NULL;
-    if (net_parse_address(addr, &family, a) != 0)
+    if (netlist_parse_address(addr, &family, a) != 0)
         return -1;
     for (size_t i = 0; i < nl->n; i++) {
         const struct net_entry *e = &nl->v[i];
@@ -318,10 +317,10 @@ const char *netlist_private_kind(const char *addr)
     int family, rf;
     unsigned char a[16], r[16];
 
-    if (net_parse_address(addr, &family, a) != 0)
+    if (netlist_parse_address(addr, &family, a) != 0)
         return NULL;
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-        if (net_parse_address(ranges[i].net, &rf, r) == 0 && rf == family &&
+        if (netlist_parse_address(ranges[i].net, &rf, r) == 0 && rf == family &&
             net_prefix_match(a, r, ranges[i].bits))
             return ranges[i].kind;
     }

@@ -928,7 +928,12 @@ static void test_bulk(void)
 
 static void test_names(void)
 {
-    char out[128];
+    char out[128], longlabel[80];
+    memset(longlabel, 'a', 64);
+    strcpy(longlabel + 64, ".example");
+    CHECK(dns_name_ok("mail.example.com") && dns_name_ok("mail.example.com.") && dns_name_ok("a"));
+    CHECK(!dns_name_ok("") && !dns_name_ok(".") && !dns_name_ok("a..b") && !dns_name_ok("a.."));
+    CHECK(!dns_name_ok(longlabel) && dns_name_ok(longlabel + 1));
     CHECK(dns_reverse_name("203.0.113.7", NULL, out, sizeof(out)) == 0);
     CHECK_STR(out, "7.113.0.203.in-addr.arpa");
     CHECK(dns_reverse_name("::ffff:203.0.113.7", NULL, out, sizeof(out)) == 0);
