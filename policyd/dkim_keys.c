@@ -169,74 +169,27 @@ static const char *keys_reason(const char *why, const char *path)
     return strncmp(why, path, n) == 0 && strncmp(why + n, ": ", 2) == 0 ? why + n + 2 : why;
 }
 
-/* keys_parse_keytable - OpenDKIM's KeyTable: "keyname domain:selector:/path/to/key". */
-static void keys_parse_keytable(struct dkim_keys_list *l, const char *path)
+/* keys_line_fn - one line of a file keys_read() reads: its first word and the rest. */
+typedef void keys_line_fn(struct dkim_keys_list *l, const char *path, unsigned lineno, char *word,
+                          char *rest, void *arg);
+
+/* keys_read - hand each line of path that is not blank or a comment to fn, split at the first
+ * whitespace. what names the file in errors ("KeyTable"), kind says what it should be ("a
+ * KeyTable"). 0, or -1 when it cannot be read. */
+static int keys_read(struct dkim_keys_list *l, const char *what, const char *kind, const char *path,
+                     keys_line_fn *fn, void *arg)
 {
     char why[512];
     FILE *fp = config_fopen_regular(path, why, sizeof(why));
     if (!fp) {
-        keys_error(l, "KeyTable %s: cannot read: %s", path, keys_reason(why, path));
-        return;
+        keys_error(l, "%s %s: cannot read: %s", what, path, keys_reason(why, path));
+        return -1;
     }
     char line[KEYS_MAX_LINE];
     unsigned lineno = 0;
     while (fgets(line, sizeof(line), fp)) {
         if (++lineno > KEYS_MAX_LINES) {
-            keys_error(l, "KeyTable %s: more than %d lines: not a KeyTable", path, KEYS_MAX_LINES);
-            break;
-        }
-        char *s = keys_trim(line);
-        if (!*s || *s == '#')
-            continue;
-        char *v = s;
-        while (*v && !isspace((unsigned char)*v))
-            v++;
-        v = keys_trim(v);
-        char *c1 = strchr(v, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        char origin[1200];
-        snprintf(origin, sizeof(origin), "%s:%u", path, lineno);
-        if (!c2 || !c2[1]) {
-            keys_error(l, "%s: expected 'keyname domain:selector:/path/to/key'", origin);
-            continue;
-        }
-        size_t domlen = (size_t)(c1 - v), sellen = (size_t)(c2 - c1 - 1);
-        if (memchr(v, '%', domlen) || memchr(c1 + 1, '%', sellen) || strchr(c2 + 1, '%')) {
-            keys_error(l,
-                       "%s: '%%' stands for each signing domain: list those keys in dkim_keys "
-                       "to have them checked",
-                       origin);
-            continue;
-        }
-        if (!keys_valid_name(v, domlen) || !keys_valid_name(c1 + 1, sellen)) {
-            keys_error(l, "%s: '%.*s' is not domain:selector", origin, (int)(c2 - v), v);
-            continue;
-        }
-        if (c2[1] != '/' && c2[1] != '.') {
-            keys_error(l, "%s: the key is given inline, not as a file: not checked", origin);
-            continue;
-        }
-        keys_add(l, c1 + 1, sellen, v, domlen, c2 + 1, origin);
-    }
-    fclose(fp);
-}
-
-/* keys_parse_opendkim - opendkim.conf: its KeyTable, or its single Domain/Selector/KeyFile. */
-static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
-{
-    char why[512];
-    FILE *fp = config_fopen_regular(conf, why, sizeof(why));
-    if (!fp) {
-        keys_error(l, "opendkim_config %s: cannot read: %s", conf, keys_reason(why, conf));
-        return;
-    }
-    char line[KEYS_MAX_LINE], keytable[1024] = "", domain[1024] = "", selector[256] = "",
-                              keyfile[1024] = "";
-    unsigned lines = 0;
-    while (fgets(line, sizeof(line), fp)) {
-        if (++lines > KEYS_MAX_LINES) {
-            keys_error(l, "opendkim_config %s: more than %d lines: not an opendkim.conf", conf,
-                       KEYS_MAX_LINES);
+            keys_error(l, "%s %s: more than %d lines: not %s", what, path, KEYS_MAX_LINES, kind);
             break;
         }
         char *s = keys_trim(line);
@@ -247,19 +200,75 @@ static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
             v++;
         if (*v)
             *v++ = '\0';
-        v = keys_trim(v);
-        if (strcasecmp(s, "KeyTable") == 0)
-            snprintf(keytable, sizeof(keytable), "%s", v);
-        else if (strcasecmp(s, "Domain") == 0)
-            snprintf(domain, sizeof(domain), "%s", v);
-        else if (strcasecmp(s, "Selector") == 0)
-            snprintf(selector, sizeof(selector), "%s", v);
-        else if (strcasecmp(s, "KeyFile") == 0)
-            snprintf(keyfile, sizeof(keyfile), "%s", v);
+        fn(l, path, lineno, s, keys_trim(v), arg);
     }
     fclose(fp);
-    if (*keytable) {
-        const char *path = keytable;
+    return 0;
+}
+
+/* keytable_line - "keyname domain:selector:/path/to/key". */
+static void keytable_line(struct dkim_keys_list *l, const char *path, unsigned lineno, char *word,
+                          char *v, void *arg)
+{
+    (void)word;
+    (void)arg;
+    char *c1 = strchr(v, ':');
+    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char origin[1200];
+    snprintf(origin, sizeof(origin), "%s:%u", path, lineno);
+    if (!c2 || !c2[1]) {
+        keys_error(l, "%s: expected 'keyname domain:selector:/path/to/key'", origin);
+        return;
+    }
+    size_t domlen = (size_t)(c1 - v), sellen = (size_t)(c2 - c1 - 1);
+    if (memchr(v, '%', domlen) || memchr(c1 + 1, '%', sellen) || strchr(c2 + 1, '%')) {
+        keys_error(l,
+                   "%s: '%%' stands for each signing domain: list those keys in dkim_keys "
+                   "to have them checked",
+                   origin);
+        return;
+    }
+    if (!keys_valid_name(v, domlen) || !keys_valid_name(c1 + 1, sellen)) {
+        keys_error(l, "%s: '%.*s' is not domain:selector", origin, (int)(c2 - v), v);
+        return;
+    }
+    if (c2[1] != '/' && c2[1] != '.') {
+        keys_error(l, "%s: the key is given inline, not as a file: not checked", origin);
+        return;
+    }
+    keys_add(l, c1 + 1, sellen, v, domlen, c2 + 1, origin);
+}
+
+/* The settings of opendkim.conf that name the keys. */
+struct opendkim_conf {
+    char keytable[1024], domain[1024], selector[256], keyfile[1024];
+};
+
+static void opendkim_line(struct dkim_keys_list *l, const char *path, unsigned lineno, char *word,
+                          char *v, void *arg)
+{
+    struct opendkim_conf *c = arg;
+    (void)l;
+    (void)path;
+    (void)lineno;
+    if (strcasecmp(word, "KeyTable") == 0)
+        snprintf(c->keytable, sizeof(c->keytable), "%s", v);
+    else if (strcasecmp(word, "Domain") == 0)
+        snprintf(c->domain, sizeof(c->domain), "%s", v);
+    else if (strcasecmp(word, "Selector") == 0)
+        snprintf(c->selector, sizeof(c->selector), "%s", v);
+    else if (strcasecmp(word, "KeyFile") == 0)
+        snprintf(c->keyfile, sizeof(c->keyfile), "%s", v);
+}
+
+/* keys_parse_opendkim - opendkim.conf: its KeyTable, or its single Domain/Selector/KeyFile. */
+static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
+{
+    struct opendkim_conf c = {"", "", "", ""};
+    if (keys_read(l, "opendkim_config", "an opendkim.conf", conf, opendkim_line, &c) != 0)
+        return;
+    if (*c.keytable) {
+        const char *path = c.keytable;
         if (strncmp(path, "file:", 5) == 0)
             path += 5;
         else if (strncmp(path, "refile:", 7) == 0)
@@ -268,26 +277,26 @@ static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
             keys_error(l,
                        "%s: KeyTable %s: only flat files (file:, refile: or a path) are read; "
                        "list the keys in dkim_keys to have them checked",
-                       conf, keytable);
+                       conf, c.keytable);
             return;
         }
-        keys_parse_keytable(l, path);
+        keys_read(l, "KeyTable", "a KeyTable", path, keytable_line, NULL);
         return;
     }
-    if (*domain && *selector && *keyfile) {
+    if (*c.domain && *c.selector && *c.keyfile) {
         /* Domain may be a list or a file of domains; only a written list is read here. */
-        if (*domain == '/' || strchr(domain, ':')) {
+        if (*c.domain == '/' || strchr(c.domain, ':')) {
             keys_error(l,
                        "%s: Domain %s is a data set: list the keys in dkim_keys to have them "
                        "checked",
-                       conf, domain);
+                       conf, c.domain);
             return;
         }
         char origin[1200];
         snprintf(origin, sizeof(origin), "%s (Domain, Selector, KeyFile)", conf);
-        for (char *d = strtok(domain, ", \t"); d; d = strtok(NULL, ", \t"))
+        for (char *d = strtok(c.domain, ", \t"); d; d = strtok(NULL, ", \t"))
             if (keys_valid_name(d, strlen(d)))
-                keys_add(l, selector, strlen(selector), d, strlen(d), keyfile, origin);
+                keys_add(l, c.selector, strlen(c.selector), d, strlen(d), c.keyfile, origin);
     }
 }
 
