@@ -680,6 +680,30 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+/* in_domain - name is domain or one of its subdomains (any case). */
+static int in_domain(const char *name, const char *domain)
+{
+    size_t nlen = strlen(name), dlen = strlen(domain);
+    return nlen >= dlen && strcasecmp(name + nlen - dlen, domain) == 0 &&
+           (nlen == dlen || name[nlen - dlen - 1] == '.');
+}
+
+/* resolves_back - 1 if name's A (AAAA) records hold the client address, 0 if not, EV_PENDING
+ * while the answer is missing: a PTR name "validated" as RFC 7208 5.5 says. */
+static int resolves_back(struct ev *ev, const char *name)
+{
+    const struct dns_result *a = ev_get(ev, ev->family == AF_INET ? DNS_A : DNS_AAAA, name);
+    if (!a)
+        return EV_PENDING;
+    if (a->status != DNS_OK || !a->addrs)
+        return 0;
+    size_t bytes = ev->family == AF_INET ? 4 : 16;
+    for (size_t k = 0; k < a->count; k++)
+        if (memcmp(a->addrs + k * bytes, ev->ip, bytes) == 0)
+            return 1;
+    return 0;
+}
+
 /* p_value - the %{p} macro: a validated name of the client (preferring domain or one of its
  * subdomains), "unknown" if none. EV_PENDING while answers are missing. */
 static int p_value(struct ev *ev, const char *domain, char *out, size_t outlen)
@@ -694,32 +718,21 @@ static int p_value(struct ev *ev, const char *domain, char *out, size_t outlen)
     if (ptr->status != DNS_OK)
         return 0;
     int missing = 0, found = 0;
-    size_t dlen = strlen(domain);
     for (size_t i = 0; i < ptr->count && i < SPF_MAX_NAMES; i++) {
         const char *name = ptr->items[i];
         if (!dns_name_ok(name))
             continue;
-        const struct dns_result *a = ev_get(ev, ev->family == AF_INET ? DNS_A : DNS_AAAA, name);
-        if (!a) {
+        int rc = resolves_back(ev, name);
+        if (rc == EV_PENDING)
             missing = 1;
+        if (rc != 1)
             continue;
-        }
-        if (a->status != DNS_OK || !a->addrs)
-            continue;
-        size_t bytes = ev->family == AF_INET ? 4 : 16;
-        for (size_t k = 0; k < a->count; k++) {
-            if (memcmp(a->addrs + k * bytes, ev->ip, bytes) != 0)
-                continue;
-            size_t nlen = strlen(name);
-            int sub = nlen >= dlen && strcasecmp(name + nlen - dlen, domain) == 0 &&
-                      (nlen == dlen || name[nlen - dlen - 1] == '.');
-            if (!found || sub)
-                snprintf(out, outlen, "%s", name);
-            if (sub)
-                return missing ? EV_PENDING : 0;
-            found = 1;
+        int sub = in_domain(name, domain);
+        if (!found || sub)
+            snprintf(out, outlen, "%s", name);
+        if (sub)
             break;
-        }
+        found = 1;
     }
     return missing ? EV_PENDING : 0;
 }
@@ -1039,28 +1052,17 @@ static int mech_ptr(struct ev *ev, const char *target)
         return EV_NOMATCH; /* RFC 7208 5.5: a DNS error: no match */
     if (is_void(ptr))
         return ev_void(ev, rname) ? EV_PERM : EV_NOMATCH;
-    size_t tlen = strlen(target);
     int missing = 0;
     for (size_t i = 0; i < ptr->count && i < SPF_MAX_NAMES; i++) {
         const char *name = ptr->items[i];
-        size_t nlen = strlen(name);
-        if (!dns_name_ok(name))
-            continue;
         /* Only names in the target domain matter; skip the others' lookups. */
-        if (!(nlen >= tlen && strcasecmp(name + nlen - tlen, target) == 0 &&
-              (nlen == tlen || name[nlen - tlen - 1] == '.')))
+        if (!dns_name_ok(name) || !in_domain(name, target))
             continue;
-        const struct dns_result *a = ev_get(ev, ev->family == AF_INET ? DNS_A : DNS_AAAA, name);
-        if (!a) {
+        int rc = resolves_back(ev, name);
+        if (rc == EV_PENDING)
             missing = 1;
-            continue;
-        }
-        if (a->status != DNS_OK || !a->addrs)
-            continue;
-        size_t bytes = ev->family == AF_INET ? 4 : 16;
-        for (size_t k = 0; k < a->count; k++)
-            if (memcmp(a->addrs + k * bytes, ev->ip, bytes) == 0 && !missing)
-                return EV_MATCH;
+        else if (rc == 1 && !missing)
+            return EV_MATCH;
     }
     return missing ? EV_PENDING : EV_NOMATCH;
 }
