@@ -12,6 +12,7 @@
  * which belongs to one configuration and is touched only from the event loop.
  */
 #include "checks/check.h"
+#include "checks/dnsbl_list.h"
 
 #include "policyd/config.h"
 #include "policyd/dns.h"
@@ -29,13 +30,9 @@
 #define DNSBL_MAX 32
 
 struct dnsbl_site {
-    char *zone;
-    char *filter;     /* as written, "" for any 127.x answer */
-    int lo[4], hi[4]; /* per octet ranges; one range set per site keeps it simple */
-    int has_filter;
-    int weight;
-    char *delist; /* delisting page, or NULL */
-    int timeouts; /* consecutive */
+    struct dnsbl_list list; /* zone, filter, weight */
+    char *delist;           /* delisting page, or NULL */
+    int timeouts;           /* consecutive */
     time_t skip_until;
     time_t last_error_log;
     int rhs; /* a domain list (rhsbl_sites): asked about the sender domain and the HELO name */
@@ -82,7 +79,7 @@ struct dnsbl_call {
 static int dnsbl_query_name(const struct dnsbl_call *dc, const struct dnsbl_state *st, size_t slot,
                             char *out, size_t outlen)
 {
-    const char *zone = st->sites[dc->slot_site[slot]].zone;
+    const char *zone = st->sites[dc->slot_site[slot]].list.zone;
     if (dc->slot_subject[slot] == SUBJECT_CLIENT)
         return dns_reverse_name(dc->addr, zone, out, outlen);
     int n = snprintf(out, outlen, "%s.%s", dc->slot_domain[slot], zone);
@@ -100,100 +97,11 @@ static void dnsbl_subject_text(const struct dnsbl_call *dc, size_t slot, char *o
                  dc->slot_domain[slot]);
 }
 
-/* dnsbl_parse_octet - "7", "[2..11]" or "[2;4;6]" (lists become their min..max range, which is
- * exact for the usual single ranges; a ';' list with gaps is refused). */
-static int dnsbl_parse_octet(const char *text, size_t len, int *lo, int *hi)
-{
-    char buf[64];
-    if (len == 0 || len >= sizeof(buf))
-        return -1;
-    memcpy(buf, text, len);
-    buf[len] = 0;
-    if (buf[0] != '[') {
-        char *end;
-        long v = strtol(buf, &end, 10);
-        if (*end || v < 0 || v > 255)
-            return -1;
-        *lo = *hi = (int)v;
-        return 0;
-    }
-    int a, b, n = 0;
-    if (sscanf(buf, "[%d..%d]%n", &a, &b, &n) == 2 && buf[n] == 0 && a >= 0 && b <= 255 && a <= b) {
-        *lo = a;
-        *hi = b;
-        return 0;
-    }
-    if (sscanf(buf, "[%d]%n", &a, &n) == 1 && buf[n] == 0 && a >= 0 && a <= 255) {
-        *lo = *hi = a;
-        return 0;
-    }
-    return -1;
-}
-
-/* dnsbl_parse_site - "zone[=filter][*weight]". */
-static int dnsbl_parse_site(struct dnsbl_site *s, const char *text, char *err, size_t errlen)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf), "%s", text);
-    s->weight = 1;
-    char *star = strrchr(buf, '*');
-    if (star) {
-        char *end;
-        long w = strtol(star + 1, &end, 10);
-        if (star[1] == 0 || *end || w < -1000 || w > 1000) {
-            snprintf(err, errlen, "dnsbl_sites: '%s': the weight after '*' must be an integer",
-                     text);
-            return -1;
-        }
-        s->weight = (int)w;
-        *star = 0;
-    }
-    char *eq = strchr(buf, '=');
-    if (eq) {
-        *eq = 0;
-        s->filter = strdup(eq + 1);
-        const char *p = eq + 1;
-        for (int i = 0; i < 4; i++) {
-            const char *dot = p;
-            /* an octet ends at '.' outside brackets */
-            int depth = 0;
-            while (*dot && (depth || *dot != '.')) {
-                depth += *dot == '[' ? 1 : *dot == ']' ? -1 : 0;
-                dot++;
-            }
-            if (dnsbl_parse_octet(p, (size_t)(dot - p), &s->lo[i], &s->hi[i]) != 0 ||
-                (i < 3 && *dot != '.') || (i == 3 && *dot)) {
-                snprintf(err, errlen,
-                         "dnsbl_sites: '%s': the filter must be four octets, each a number, "
-                         "[n..m] or [n] (e.g. 127.0.0.[2..11])",
-                         text);
-                return -1;
-            }
-            p = *dot ? dot + 1 : dot;
-        }
-        s->has_filter = 1;
-    } else {
-        s->filter = strdup("");
-    }
-    for (char *p = buf; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    size_t zl = strlen(buf);
-    if (zl > 0 && buf[zl - 1] == '.')
-        buf[--zl] = 0;
-    if (zl == 0 || !strchr(buf, '.')) {
-        snprintf(err, errlen, "dnsbl_sites: '%s': not a DNS list zone", text);
-        return -1;
-    }
-    s->zone = strdup(buf);
-    return 0;
-}
-
 static void dnsbl_unconfigure(void *state)
 {
     struct dnsbl_state *st = state;
     for (size_t i = 0; i < st->n; i++) {
-        free(st->sites[i].zone);
-        free(st->sites[i].filter);
+        dnsbl_list_free(&st->sites[i].list);
         free(st->sites[i].delist);
     }
     free(st);
@@ -214,7 +122,7 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
                 goto fail;
             }
             st->sites[st->n].rhs = rhs;
-            if (dnsbl_parse_site(&st->sites[st->n], v[i], err, errlen) != 0) {
+            if (dnsbl_list_parse(&st->sites[st->n].list, v[i], err, errlen) != 0) {
                 st->n++;
                 goto fail;
             }
@@ -229,34 +137,22 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
         return NULL;
     }
     v = config_list_split(cfg->dnsbl_delist_urls);
-    for (size_t i = 0; v[i]; i++) {
-        char *eq = strchr(v[i], '=');
-        if (!eq) {
+    for (size_t i = 0; v[i]; i++)
+        if (!strchr(v[i], '=')) {
             snprintf(err, errlen, "dnsbl_delist_urls: '%s' is not zone=url", v[i]);
             goto fail;
         }
-        *eq = 0;
-        for (size_t k = 0; k < st->n; k++)
-            if (strcasecmp(st->sites[k].zone, v[i]) == 0)
-                st->sites[k].delist = strdup(eq + 1);
-    }
     config_list_free(v);
+    for (size_t k = 0; k < st->n; k++) {
+        char url[512];
+        if (*dnsbl_list_delist(cfg->dnsbl_delist_urls, st->sites[k].list.zone, url, sizeof(url)))
+            st->sites[k].delist = strdup(url);
+    }
     return st;
 fail:
     config_list_free(v);
     dnsbl_unconfigure(st);
     return NULL;
-}
-
-/* dnsbl_in_filter - the answer is a listing under the site's filter. */
-static int dnsbl_in_filter(const struct dnsbl_site *s, const unsigned char a[4])
-{
-    if (!s->has_filter)
-        return a[0] == 127;
-    for (int i = 0; i < 4; i++)
-        if (a[i] < s->lo[i] || a[i] > s->hi[i])
-            return 0;
-    return 1;
 }
 
 static void dnsbl_free(struct dnsbl_call *dc)
@@ -287,16 +183,18 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
             dnsbl_subject_text(dc, i, subject, sizeof(subject));
             snprintf(about, sizeof(about), " (%s)", subject);
         }
-        if (dc->listed[i] == 1 && s->weight > 0 && nl < sizeof(lists))
-            nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "", s->zone);
+        if (dc->listed[i] == 1 && s->list.weight > 0 && nl < sizeof(lists))
+            nl += (size_t)snprintf(lists + nl, sizeof(lists) - nl, "%s%s", nl ? ", " : "",
+                                   s->list.zone);
         if (nd < sizeof(detail))
             nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, "%s%s%s: %s", nd ? "; " : "",
-                                   s->zone, about, dc->answer[i]);
+                                   s->list.zone, about, dc->answer[i]);
         if (dc->listed[i] == 1 && nd < sizeof(detail))
             nd += (size_t)snprintf(detail + nd, sizeof(detail) - nd, " (listed, weight %d)",
-                                   s->weight);
-        if (dc->listed[i] == 1 && s->weight > 0 && nf < sizeof(fix))
-            nf += (size_t)snprintf(fix + nf, sizeof(fix) - nf, "%s%s: %s", nf ? "; " : "", s->zone,
+                                   s->list.weight);
+        if (dc->listed[i] == 1 && s->list.weight > 0 && nf < sizeof(fix))
+            nf += (size_t)snprintf(fix + nf, sizeof(fix) - nf, "%s%s: %s", nf ? "; " : "",
+                                   s->list.zone,
                                    s->delist ? s->delist : "see the list's web site for delisting");
     }
     if (dc->score >= cfg->dnsbl_threshold) {
@@ -404,7 +302,8 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
             if (n < sizeof(dc->answer[i]))
                 n += (size_t)snprintf(dc->answer[i] + n, sizeof(dc->answer[i]) - n, "%s%s",
                                       k ? " " : "", r->items[k]);
-            if (a[0] == 127 && a[1] == 255 && a[2] == 255 && a[3] >= 252) {
+            int verdict = dnsbl_list_answer(&s->list, a);
+            if (verdict < 0) {
                 /* An error answer: the list refuses us, not the client. */
                 dc->listed[i] = -1;
                 if (now - s->last_error_log >= cfg->dnsbl_error_log_interval / 1000) {
@@ -414,16 +313,16 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
                               "a typo in the zone, or over the free-use limit); fix: query it "
                               "through your own recursive resolver (dns_servers) or a "
                               "registered data-feed zone; until then the list is useless",
-                              s->zone, r->items[k]);
+                              s->list.zone, r->items[k]);
                 }
                 break;
             }
-            if (dnsbl_in_filter(s, a))
+            if (verdict == 1)
                 dc->listed[i] = 1;
         }
         if (dc->listed[i] == 0)
             snprintf(dc->answer[i] + n, sizeof(dc->answer[i]) - n, " (outside the filter %s)",
-                     s->filter);
+                     s->list.filter);
     } else if (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA) {
         s->timeouts = 0;
         memcpy(dc->answer[i], "not listed", sizeof("not listed"));
@@ -435,13 +334,13 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
             s->skip_until = now + cfg->dnsbl_skip_time / 1000;
             log_warn("dnsbl: %s timed out %d times in a row: skipped for %ld s; check that the "
                      "list's zone is right and that your resolver can reach it",
-                     s->zone, s->timeouts, cfg->dnsbl_skip_time / 1000);
+                     s->list.zone, s->timeouts, cfg->dnsbl_skip_time / 1000);
             s->timeouts = 0;
         }
     }
     if (dc->listed[i] == 1) {
-        dc->score += s->weight;
-        if (s->weight > 0 && dc->first_listed == (size_t)-1)
+        dc->score += s->list.weight;
+        if (s->list.weight > 0 && dc->first_listed == (size_t)-1)
             dc->first_listed = i;
     }
 }

@@ -3,6 +3,7 @@
  * and HELO name of each outbound address, SPF of each domain (evaluated by the daemon's own
  * evaluator for each address), DMARC, MX, and the outbound addresses against dnsbl_sites.
  */
+#include "checks/dnsbl_list.h"
 #include "checks/spf_eval.h"
 #include "policyd/config.h"
 #include "policyd/dns.h"
@@ -503,103 +504,24 @@ void doctor_mx(struct doctor *d)
 
 /* ---- blocklists ---- */
 
-/* octet_match - one octet pattern of a postscreen filter: "2", "[2..11]", "[2;4;8..9]". */
-static int octet_match(const char *pat, size_t len, int v)
-{
-    if (len && pat[0] == '[' && pat[len - 1] == ']') {
-        pat++;
-        len -= 2;
-    }
-    const char *end = pat + len;
-    while (pat < end) {
-        char *q;
-        long lo = strtol(pat, &q, 10), hi = lo;
-        if (q == pat)
-            return 0;
-        if (q + 1 < end && q[0] == '.' && q[1] == '.') {
-            const char *h = q + 2;
-            hi = strtol(h, &q, 10);
-            if (q == h)
-                return 0;
-        }
-        if (v >= lo && v <= hi)
-            return 1;
-        pat = q;
-        if (pat < end && *pat == ';')
-            pat++;
-        else if (pat < end)
-            return 0;
-    }
-    return 0;
-}
-
-/* filter_match - an A answer against a list's filter ("" matches everything). */
-static int filter_match(const char *filter, const unsigned char a[4])
-{
-    if (!*filter)
-        return 1;
-    const char *p = filter;
-    for (int i = 0; i < 4; i++) {
-        const char *e = strchr(p, '.');
-        /* a '.' inside brackets ("[1..3]") is part of the octet */
-        const char *br = strchr(p, '[');
-        if (br && e && br < e) {
-            const char *close = strchr(br, ']');
-            e = close ? strchr(close, '.') : NULL;
-        }
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if ((i < 3 && !e) || !octet_match(p, len, a[i]))
-            return 0;
-        p = e ? e + 1 : p + len;
-    }
-    return 1;
-}
-
-/* delist_url - the dnsbl_delist_urls entry of a list, or "". */
-static void delist_url(const struct doctor *d, const char *zone, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    const char *p = d->cfg->dnsbl_delist_urls ? d->cfg->dnsbl_delist_urls : "";
-    size_t zl = strlen(zone);
-    while (*p) {
-        while (*p == ',' || *p == ' ')
-            p++;
-        const char *w = p;
-        while (*p && *p != ',' && *p != ' ')
-            p++;
-        if ((size_t)(p - w) > zl + 1 && strncasecmp(w, zone, zl) == 0 && w[zl] == '=')
-            snprintf(out, outlen, "%.*s", (int)(p - w - (long)zl - 1), w + zl + 1);
-    }
-}
-
 void doctor_dnsbl(struct doctor *d)
 {
-    const char *sites = d->cfg->dnsbl_sites ? d->cfg->dnsbl_sites : "";
     int any = 0;
-    for (const char *p = sites; *p;) {
-        while (*p == ',' || *p == ' ' || *p == '\t')
-            p++;
-        const char *w = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        if (p == w)
+    char **sites = config_list_split(d->cfg->dnsbl_sites);
+    for (size_t si = 0; sites[si]; si++) {
+        struct dnsbl_list list;
+        char err[512];
+        if (dnsbl_list_parse(&list, sites[si], err, sizeof(err)) != 0) {
+            doctor_report(d, DOCTOR_ERROR, "dnsbl", sites[si], err, NULL,
+                          "correct the entry (postscreen syntax: zone[=filter][*weight])");
+            dnsbl_list_free(&list);
             continue;
-        char site[256], zone[256], filter[128] = "";
-        snprintf(site, sizeof(site), "%.*s", (int)(p - w), w);
-        long weight = 1;
-        char *star = strrchr(site, '*');
-        if (star) {
-            weight = strtol(star + 1, NULL, 10);
-            *star = '\0';
         }
-        char *eq = strchr(site, '=');
-        if (eq) {
-            snprintf(filter, sizeof(filter), "%s", eq + 1);
-            *eq = '\0';
+        const char *zone = list.zone;
+        if (list.weight <= 0) {
+            dnsbl_list_free(&list); /* an allow list: being on it is not a problem */
+            continue;
         }
-        snprintf(zone, sizeof(zone), "%s", site);
-        if (weight <= 0)
-            continue; /* an allow list: being on it is not a problem */
         any = 1;
         for (size_t i = 0; i < d->nips; i++) {
             char qname[300], obs[1024], subject[400], fix[768], url[300];
@@ -616,14 +538,12 @@ void doctor_dnsbl(struct doctor *d)
                 int listed = 0, refused = 0;
                 char answers[256] = "";
                 for (size_t k = 0; k < r->count; k++) {
-                    const unsigned char *a = r->addrs + 4 * k;
                     size_t al = strlen(answers);
                     snprintf(answers + al, sizeof(answers) - al, "%s%s", k ? ", " : "",
                              r->items[k]);
-                    if (a[0] == 127 && a[1] == 255 && a[2] == 255)
-                        refused = 1;
-                    else if (filter_match(filter, a))
-                        listed = 1;
+                    int verdict = dnsbl_list_answer(&list, r->addrs + 4 * k);
+                    refused |= verdict < 0;
+                    listed |= verdict > 0;
                 }
                 if (refused) {
                     snprintf(obs, sizeof(obs),
@@ -639,7 +559,7 @@ void doctor_dnsbl(struct doctor *d)
                                   "public one), or use the list's data query service key");
                 } else if (listed) {
                     const struct dns_result *t = doctor_resolve(d, DNS_TXT, qname);
-                    delist_url(d, zone, url, sizeof(url));
+                    dnsbl_list_delist(d->cfg->dnsbl_delist_urls, zone, url, sizeof(url));
                     snprintf(obs, sizeof(obs), "listed (%s)%s%s", answers,
                              t->status == DNS_OK && t->count ? ": " : "",
                              t->status == DNS_OK && t->count ? t->items[0] : "");
@@ -655,13 +575,15 @@ void doctor_dnsbl(struct doctor *d)
                     snprintf(obs, sizeof(obs),
                              "answer %s is outside the list's filter %s: not a "
                              "listing",
-                             answers, filter);
+                             answers, list.filter);
                     doctor_report(d, DOCTOR_OK, "dnsbl", subject, obs, NULL, NULL);
                 }
             }
             dns_result_unref(r);
         }
+        dnsbl_list_free(&list);
     }
+    config_list_free(sites);
     if (!any && d->nips)
         doctor_report(
             d, DOCTOR_WARN, "dnsbl", "(none)", "no blocklist in dnsbl_sites to check against",
