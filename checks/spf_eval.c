@@ -490,8 +490,7 @@ static int term_parse(const char *s, size_t len, struct term *t, char *err, size
     return -1;
 }
 
-/* record_is_spf1 - "v=spf1" then a space or the end. */
-static int record_is_spf1(const char *s, size_t len)
+int spf_record_is_spf1(const char *s, size_t len)
 {
     return len >= 6 && strncasecmp(s, "v=spf1", 6) == 0 && (len == 6 || s[6] == ' ');
 }
@@ -588,7 +587,7 @@ static int record_scan(const char *s, size_t len, struct terms *ts, char *err, s
 
 int spf_record_check(const char *text, size_t len, char *err, size_t errlen)
 {
-    if (!record_is_spf1(text, len)) {
+    if (!spf_record_is_spf1(text, len)) {
         snprintf(err, errlen, "not a v=spf1 record");
         return -1;
     }
@@ -1277,7 +1276,7 @@ static int check_host(struct ev *ev, const char *domain, int want_exp, enum spf_
     int nrec = 0;
     if (r->status == DNS_OK)
         for (size_t i = 0; i < r->count; i++)
-            if (record_is_spf1(r->items[i], r->lens[i])) {
+            if (spf_record_is_spf1(r->items[i], r->lens[i])) {
                 rec = r->items[i];
                 reclen = r->lens[i];
                 nrec++;

@@ -67,6 +67,10 @@ struct spf_outcome {
 enum spf_result spf_check_host(const struct spf_input *in, const struct spf_dns *dns,
                                struct spf_outcome *out);
 
+/* spf_record_is_spf1 - text is an SPF record ("v=spf1" then a space or the end, any case),
+ * which record selection (RFC 7208 4.5) counts. */
+int spf_record_is_spf1(const char *text, size_t len);
+
 /* spf_record_check - the strict syntax check alone, for tests and fuzzing: 0 if text is a
  * valid "v=spf1" record, else -1 with the reason in err. */
 int spf_record_check(const char *text, size_t len, char *err, size_t errlen);

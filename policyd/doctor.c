@@ -83,24 +83,15 @@ static void add_word(char ***list, size_t *n, const char *s, size_t len)
  * table references (type:name), files (/...) and localhost names are left out. */
 static void add_list(char ***list, size_t *n, const char *value, int domains_only)
 {
-    const char *p = value ? value : "";
-    while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n')
-            p++;
-        const char *w = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\n')
-            p++;
-        size_t len = (size_t)(p - w);
-        if (!len)
+    char **v = config_list_split(value);
+    for (size_t i = 0; v[i]; i++) {
+        const char *w = v[i];
+        if (domains_only && (strchr(w, ':') || *w == '/' || *w == '!' || *w == '$' ||
+                             strncasecmp(w, "localhost", 9) == 0 || !strchr(w, '.')))
             continue;
-        if (domains_only &&
-            (memchr(w, ':', len) || *w == '/' || *w == '!' || *w == '$' ||
-             (len >= 9 && strncasecmp(w, "localhost", 9) == 0) || !memchr(w, '.', len)))
-            continue;
-        if (domains_only && strncasecmp(w, "localhost.", 10) == 0)
-            continue;
-        add_word(list, n, w, len);
+        add_word(list, n, w, strlen(w));
     }
+    config_list_free(v);
 }
 
 static void doctor_usage(void)

@@ -229,8 +229,7 @@ void doctor_spf(struct doctor *d)
         const char *rec = NULL;
         size_t nrec = 0, reclen = 0;
         for (size_t k = 0; r->status == DNS_OK && k < r->count; k++)
-            if (r->lens[k] >= 6 && strncasecmp(r->items[k], "v=spf1", 6) == 0 &&
-                (r->lens[k] == 6 || r->items[k][6] == ' ')) {
+            if (spf_record_is_spf1(r->items[k], r->lens[k])) {
                 rec = r->items[k];
                 reclen = r->lens[k];
                 nrec++;
