@@ -28,7 +28,7 @@ CFLAGS   ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 
 BUILD    ?= build/release
-LIB_SRC  := $(sort $(wildcard protocol/*.c checks/*.c policyd/*.c))
+LIB_SRC  := $(sort $(wildcard protocol/*.c checks/*.c policyd/*.c policyd/*/*.c))
 LIB_SRC  := $(filter-out policyd/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/policyd/main.o
@@ -51,7 +51,7 @@ $(BUILD)/policyd/policyd: $(MAIN_OBJ) $(LIB_OBJ)
 
 $(BUILD)/policyd/main.o: DEFS = -DPOLICYD_CONFIG='"$(SYSCONFDIR)/policyd/policyd.conf"'
 
-$(BUILD)/%.o: %.c $(wildcard */*.h) policyd/settings.def Makefile
+$(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h) policyd/settings.def Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEFS) -c -o $@ $<
 
@@ -82,7 +82,7 @@ test: check
 fuzz-bins: $(FUZZ_BIN)
 .PHONY: fuzz-bins
 
-build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(wildcard */*.h) policyd/settings.def
+build/fuzz/%: test/fuzz/%.c $(LIB_SRC) $(wildcard */*.h */*/*.h) policyd/settings.def
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_BASE) -Wno-unknown-warning-option -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
 
@@ -110,10 +110,10 @@ deps:
 	bash etc/install-deps.sh
 
 format:
-	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
 
 clean:
 	rm -rf build policyd/policyd

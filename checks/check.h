@@ -44,7 +44,7 @@ void check_call_set_data(struct check_call *call, void *data);
 void *check_call_data(const struct check_call *call);
 /* The event base, for checks that start asynchronous work. */
 struct event_base *check_call_base(const struct check_call *call);
-/* The shared DNS engine (policyd/dns.h): every check's DNS goes through it and its cache. */
+/* The shared DNS engine (policyd/dns/dns.h): every check's DNS goes through it and its cache. */
 struct dns *check_call_dns(const struct check_call *call);
 
 /*

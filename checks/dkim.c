@@ -3,16 +3,16 @@
  *
  * For a RCPT from a client that sends outbound mail through us (in mynetworks, or
  * authenticated), the sender's domain is looked up in the daemon's latest DKIM key check
- * (policyd/dkim_keys.c: at start and every dkim_check_interval). When a key of that domain has
+ * (policyd/mail/dkim_keys.c: at start and every dkim_check_interval). When a key of that domain has
  * no record, a revoked one or one that does not match, the diagnosis line says so and how to
  * fix it. The check answers from that cached result only: no DNS, no waiting, no verdict.
  */
 #include "checks/check.h"
 
 #include "policyd/config.h"
-#include "policyd/dkim_keys.h"
-#include "policyd/hash.h"
-#include "policyd/netlist.h"
+#include "policyd/mail/dkim_keys.h"
+#include "policyd/lib/hash.h"
+#include "policyd/maps/netlist.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -12,12 +12,12 @@
  * which belongs to one configuration and is touched only from the event loop.
  */
 #include "checks/check.h"
-#include "checks/dnsbl_list.h"
+#include "policyd/mail/dnsbl_list.h"
 
 #include "policyd/config.h"
-#include "policyd/dns.h"
-#include "policyd/log.h"
-#include "policyd/netlist.h"
+#include "policyd/dns/dns.h"
+#include "policyd/lib/log.h"
+#include "policyd/maps/netlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

@@ -12,9 +12,9 @@
 #include "checks/check.h"
 
 #include "policyd/config.h"
-#include "policyd/dns.h"
-#include "policyd/log.h"
-#include "policyd/netlist.h"
+#include "policyd/dns/dns.h"
+#include "policyd/lib/log.h"
+#include "policyd/maps/netlist.h"
 #include "protocol/action.h"
 
 #include <arpa/inet.h>

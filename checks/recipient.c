@@ -17,11 +17,11 @@
 #include "checks/check.h"
 
 #include "policyd/config.h"
-#include "policyd/hash.h"
-#include "policyd/domainlist.h"
-#include "policyd/log.h"
-#include "policyd/maildirsize.h"
-#include "policyd/table.h"
+#include "policyd/lib/hash.h"
+#include "policyd/maps/domainlist.h"
+#include "policyd/lib/log.h"
+#include "policyd/mail/maildirsize.h"
+#include "policyd/maps/table.h"
 
 #include <ctype.h>
 #include <errno.h>

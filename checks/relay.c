@@ -11,8 +11,8 @@
 #include "checks/check.h"
 
 #include "policyd/config.h"
-#include "policyd/domainlist.h"
-#include "policyd/netlist.h"
+#include "policyd/maps/domainlist.h"
+#include "policyd/maps/netlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

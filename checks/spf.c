@@ -11,15 +11,15 @@
  * message are evaluated once, and the header is prepended for the first recipient only.
  */
 #include "checks/check.h"
-#include "checks/spf_eval.h"
+#include "policyd/mail/spf_eval.h"
 
 #include "policyd/config.h"
-#include "policyd/dns.h"
-#include "policyd/domainlist.h"
+#include "policyd/dns/dns.h"
+#include "policyd/maps/domainlist.h"
 #include "policyd/evaluate.h"
-#include "policyd/hash.h"
-#include "policyd/log.h"
-#include "policyd/netlist.h"
+#include "policyd/lib/hash.h"
+#include "policyd/lib/log.h"
+#include "policyd/maps/netlist.h"
 #include "protocol/action.h"
 
 #include <event2/event.h>

@@ -11,9 +11,9 @@
 
 #include "checks/check.h"
 #include "checks/registry.h"
-#include "policyd/domainlist.h"
-#include "policyd/log.h"
-#include "policyd/netlist.h"
+#include "policyd/maps/domainlist.h"
+#include "policyd/lib/log.h"
+#include "policyd/maps/netlist.h"
 #include "policyd/server.h"
 #include "protocol/action.h"
 

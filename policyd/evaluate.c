@@ -11,7 +11,7 @@
 
 #include "checks/check.h"
 #include "policyd/config.h"
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 #include "policyd/stats.h"
 #include "protocol/action.h"
 #include "protocol/request.h"

@@ -11,10 +11,10 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
-#include "policyd/dkim_keys.h"
-#include "policyd/doctor.h"
-#include "policyd/dns.h"
-#include "policyd/log.h"
+#include "policyd/mail/dkim_keys.h"
+#include "policyd/doctor/doctor.h"
+#include "policyd/dns/dns.h"
+#include "policyd/lib/log.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
 

@@ -9,7 +9,7 @@
 #include "policyd/server.h"
 
 #include "policyd/config.h"
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 #include "policyd/session.h"
 #include "policyd/stats.h"
 

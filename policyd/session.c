@@ -15,7 +15,7 @@
 
 #include "policyd/config.h"
 #include "policyd/evaluate.h"
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 #include "policyd/stats.h"
 #include "protocol/reply.h"
 #include "protocol/request.h"

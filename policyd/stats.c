@@ -3,7 +3,7 @@
  */
 #include "policyd/stats.h"
 
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 
 #include <stdio.h>
 #include <string.h>

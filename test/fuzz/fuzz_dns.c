@@ -4,7 +4,7 @@
  * the rest is the answer. Invariants: a status is always given; records are counted and
  * NUL-terminated within their lengths; A/AAAA addresses match their text.
  */
-#include "policyd/dns.h"
+#include "policyd/dns/dns.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>

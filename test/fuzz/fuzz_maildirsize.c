@@ -1,7 +1,7 @@
 /*
  * fuzz_maildirsize.c - libFuzzer target for the Maildir++ quota file parser.
  */
-#include "policyd/maildirsize.h"
+#include "policyd/mail/maildirsize.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * reads DNS data. Invariants: a result is always given, within the lookup limits, and the
  * explanation is printable ASCII.
  */
-#include "checks/spf_eval.h"
+#include "policyd/mail/spf_eval.h"
 #include "../unit/spf_fakedns.h"
 
 #include <stdint.h>

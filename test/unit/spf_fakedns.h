@@ -7,7 +7,7 @@
 #ifndef SPF_FAKEDNS_H
 #define SPF_FAKEDNS_H
 
-#include "checks/spf_eval.h"
+#include "policyd/mail/spf_eval.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -1,13 +1,13 @@
 /*
- * test_dkim.c - policyd/dkim_keys.c without a network: the key list (dkim_keys, opendkim.conf
+ * test_dkim.c - policyd/mail/dkim_keys.c without a network: the key list (dkim_keys, opendkim.conf
  * and its KeyTable, mistakes in each), and dkim_keys_test() on hand-made DNS answers parsed by
  * the engine's own parser (dns_parse_answer keeps the raw message libopendkim's hooks are
  * fed from): matching key, another key's record, revoked, NXDOMAIN, NODATA, SERVFAIL, two
  * records, a record that is no key, an answer for another name, unreadable and encrypted keys,
  * key lengths. Keys are made here with OpenSSL in a temporary directory.
  */
-#include "policyd/dkim_keys.h"
-#include "policyd/dns.h"
+#include "policyd/mail/dkim_keys.h"
+#include "policyd/dns/dns.h"
 #include "unit.h"
 
 #include <openssl/evp.h>

@@ -1,8 +1,8 @@
 /*
  * test_lists.c - network and domain lists: Postfix's matching rules, files, negation, errors.
  */
-#include "policyd/domainlist.h"
-#include "policyd/netlist.h"
+#include "policyd/maps/domainlist.h"
+#include "policyd/maps/netlist.h"
 #include "unit.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * test_maildirsize.c - the Maildir++ quota file parser: quota forms, negative lines, partial
  * last line, garbled input, the recalculation rules, and the over-quota decision.
  */
-#include "policyd/maildirsize.h"
+#include "policyd/mail/maildirsize.h"
 #include "unit.h"
 
 #include <string.h>

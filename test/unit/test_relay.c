@@ -4,7 +4,7 @@
  */
 #include "policyd/config.h"
 #include "policyd/evaluate.h"
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 #include "protocol/request.h"
 #include "unit.h"
 

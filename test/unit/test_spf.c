@@ -1,11 +1,11 @@
 /*
- * test_spf.c - the SPF evaluator (checks/spf_eval.c) on a zone in memory: results, the defects
- * measured in libspf2 1.2.10 (macro truncation, IPv4-mapped clients, 127/8, /0 prefixes,
+ * test_spf.c - the SPF evaluator (policyd/mail/spf_eval.c) on a zone in memory: results, the
+ * defects measured in libspf2 1.2.10 (macro truncation, IPv4-mapped clients, 127/8, /0 prefixes,
  * syntax errors), the RFC 7208 limits across includes, and hostile records (the
  * CVE-2023-42118 shapes, include bombs, huge local parts, 4 KB records). Run under ASan and
  * UBSan by make check. The conformance suites run through the daemon (test_spf_suite.sh).
  */
-#include "checks/spf_eval.h"
+#include "policyd/mail/spf_eval.h"
 #include "spf_fakedns.h"
 #include "unit.h"
 

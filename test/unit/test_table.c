@@ -2,7 +2,7 @@
  * test_table.c - Postfix lookup tables built by the real postmap(1) (texthash source, hash,
  * lmdb), and cidr, inline and static tables, read with Postfix's key conventions.
  */
-#include "policyd/table.h"
+#include "policyd/maps/table.h"
 #include "unit.h"
 
 #include <stdio.h>

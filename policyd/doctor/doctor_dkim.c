@@ -6,11 +6,11 @@
  * dkim_keys_test(), whose libopendkim DNS hooks answer from that same result: the doctor and
  * the daemon see the same DNS. One finding per key, plus one per configuration problem.
  */
-#include "policyd/doctor.h"
+#include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"
-#include "policyd/dkim_keys.h"
-#include "policyd/dns.h"
+#include "policyd/mail/dkim_keys.h"
+#include "policyd/dns/dns.h"
 
 #include <errno.h>
 #include <stdio.h>

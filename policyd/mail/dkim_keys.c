@@ -9,11 +9,11 @@
  * list is loaded (before privileges are dropped: signing keys are often root-only) and wiped
  * when it is freed. The daemon's state (list, latest outcome per key) lives only here.
  */
-#include "policyd/dkim_keys.h"
+#include "policyd/mail/dkim_keys.h"
 
 #include "policyd/config.h"
-#include "policyd/dns.h"
-#include "policyd/log.h"
+#include "policyd/dns/dns.h"
+#include "policyd/lib/log.h"
 
 #include <event2/event.h>
 #include <openssl/bio.h>

@@ -13,9 +13,9 @@
  * travel as negative codes (EV_PENDING, EV_TEMP, EV_PERM) with out->problem set once, by the
  * innermost failure.
  */
-#include "checks/spf_eval.h"
+#include "policyd/mail/spf_eval.h"
 
-#include "policyd/netlist.h"
+#include "policyd/maps/netlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

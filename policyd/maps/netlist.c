@@ -6,10 +6,10 @@
  * networks a mynetworks holds. IPv4 is stored as IPv4 (mapped entries are converted), so
  * "::ffff:192.0.2.1" from a dual-stack socket matches "192.0.2.0/24".
  */
-#include "policyd/netlist.h"
+#include "policyd/maps/netlist.h"
 
 #include "policyd/config.h"
-#include "policyd/table.h"
+#include "policyd/maps/table.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

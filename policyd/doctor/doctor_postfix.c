@@ -8,7 +8,7 @@
  * access tables are opaque here (an access table may answer OK: we cannot tell). Reading the
  * queue is bounded (QUEUE_MAX_BYTES, QUEUE_MAX_LINE); the command may block: it is a one-shot.
  */
-#include "policyd/doctor.h"
+#include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"
 

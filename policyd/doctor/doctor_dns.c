@@ -3,12 +3,12 @@
  * and HELO name of each outbound address, SPF of each domain (evaluated by the daemon's own
  * evaluator for each address), DMARC, MX, and the outbound addresses against dnsbl_sites.
  */
-#include "checks/dnsbl_list.h"
-#include "checks/spf_eval.h"
+#include "policyd/mail/dnsbl_list.h"
+#include "policyd/mail/spf_eval.h"
 #include "policyd/config.h"
-#include "policyd/dns.h"
-#include "policyd/doctor.h"
-#include "policyd/netlist.h"
+#include "policyd/dns/dns.h"
+#include "policyd/doctor/doctor.h"
+#include "policyd/maps/netlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

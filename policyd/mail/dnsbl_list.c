@@ -2,7 +2,7 @@
  * dnsbl_list.c - parse a dnsbl_sites entry (postscreen syntax) and judge an answer from it;
  * see dnsbl_list.h. Pure code without I/O.
  */
-#include "checks/dnsbl_list.h"
+#include "policyd/mail/dnsbl_list.h"
 
 #include "policyd/config.h"
 

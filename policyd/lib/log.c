@@ -5,7 +5,7 @@
  * concurrent writers never interleave, and rotation works by renaming (the file is reopened on
  * every log_open, which SIGHUP calls). Syslog uses the C library's syslog(3), as Postfix does.
  */
-#include "policyd/log.h"
+#include "policyd/lib/log.h"
 
 #include <event2/event.h>
 
@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -215,3 +216,30 @@ LOG_FUNCTION(log_info, LOG_INFO, "", 1)
 LOG_FUNCTION(log_warn, LOG_WARNING, "warning: ", 1)
 LOG_FUNCTION(log_error, LOG_ERR, "error: ", 1)
 LOG_FUNCTION(log_debug, LOG_DEBUG, "", log_is_verbose)
+
+void log_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    if (!log_to_stderr) {
+        char text[1024];
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        dprintf(STDERR_FILENO, "%s: fatal: %s\n", log_name, text);
+    }
+    va_start(ap, fmt);
+    log_emit(LOG_CRIT, "fatal: ", fmt, ap);
+    va_end(ap);
+    log_flush();
+    exit(1);
+}
+
+void log_panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(LOG_CRIT, "panic: ", fmt, ap);
+    va_end(ap);
+    log_flush();
+    abort();
+}

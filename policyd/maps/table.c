@@ -10,11 +10,11 @@
  * postmap stores with keys and values dropped; texthash lines are "key whitespace value",
  * '#' comment lines, indented continuation lines; the first of duplicate keys wins.
  */
-#include "policyd/table.h"
-#include "policyd/hash.h"
+#include "policyd/maps/table.h"
+#include "policyd/lib/hash.h"
 
 #include "policyd/config.h"
-#include "policyd/netlist.h"
+#include "policyd/maps/netlist.h"
 
 #include <ctype.h>
 #include <db.h>

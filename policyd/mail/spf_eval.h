@@ -18,7 +18,7 @@
 #ifndef CHECKS_SPF_EVAL_H
 #define CHECKS_SPF_EVAL_H
 
-#include "policyd/dns.h"
+#include "policyd/dns/dns.h"
 
 #include <stddef.h>
 

@@ -2,10 +2,10 @@
  * doctor.c - the "doctor" command: options, what to check (addresses, domains), the DNS engine
  * on a loop of its own, and the report (a table, coloured only on a terminal, or JSON).
  */
-#include "policyd/doctor.h"
+#include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"
-#include "policyd/dns.h"
+#include "policyd/dns/dns.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>

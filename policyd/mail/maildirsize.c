@@ -1,7 +1,7 @@
 /*
  * maildirsize.c - the Maildir++ quota file format (see maildirsize.h for the rules).
  */
-#include "policyd/maildirsize.h"
+#include "policyd/mail/maildirsize.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -15,7 +15,7 @@
  * zero-delay timer flushes: no callback ever runs inside a call. The engine owns entries,
  * flights and server sets; a result belongs to whoever holds a reference to it.
  */
-#include "policyd/dns.h"
+#include "policyd/dns/dns.h"
 
 #include <ares.h>
 #include <arpa/inet.h>

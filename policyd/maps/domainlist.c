@@ -6,10 +6,10 @@
  * with the name and then each parent domain, so a relay_domains = hash:/etc/postfix/relay
  * gives the answer Postfix gives.
  */
-#include "policyd/domainlist.h"
+#include "policyd/maps/domainlist.h"
 
 #include "policyd/config.h"
-#include "policyd/table.h"
+#include "policyd/maps/table.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -39,4 +39,11 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* -v only */
 
+/* log_fatal - "fatal: ..." for a start-up failure (bad command line, a socket that cannot be
+ * bound): logged, copied to standard error, then exit(1). Never for peer input. */
+void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* log_panic - "panic: ..." for a broken invariant or exhausted memory: logged, then abort(). */
+void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 #endif
