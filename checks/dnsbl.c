@@ -18,6 +18,7 @@
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
 #include "policyd/maps/netlist.h"
+#include "policyd/lib/plist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -115,7 +116,7 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
     char **v = NULL;
     const char *lists[2] = {cfg->dnsbl_sites, cfg->rhsbl_sites};
     for (int rhs = 0; rhs < 2; rhs++) {
-        v = config_list_split(lists[rhs]);
+        v = plist_split(lists[rhs]);
         for (size_t i = 0; v[i]; i++) {
             if (st->n == DNSBL_MAX) {
                 snprintf(err, errlen, "dnsbl_sites and rhsbl_sites: more than %d lists", DNSBL_MAX);
@@ -128,7 +129,7 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
             }
             st->n++;
         }
-        config_list_free(v);
+        plist_free(v);
     }
     if (st->n == 0) {
         snprintf(err, errlen,
@@ -136,13 +137,13 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
         dnsbl_unconfigure(st);
         return NULL;
     }
-    v = config_list_split(cfg->dnsbl_delist_urls);
+    v = plist_split(cfg->dnsbl_delist_urls);
     for (size_t i = 0; v[i]; i++)
         if (!strchr(v[i], '=')) {
             snprintf(err, errlen, "dnsbl_delist_urls: '%s' is not zone=url", v[i]);
             goto fail;
         }
-    config_list_free(v);
+    plist_free(v);
     for (size_t k = 0; k < st->n; k++) {
         char url[512];
         if (*dnsbl_list_delist(cfg->dnsbl_delist_urls, st->sites[k].list.zone, url, sizeof(url)))
@@ -150,7 +151,7 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
     }
     return st;
 fail:
-    config_list_free(v);
+    plist_free(v);
     dnsbl_unconfigure(st);
     return NULL;
 }

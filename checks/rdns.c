@@ -16,6 +16,8 @@
 #include "policyd/lib/log.h"
 #include "policyd/maps/netlist.h"
 #include "protocol/action.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -78,7 +80,7 @@ static void *rdns_configure(const struct config *cfg, char *err, size_t errlen)
         free(st);
         return NULL;
     }
-    st->generic = config_list_split(cfg->rdns_generic_patterns);
+    st->generic = plist_split(cfg->rdns_generic_patterns);
     for (size_t i = 0; st->generic[i]; i++)
         for (char *p = st->generic[i]; *p; p++)
             *p = (char)tolower((unsigned char)*p);
@@ -92,7 +94,7 @@ static void rdns_unconfigure(void *state)
 {
     struct rdns_state *st = state;
     netlist_free(st->skip);
-    config_list_free(st->generic);
+    plist_free(st->generic);
     free(st);
 }
 
@@ -375,7 +377,7 @@ static enum check_status rdns_run(struct check_call *call)
     }
     memcpy(rc->addr, addr, alen + 1);
     /* Compare addresses in binary; IPv4-mapped IPv6 is IPv4. */
-    if (netlist_parse_address(addr, &rc->family, rc->bin) == 0) {
+    if (addr_parse(addr, &rc->family, rc->bin) == 0) {
         if (rc->family == AF_INET)
             inet_ntop(AF_INET, rc->bin, rc->addr, sizeof(rc->addr)); /* ::ffff:a.b.c.d too */
     } else {

@@ -22,6 +22,7 @@
 #include "policyd/lib/log.h"
 #include "policyd/mail/maildirsize.h"
 #include "policyd/maps/table.h"
+#include "policyd/lib/plist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ static void *recipient_configure(const struct config *cfg, char *err, size_t err
     struct recipient_state *st = calloc(1, sizeof(*st));
     if (!st)
         abort();
-    char **v = config_list_split(cfg->recipient_maps);
+    char **v = plist_split(cfg->recipient_maps);
     for (size_t i = 0; v[i]; i++) {
         char reason[512];
         if (st->ntables == RCPT_MAX_TABLES) {
@@ -78,7 +79,7 @@ static void *recipient_configure(const struct config *cfg, char *err, size_t err
         }
         st->ntables++;
     }
-    config_list_free(v);
+    plist_free(v);
     if (st->ntables == 0) {
         snprintf(err, errlen,
                  "the recipient check is listed in checks but recipient_maps is "
@@ -88,7 +89,7 @@ static void *recipient_configure(const struct config *cfg, char *err, size_t err
     }
     return st;
 fail:
-    config_list_free(v);
+    plist_free(v);
     recipient_unconfigure(st);
     return NULL;
 }

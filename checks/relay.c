@@ -13,6 +13,7 @@
 #include "policyd/config.h"
 #include "policyd/maps/domainlist.h"
 #include "policyd/maps/netlist.h"
+#include "policyd/lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -183,7 +184,7 @@ static enum check_status relay_run(struct check_call *call)
                               "relay_domains (%s)",
                               rdomain, shown[1], shown[2], shown[3], shown[4]);
 
-    const char *private_kind = netlist_private_kind(addr);
+    const char *private_kind = addr_private_kind(addr);
     const char *sender = request_get(req, ATTR_SENDER);
     const char *sdomain = relay_domain_of(sender);
     const char *slist = NULL, *sentry = NULL;

@@ -16,7 +16,6 @@
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
 #include "policyd/maps/domainlist.h"
-#include "policyd/evaluate.h"
 #include "policyd/lib/hash.h"
 #include "policyd/lib/log.h"
 #include "policyd/maps/netlist.h"
@@ -568,7 +567,7 @@ static void apply(struct check_call *call, const struct spf_verdict *v, struct s
     case V_PREPEND:
         if (v->cause && !(e && e->logged)) {
             char key[2048];
-            evaluate_log_key(check_call_request(call), key, sizeof(key));
+            request_log_key(check_call_request(call), key, sizeof(key));
             log_info("%s: spf: %s; fix=%s", key, v->cause,
                      v->fix && *v->fix ? v->fix : "none needed");
         }

@@ -10,12 +10,13 @@
 #include "policyd/config.h"
 
 #include "checks/check.h"
-#include "checks/registry.h"
 #include "policyd/maps/domainlist.h"
 #include "policyd/lib/log.h"
 #include "policyd/maps/netlist.h"
-#include "policyd/server.h"
 #include "protocol/action.h"
+#include "policyd/lib/endpoint.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/units.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -88,6 +89,24 @@ static struct config_private *config_priv(const struct config *cfg)
     return (struct config_private *)(void *)cfg;
 }
 
+/* The checks `checks = ...` may name: main.c hands over the registry (config_use_checks), so
+ * the core never links the checks it runs. */
+static const struct check_def *(*config_checks_lookup)(const char *name);
+static const char *(*config_checks_names)(void);
+
+void config_use_checks(const struct check_def *(*find)(const char *name),
+                       const char *(*names)(void))
+{
+    config_checks_lookup = find;
+    config_checks_names = names;
+}
+
+/* config_checks_find - the check called name, or NULL (none known before config_use_checks). */
+static const struct check_def *config_checks_find(const char *name)
+{
+    return config_checks_lookup ? config_checks_lookup(name) : NULL;
+}
+
 /* setting_index - index of a setting by name, or -1. */
 static int setting_index(const char *name, size_t len)
 {
@@ -136,163 +155,6 @@ static const char *config_suggest(const char *name)
         }
     }
     return best;
-}
-
-char **config_list_split(const char *value)
-{
-    size_t cap = 8, n = 0;
-    char **v = malloc(cap * sizeof(*v));
-    const char *p = value ? value : "";
-    if (!v)
-        abort();
-    for (;;) {
-        while (*p && (isspace((unsigned char)*p) || *p == ','))
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        int depth = 0;
-        while (*p && (depth > 0 || !(isspace((unsigned char)*p) || *p == ','))) {
-            if (*p == '{')
-                depth++;
-            else if (*p == '}' && depth > 0)
-                depth--;
-            p++;
-        }
-        if (n + 2 > cap) {
-            cap *= 2;
-            v = realloc(v, cap * sizeof(*v));
-            if (!v)
-                abort();
-        }
-        v[n] = strndup(start, (size_t)(p - start));
-        if (!v[n])
-            abort();
-        n++;
-    }
-    v[n] = NULL;
-    return v;
-}
-
-void config_list_free(char **v)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-FILE *config_fopen_regular(const char *path, char *err, size_t errlen)
-{
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    FILE *fp = fdopen(fd, "r");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-    }
-    return fp;
-}
-
-char **config_list_read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = config_fopen_regular(path, err, errlen);
-    if (!fp)
-        return NULL;
-    size_t n = 0, cap = 8;
-    char **all = malloc(cap * sizeof(*all));
-    char line[4096];
-    if (!all)
-        abort();
-    while (fgets(line, sizeof(line), fp)) {
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
-        char **v = config_list_split(line);
-        for (size_t i = 0; v[i]; i++) {
-            if (n + 2 > cap && !(all = realloc(all, (cap *= 2) * sizeof(*all))))
-                abort();
-            all[n++] = v[i];
-        }
-        free(v); /* the strings moved to all */
-    }
-    fclose(fp);
-    all[n] = NULL;
-    return all;
-}
-
-int config_parse_time(const char *text, long *ms)
-{
-    char *end;
-    errno = 0;
-    double n = strtod(text, &end);
-    if (end == text || errno || n < 0 || !isdigit((unsigned char)text[0]))
-        return -1;
-    double mult;
-    if (*end == 0 || strcmp(end, "s") == 0)
-        mult = 1000;
-    else if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "m") == 0)
-        mult = 60e3;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600e3;
-    else if (strcmp(end, "d") == 0)
-        mult = 86400e3;
-    else if (strcmp(end, "w") == 0)
-        mult = 7 * 86400e3;
-    else
-        return -1;
-    double v = n * mult;
-    if (v > (double)LONG_MAX / 2)
-        return -1;
-    *ms = (long)(v + 0.5);
-    return 0;
-}
-
-int config_parse_size(const char *text, size_t *bytes)
-{
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)text[0]))
-        return -1;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno)
-        return -1;
-    unsigned long long mult = 1;
-    switch (tolower((unsigned char)*end)) {
-    case 0:
-        break;
-    case 'k':
-        mult = 1024ULL;
-        break;
-    case 'm':
-        mult = 1024ULL * 1024;
-        break;
-    case 'g':
-        mult = 1024ULL * 1024 * 1024;
-        break;
-    default:
-        return -1;
-    }
-    if (*end && end[1] && !(tolower((unsigned char)end[1]) == 'b' && end[2] == 0))
-        return -1;
-    if (n > SIZE_MAX / mult)
-        return -1;
-    *bytes = (size_t)(n * mult);
-    return 0;
 }
 
 /* config_store_line - one logical "name = value" line into raw. */
@@ -663,7 +525,7 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
         return 0;
     }
     case T_TIME:
-        if (config_parse_time(v, (long *)(void *)field) != 0) {
+        if (units_parse_time(v, (long *)(void *)field) != 0) {
             snprintf(err, errlen,
                      "%s: %s: '%s' is not a duration (a number with unit ms, s, m, h, d or w)",
                      where, name, v);
@@ -671,7 +533,7 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
         }
         return 0;
     case T_SIZE:
-        if (config_parse_size(v, (size_t *)(void *)field) != 0) {
+        if (units_parse_size(v, (size_t *)(void *)field) != 0) {
             snprintf(err, errlen, "%s: %s: '%s' is not a size (bytes, or with k, m, g)", where,
                      name, v);
             return -1;
@@ -706,11 +568,11 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
 /* config_in_list - 1 if word is an element of a Postfix list value. */
 static int config_in_list(const char *list, const char *word)
 {
-    char **v = config_list_split(list);
+    char **v = plist_split(list);
     int hit = 0;
     for (size_t i = 0; v[i] && !hit; i++)
         hit = strcasecmp(v[i], word) == 0;
-    config_list_free(v);
+    plist_free(v);
     return hit;
 }
 
@@ -736,7 +598,7 @@ static int config_local_addresses(struct config *cfg, char *err, size_t errlen)
         }
         freeifaddrs(ifa);
     }
-    char **v = config_list_split(cfg->proxy_interfaces);
+    char **v = plist_split(cfg->proxy_interfaces);
     for (size_t i = 0; v[i]; i++) {
         if (netlist_add_address(cfg->net_local, v[i]) != 0) {
             /* Postfix allows host names here; resolving them would block: say so. */
@@ -744,11 +606,11 @@ static int config_local_addresses(struct config *cfg, char *err, size_t errlen)
                      "proxy_interfaces: '%s' is not an IP address (policyd does not resolve "
                      "host names here: write the address)",
                      v[i]);
-            config_list_free(v);
+            plist_free(v);
             return -1;
         }
     }
-    config_list_free(v);
+    plist_free(v);
     return 0;
 }
 
@@ -765,7 +627,7 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
     (i_of = setting_index(name, strlen(name)),                                                     \
      config_where(raw, (size_t)i_of, where, sizeof(where)), where)
 
-    if (server_listen_check(cfg->listen, reason, sizeof(reason)) != 0) {
+    if (endpoint_check_list(cfg->listen, reason, sizeof(reason)) != 0) {
         snprintf(err, errlen, "%s: listen: %s", WHERE("listen"), reason);
         return -1;
     }
@@ -835,7 +697,7 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         snprintf(err, errlen, "%s: %s", WHERE("proxy_interfaces"), reason);
         return -1;
     }
-    cfg->relay_clientcerts_v = config_list_split(cfg->relay_clientcerts);
+    cfg->relay_clientcerts_v = plist_split(cfg->relay_clientcerts);
     for (size_t k = 0; cfg->relay_clientcerts_v[k]; k++) {
         char *f = cfg->relay_clientcerts_v[k];
         if (strchr(f, ':') && strchr(f, '/')) {
@@ -850,27 +712,27 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
     }
 
     /* checks = a, b, c */
-    char **names = config_list_split(cfg->checks);
+    char **names = plist_split(cfg->checks);
     for (size_t k = 0; names[k]; k++) {
-        const struct check_def *def = registry_find(names[k]);
+        const struct check_def *def = config_checks_find(names[k]);
         if (!def) {
             snprintf(err, errlen, "%s: checks: unknown check '%s' (known: %s)", WHERE("checks"),
-                     names[k], registry_names());
-            config_list_free(names);
+                     names[k], config_checks_names ? config_checks_names() : "none");
+            plist_free(names);
             return -1;
         }
         for (size_t j = 0; j < cfg->check_count; j++) {
             if (cfg->check_defs[j] == def) {
                 snprintf(err, errlen, "%s: checks: '%s' is listed twice", WHERE("checks"),
                          names[k]);
-                config_list_free(names);
+                plist_free(names);
                 return -1;
             }
         }
         if (cfg->check_count == CONFIG_MAX_CHECKS) {
             snprintf(err, errlen, "%s: checks: more than %d checks", WHERE("checks"),
                      CONFIG_MAX_CHECKS);
-            config_list_free(names);
+            plist_free(names);
             return -1;
         }
         size_t slot = cfg->check_count++;
@@ -900,12 +762,12 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
                 else
                     snprintf(err, errlen, "%s: %s check: %s", raw->file ? raw->file : "built-in",
                              def->name, reason[0] ? reason : "cannot be configured");
-                config_list_free(names);
+                plist_free(names);
                 return -1;
             }
         }
     }
-    config_list_free(names);
+    plist_free(names);
 #undef WHERE
     return 0;
 }
@@ -1000,7 +862,7 @@ void config_unref(struct config *cfg)
     domainlist_free(cfg->dom_relay_domains);
     domainlist_free(cfg->dom_virtual_alias_domains);
     domainlist_free(cfg->dom_virtual_mailbox_domains);
-    config_list_free(cfg->relay_clientcerts_v);
+    plist_free(cfg->relay_clientcerts_v);
     free(cp->path_copy);
     free(cp);
 }

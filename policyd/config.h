@@ -65,6 +65,14 @@ struct config {
     int set_explicitly_user; /* `user` was written in policyd.conf */
 };
 
+struct check_def;
+
+/* config_use_checks - the checks a configuration may name: find(name) gives one or NULL,
+ * names() lists them for messages. main.c passes the registry's (checks/registry.h); without
+ * it only a configuration whose `checks` is empty loads. */
+void config_use_checks(const struct check_def *(*find)(const char *name),
+                       const char *(*names)(void));
+
 /*
  * config_load - read, import, expand, validate and compile. path NULL: defaults only.
  * Returns a configuration with one reference, or NULL with "FILE:LINE: reason" in err.
@@ -86,29 +94,11 @@ void config_unref(struct config *cfg);
  * defaults (policyd -n), imported Postfix values marked by a comment line. */
 void config_print_nondefault(const struct config *cfg, void *stdio_file);
 
-/* config_fopen_regular - open a file the configuration names, for reading: NULL with
- * "PATH: reason" in err if it cannot be opened or is not a regular file (a device or a FIFO
- * named by mistake would be read forever). */
-FILE *config_fopen_regular(const char *path, char *err, size_t errlen);
-
 /* config_source_line - the line a setting was set on, for errors found after loading; 0 when it
  * has its default. */
 int config_source_line(const struct config *cfg, const char *name);
 
 /* config_mode_name - "enforce" / "warn". */
 const char *config_mode_name(enum check_mode mode);
-
-/* Lists: split a Postfix list (commas and/or whitespace, {braces} kept whole) into a
- * NULL-terminated vector; free with config_list_free. */
-char **config_list_split(const char *value);
-void config_list_free(char **v);
-
-/* config_list_read_file - the entries of a "/file/name" list entry (Postfix pattern files:
- * whitespace and commas separate, '#' starts a comment). NULL with "path: reason" in err. */
-char **config_list_read_file(const char *path, char *err, size_t errlen);
-
-/* config_parse_time / config_parse_size - the parsers behind S_TIME and S_SIZE (0 / -1). */
-int config_parse_time(const char *text, long *ms);
-int config_parse_size(const char *text, size_t *bytes);
 
 #endif

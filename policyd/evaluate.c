@@ -63,22 +63,12 @@ static char *evaluate_strdup(const char *s)
     return d;
 }
 
-void evaluate_log_key(const struct request *req, char *out, unsigned long outlen)
-{
-    const char *qid = request_get(req, ATTR_QUEUE_ID);
-    const char *name = request_get(req, ATTR_CLIENT_NAME);
-    snprintf(out, outlen, "%s: client=%s[%s], from=<%s>, to=<%s>, helo=<%s>",
-             *qid ? qid : "NOQUEUE", *name ? name : "unknown",
-             request_get(req, ATTR_CLIENT_ADDRESS), request_get(req, ATTR_SENDER),
-             request_get(req, ATTR_RECIPIENT), request_get(req, ATTR_HELO_NAME));
-}
-
 /* evaluate_log_verdict - the diagnosis line of one check's verdict. */
 static void evaluate_log_verdict(const struct evaluation *ev, const struct check_call *c,
                                  const char *what)
 {
     char key[2048];
-    evaluate_log_key(ev->req, key, sizeof(key));
+    request_log_key(ev->req, key, sizeof(key));
     log_info("%s: %s: %s: %s; cause=%s; fix=%s", key, ev->cfg->check_defs[c->slot]->name, what,
              c->action, c->cause, c->fix && *c->fix ? c->fix : "none needed");
 }
@@ -179,7 +169,7 @@ static int evaluate_try_decide(struct evaluation *ev)
     }
     if (log_verbose()) {
         char key[2048];
-        evaluate_log_key(ev->req, key, sizeof(key));
+        request_log_key(ev->req, key, sizeof(key));
         if (prepend)
             evaluate_log_verdict(ev, prepend, "prepend");
         for (size_t i = 0; i < ev->ncalls; i++)
@@ -216,7 +206,7 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
                               *waits ? " (" : "", waits, *waits ? ")" : "");
     }
     stats.deadline_hits++;
-    evaluate_log_key(ev->req, key, sizeof(key));
+    request_log_key(ev->req, key, sizeof(key));
     log_warn("%s: deadline: no answer after %ld ms, answered %s; late: %s; fix=if this repeats, "
              "check the DNS servers (dns_servers) or raise request_deadline (keep it well below "
              "Postfix's smtpd_policy_service_timeout)",
@@ -356,7 +346,7 @@ void check_call_reject(struct check_call *call, const char *action, const char *
     if (kind == ACTION_WARN) {
         /* WARN/INFO: the diagnosis is logged, the decision left to the other checks. */
         char key[2048];
-        evaluate_log_key(call->ev->req, key, sizeof(key));
+        request_log_key(call->ev->req, key, sizeof(key));
         log_info("%s: %s: warn: %s; cause=%s; fix=%s", key,
                  call->ev->cfg->check_defs[call->slot]->name, action, cause, fix);
         return;

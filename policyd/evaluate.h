@@ -37,7 +37,4 @@ const char *evaluate_action(const struct evaluation *ev);
 /* evaluate_free - cancel whatever is pending (no callback runs afterwards) and free. NULL ok. */
 void evaluate_free(struct evaluation *ev);
 
-/* evaluate_log_key - "QUEUEID: client=NAME[ADDR], from=<S>, to=<R>, helo=<H>" for a request. */
-void evaluate_log_key(const struct request *req, char *out, unsigned long outlen);
-
 #endif

@@ -17,6 +17,7 @@
 #include "policyd/lib/log.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
+#include "checks/registry.h"
 
 #include <event2/event.h>
 
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
     int foreground = 0, verbose = 0, test = 0, nondefault = 0, stdio = 0, opt;
     char err[2048];
 
+    config_use_checks(registry_find, registry_names);
     while ((opt = getopt(argc, argv, "+c:fvtnSh")) != -1) {
         switch (opt) {
         case 'c':

@@ -12,6 +12,8 @@
 #include "policyd/lib/log.h"
 #include "policyd/session.h"
 #include "policyd/stats.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/endpoint.h"
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -60,70 +62,6 @@ struct server {
     void (*done)(void *arg);
     void *done_arg;
 };
-
-/* server_parse_endpoint - "unix:/path" or "inet:ADDR:PORT" into a sockaddr. 0 / -1. */
-static int server_parse_endpoint(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen,
-                                 char *err, size_t errlen)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (strncmp(spec, "unix:", 5) == 0) {
-        const char *path = spec + 5;
-        struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-        if (path[0] != '/') {
-            snprintf(err, errlen, "'%s': the unix socket path must be absolute", spec);
-            return -1;
-        }
-        if (strlen(path) >= sizeof(sun->sun_path)) {
-            snprintf(err, errlen, "'%s': path longer than %zu bytes", spec,
-                     sizeof(sun->sun_path) - 1);
-            return -1;
-        }
-        sun->sun_family = AF_UNIX;
-        strcpy(sun->sun_path, path);
-        *sslen = (socklen_t)sizeof(*sun);
-        return 0;
-    }
-    if (strncmp(spec, "inet:", 5) == 0) {
-        int len = (int)sizeof(*ss);
-        const char *hp = spec + 5;
-        const char *colon = strrchr(hp, ':');
-        if (!colon || colon == hp || !colon[1] ||
-            evutil_parse_sockaddr_port(hp, (struct sockaddr *)ss, &len) != 0) {
-            snprintf(err, errlen,
-                     "'%s' is not inet:ADDRESS:PORT (e.g. inet:127.0.0.1:10031, "
-                     "inet:[::1]:10031; host names are not resolved)",
-                     spec);
-            return -1;
-        }
-        unsigned port = ss->ss_family == AF_INET ? ntohs(((struct sockaddr_in *)ss)->sin_port)
-                                                 : ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
-        if (port == 0) {
-            snprintf(err, errlen, "'%s': port 0 is not a port to listen on", spec);
-            return -1;
-        }
-        *sslen = (socklen_t)len;
-        return 0;
-    }
-    snprintf(err, errlen, "'%s': expected unix:/path or inet:ADDRESS:PORT", spec);
-    return -1;
-}
-
-int server_listen_check(const char *listen, char *err, size_t errlen)
-{
-    char **v = config_list_split(listen);
-    int rc = 0;
-    if (!v[0]) {
-        snprintf(err, errlen, "no endpoint to listen on");
-        rc = -1;
-    }
-    for (size_t i = 0; v[i] && rc == 0; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        rc = server_parse_endpoint(v[i], &ss, &len, err, errlen);
-    }
-    config_list_free(v);
-    return rc;
-}
 
 /* server_bind_unix - bind a unix socket, replacing a stale file, refusing a live socket. */
 static int server_bind_unix(int fd, const struct sockaddr_un *sun, char *err, size_t errlen)
@@ -354,7 +292,7 @@ static void server_raise_nofile(void)
 struct server *server_new(struct event_base *base, struct dns *dns, const struct config *cfg,
                           char *err, size_t errlen)
 {
-    char **v = config_list_split(cfg->listen);
+    char **v = plist_split(cfg->listen);
     size_t n = 0;
     while (v[n])
         n++;
@@ -375,7 +313,7 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
         socklen_t sslen;
         l->srv = srv;
         snprintf(l->name, sizeof(l->name), "%s", v[i]);
-        if (server_parse_endpoint(v[i], &ss, &sslen, err, errlen) != 0)
+        if (endpoint_parse(v[i], &ss, &sslen, err, errlen) != 0)
             goto fail;
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
@@ -420,11 +358,11 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
         evconnlistener_set_error_cb(l->evl, server_accept_error_cb);
         srv->nlisteners++;
     }
-    config_list_free(v);
+    plist_free(v);
     srv->paused = 1;
     return srv;
 fail:
-    config_list_free(v);
+    plist_free(v);
     server_free(srv);
     return NULL;
 }

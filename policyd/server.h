@@ -16,9 +16,6 @@ struct config;
 struct server;
 struct dns;
 
-/* server_listen_check - syntax of a `listen` value. 0, or -1 with a reason in err. */
-int server_listen_check(const char *listen, char *err, size_t errlen);
-
 /* server_new - bind every endpoint of cfg->listen. NULL with a reason in err (nothing is left
  * bound). A stale unix socket file (nobody accepting) is replaced; a live one is an error. */
 struct server *server_new(struct event_base *base, struct dns *dns, const struct config *cfg,

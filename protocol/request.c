@@ -322,3 +322,13 @@ struct request *request_new_from_pairs(const char *const *pairs)
     req->buf[n + 1] = 0;
     return req;
 }
+
+void request_log_key(const struct request *req, char *out, unsigned long outlen)
+{
+    const char *qid = request_get(req, ATTR_QUEUE_ID);
+    const char *name = request_get(req, ATTR_CLIENT_NAME);
+    snprintf(out, outlen, "%s: client=%s[%s], from=<%s>, to=<%s>, helo=<%s>",
+             *qid ? qid : "NOQUEUE", *name ? name : "unknown",
+             request_get(req, ATTR_CLIENT_ADDRESS), request_get(req, ATTR_SENDER),
+             request_get(req, ATTR_RECIPIENT), request_get(req, ATTR_HELO_NAME));
+}

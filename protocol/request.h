@@ -140,4 +140,8 @@ const char *request_state_name(enum request_state state);
  * the doctor command). Never NULL. */
 struct request *request_new_from_pairs(const char *const *pairs);
 
+/* request_log_key - the key of a diagnosis line, as Postfix keys its own:
+ * "QUEUEID: client=NAME[ADDR], from=<S>, to=<R>, helo=<H>" (NOQUEUE before a queue id). */
+void request_log_key(const struct request *req, char *out, unsigned long outlen);
+
 #endif

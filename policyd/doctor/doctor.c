@@ -6,6 +6,7 @@
 
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
+#include "policyd/lib/plist.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -83,7 +84,7 @@ static void add_word(char ***list, size_t *n, const char *s, size_t len)
  * table references (type:name), files (/...) and localhost names are left out. */
 static void add_list(char ***list, size_t *n, const char *value, int domains_only)
 {
-    char **v = config_list_split(value);
+    char **v = plist_split(value);
     for (size_t i = 0; v[i]; i++) {
         const char *w = v[i];
         if (domains_only && (strchr(w, ':') || *w == '/' || *w == '!' || *w == '$' ||
@@ -91,7 +92,7 @@ static void add_list(char ***list, size_t *n, const char *value, int domains_onl
             continue;
         add_word(list, n, w, strlen(w));
     }
-    config_list_free(v);
+    plist_free(v);
 }
 
 static void doctor_usage(void)

@@ -9,6 +9,8 @@
 #include "policyd/dns/dns.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/maps/netlist.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,7 +30,7 @@ static int is_v6(const char *ip)
 static size_t addr_bin(const char *ip, unsigned char out[16])
 {
     int family;
-    if (netlist_parse_address(ip, &family, out) != 0)
+    if (addr_parse(ip, &family, out) != 0)
         return 0;
     return family == AF_INET ? 4 : 16;
 }
@@ -506,7 +508,7 @@ void doctor_mx(struct doctor *d)
 void doctor_dnsbl(struct doctor *d)
 {
     int any = 0;
-    char **sites = config_list_split(d->cfg->dnsbl_sites);
+    char **sites = plist_split(d->cfg->dnsbl_sites);
     for (size_t si = 0; sites[si]; si++) {
         struct dnsbl_list list;
         char err[512];
@@ -582,7 +584,7 @@ void doctor_dnsbl(struct doctor *d)
         }
         dnsbl_list_free(&list);
     }
-    config_list_free(sites);
+    plist_free(sites);
     if (!any && d->nips)
         doctor_report(
             d, DOCTOR_WARN, "dnsbl", "(none)", "no blocklist in dnsbl_sites to check against",

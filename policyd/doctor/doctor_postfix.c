@@ -11,6 +11,8 @@
 #include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/units.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ static int pf_takes_arg(const char *name)
 static void pf_list_parse(struct pf_list *l, const char *setting, const char *value)
 {
     l->setting = setting;
-    l->words = config_list_split(value);
+    l->words = plist_split(value);
     size_t nw = 0;
     while (l->words[nw])
         nw++;
@@ -80,7 +82,7 @@ static void pf_list_parse(struct pf_list *l, const char *setting, const char *va
 
 static void pf_list_free(struct pf_list *l)
 {
-    config_list_free(l->words);
+    plist_free(l->words);
     free(l->v);
 }
 
@@ -308,7 +310,7 @@ static void pf_check_mynetworks(struct doctor *d, const struct pf_list lists[2])
                 used = 1;
     if (!used)
         return;
-    char **nets = config_list_split(d->cfg->mynetworks);
+    char **nets = plist_split(d->cfg->mynetworks);
     for (size_t i = 0; nets[i]; i++) {
         const char *slash = strrchr(nets[i], '/');
         if (nets[i][0] == '!' || nets[i][0] == '/' || !slash || strchr(nets[i], ':') == nets[i])
@@ -325,7 +327,7 @@ static void pf_check_mynetworks(struct doctor *d, const struct pf_list lists[2])
                           "your LAN)");
         }
     }
-    config_list_free(nets);
+    plist_free(nets);
 }
 
 /* pf_check_action - what Postfix does with the mail when the policy service fails. */
@@ -380,7 +382,7 @@ static void pf_check_timeout(struct doctor *d, const char *subject, const char *
     long ms;
     char obs[400];
     long deadline = d->cfg->request_deadline;
-    if (config_parse_time(text, &ms) != 0) {
+    if (units_parse_time(text, &ms) != 0) {
         snprintf(obs, sizeof(obs), "'%s' is not a Postfix time (100s, 2m)", text);
         doctor_report(d, DOCTOR_WARN, "postfix", subject, obs,
                       "Postfix refuses to start smtpd with it",
@@ -418,7 +420,7 @@ void doctor_postfix(struct doctor *d)
     pf_list_parse(&lists[1], "smtpd_recipient_restrictions", cfg->smtpd_recipient_restrictions);
 
     /* Our listeners. */
-    char **listen = config_list_split(cfg->listen);
+    char **listen = plist_split(cfg->listen);
     size_t nours = 0;
     while (listen[nours])
         nours++;
@@ -531,12 +533,12 @@ void doctor_postfix(struct doctor *d)
         }
 
         /* The relay check only sees relay attempts if Postfix has not refused them already. */
-        char **checks = config_list_split(cfg->checks);
+        char **checks = plist_split(cfg->checks);
         int relay_wanted = 0;
         for (size_t i = 0; checks[i]; i++)
             if (strcasecmp(checks[i], "relay") == 0)
                 relay_wanted = 1;
-        config_list_free(checks);
+        plist_free(checks);
         if (relay_wanted) {
             const struct pf_list *gl = NULL;
             size_t gi = 0;
@@ -589,7 +591,7 @@ void doctor_postfix(struct doctor *d)
     else
         pf_check_timeout(d, "smtpd_policy_service_timeout", cfg->smtpd_policy_service_timeout);
 
-    config_list_free(listen);
+    plist_free(listen);
     free(ours);
     pf_list_free(&lists[0]);
     pf_list_free(&lists[1]);

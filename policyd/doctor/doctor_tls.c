@@ -11,6 +11,7 @@
 #include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"
+#include "policyd/lib/plist.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -389,7 +390,7 @@ static void tls_check_pair(struct doctor *d, const struct tls_obj *leaf, STACK_O
 /* tls_chain_files - smtpd_tls_chain_files: keys each followed by their chain, across files. */
 static void tls_chain_files(struct doctor *d)
 {
-    char **files = config_list_split(d->cfg->smtpd_tls_chain_files);
+    char **files = plist_split(d->cfg->smtpd_tls_chain_files);
     struct tls_objs objs = {NULL, 0, 0};
     int ok = 1;
     for (size_t i = 0; files[i]; i++)
@@ -418,7 +419,7 @@ static void tls_chain_files(struct doctor *d)
         sk_X509_free(chain);
     }
     tls_objs_free(&objs);
-    config_list_free(files);
+    plist_free(files);
 }
 
 /* tls_cert_file - smtpd_tls_cert_file (leaf, intermediates) with smtpd_tls_key_file. */

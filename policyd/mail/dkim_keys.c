@@ -14,6 +14,7 @@
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/file.h"
 
 #include <event2/event.h>
 #include <openssl/bio.h>
@@ -162,7 +163,7 @@ static char *keys_trim(char *s)
     return s;
 }
 
-/* keys_reason - config_fopen_regular's "PATH: reason" without the path. */
+/* keys_reason - file_open_regular's "PATH: reason" without the path. */
 static const char *keys_reason(const char *why, const char *path)
 {
     size_t n = strlen(path);
@@ -180,7 +181,7 @@ static int keys_read(struct dkim_keys_list *l, const char *what, const char *kin
                      keys_line_fn *fn, void *arg)
 {
     char why[512];
-    FILE *fp = config_fopen_regular(path, why, sizeof(why));
+    FILE *fp = file_open_regular(path, why, sizeof(why));
     if (!fp) {
         keys_error(l, "%s %s: cannot read: %s", what, path, keys_reason(why, path));
         return -1;

@@ -5,6 +5,7 @@
 #include "policyd/mail/dnsbl_list.h"
 
 #include "policyd/config.h"
+#include "policyd/lib/plist.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -122,12 +123,12 @@ int dnsbl_list_answer(const struct dnsbl_list *l, const unsigned char a[4])
 char *dnsbl_list_delist(const char *delist_urls, const char *zone, char *out, size_t outlen)
 {
     out[0] = '\0';
-    char **v = config_list_split(delist_urls);
+    char **v = plist_split(delist_urls);
     for (size_t i = 0; v[i]; i++) {
         char *eq = strchr(v[i], '=');
         if (eq && (size_t)(eq - v[i]) == strlen(zone) && strncasecmp(v[i], zone, strlen(zone)) == 0)
             snprintf(out, outlen, "%s", eq + 1);
     }
-    config_list_free(v);
+    plist_free(v);
     return out;
 }

@@ -16,6 +16,7 @@
 #include "policyd/mail/spf_eval.h"
 
 #include "policyd/maps/netlist.h"
+#include "policyd/lib/addr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1317,7 +1318,7 @@ enum spf_result spf_check_host(const struct spf_input *in, const struct spf_dns 
 {
     memset(out, 0, sizeof(*out));
     struct ev ev = {.in = in, .dns = dns, .out = out};
-    if (netlist_parse_address(in->ip, &ev.family, ev.ip) != 0) {
+    if (addr_parse(in->ip, &ev.family, ev.ip) != 0) {
         snprintf(out->problem, sizeof(out->problem), "client address '%.60s' is not an address",
                  in->ip);
         return out->result = SPF_PERMERROR;

@@ -10,6 +10,7 @@
 
 #include "policyd/config.h"
 #include "policyd/maps/table.h"
+#include "policyd/lib/plist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -55,7 +56,7 @@ static int dom_add_file(struct domainlist *dl, const char *path, int depth, char
         return -1;
     }
     char reason[512];
-    char **v = config_list_read_file(path, reason, sizeof(reason));
+    char **v = plist_read_file(path, reason, sizeof(reason));
     if (!v) {
         snprintf(err, errlen, "%s: %s", dl->name, reason);
         return -1;
@@ -63,7 +64,7 @@ static int dom_add_file(struct domainlist *dl, const char *path, int depth, char
     int rc = 0;
     for (size_t i = 0; v[i] && rc == 0; i++)
         rc = dom_add_token(dl, v[i], depth + 1, err, errlen);
-    config_list_free(v);
+    plist_free(v);
     return rc;
 }
 
@@ -140,15 +141,15 @@ struct domainlist *domainlist_new(const char *name, const char *value, int paren
     dl->name = strdup(name);
     dl->text = strdup(value ? value : "");
     dl->parent_style = parent_style;
-    char **v = config_list_split(dl->text);
+    char **v = plist_split(dl->text);
     for (size_t i = 0; v[i]; i++) {
         if (dom_add_token(dl, v[i], 0, err, errlen) != 0) {
-            config_list_free(v);
+            plist_free(v);
             domainlist_free(dl);
             return NULL;
         }
     }
-    config_list_free(v);
+    plist_free(v);
     return dl;
 }
 

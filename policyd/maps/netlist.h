@@ -27,15 +27,7 @@ void netlist_free(struct netlist *nl);
  * 0 if not (a "!" entry that matched is reported in *entry), -1 if addr is not an address. */
 int netlist_match(const struct netlist *nl, const char *addr, const char **entry);
 
-/* netlist_parse_address - an address as text to (AF_INET or AF_INET6, bytes), IPv4-mapped
- * IPv6 (::ffff:192.0.2.1) folded to IPv4, as every check compares addresses. 0 / -1. */
-int netlist_parse_address(const char *text, int *family, unsigned char out[16]);
-
 /* netlist_text - the list as configured, for diagnoses ("127.0.0.0/8 [::1]/128"). */
 const char *netlist_text(const struct netlist *nl);
-
-/* netlist_private_kind - for diagnoses: "RFC 1918 private", "Docker bridge", "loopback",
- * "carrier-grade NAT", "IPv6 unique-local" or NULL for a public address. */
-const char *netlist_private_kind(const char *addr);
 
 #endif

@@ -14,7 +14,10 @@
 #include "policyd/lib/hash.h"
 
 #include "policyd/config.h"
-#include "policyd/maps/netlist.h"
+#include "policyd/lib/addr.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/file.h"
+#include "policyd/lib/xalloc.h"
 
 #include <ctype.h>
 #include <db.h>
@@ -38,7 +41,7 @@ struct entry {
 };
 
 struct cidr_rule {
-    struct netlist *net;
+    struct cidr net;
     char *value;
 };
 
@@ -264,7 +267,7 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
 /* table_read_file - whole file into memory (NUL-terminated). */
 static char *table_read_file(const char *path, char *err, size_t errlen)
 {
-    FILE *fp = config_fopen_regular(path, err, errlen);
+    FILE *fp = file_open_regular(path, err, errlen);
     if (!fp)
         return NULL;
     size_t cap = 65536, n = 0, got;
@@ -295,7 +298,7 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
         return -1;
     }
     char *inner = strndup(body + 1, len - 2);
-    char **v = config_list_split(inner);
+    char **v = plist_split(inner);
     free(inner);
     for (size_t i = 0; v[i]; i++) {
         char *item = v[i];
@@ -307,7 +310,7 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
         char *eq = strchr(item, '=');
         if (!eq) {
             snprintf(err, errlen, "%s: '%s' is not key=value", t->spec, v[i]);
-            config_list_free(v);
+            plist_free(v);
             return -1;
         }
         char *k = item, *ke = eq, *val = eq + 1;
@@ -322,7 +325,7 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
             val[--vl] = 0;
         table_add(t, k, (size_t)(ke - k), val);
     }
-    config_list_free(v);
+    plist_free(v);
     table_finish_memory(t);
     return 0;
 }
@@ -349,19 +352,20 @@ static int table_open_cidr(struct table *t, const char *path, char *err, size_t 
         while (isspace((unsigned char)*val))
             val++;
         *pe = 0;
-        char nerr[512];
-        struct netlist *nl = netlist_new(path, line, nerr, sizeof(nerr));
-        if (!nl || !*val) {
-            snprintf(err, errlen, "%s: %s", t->spec, nl ? "pattern without a result" : nerr);
-            netlist_free(nl);
+        char why[128];
+        struct cidr net;
+        int prc = cidr_parse(line, &net, why, sizeof(why));
+        if (prc != 0 || !*val) {
+            if (prc == -1)
+                snprintf(why, sizeof(why), "not an address or network/prefix");
+            snprintf(err, errlen, "%s: line %d: '%s' %s", t->spec, lineno, line,
+                     prc == 0 ? "has no result" : why);
             rc = -1;
             break;
         }
-        t->rules = realloc(t->rules, (t->nrules + 1) * sizeof(*t->rules));
-        if (!t->rules)
-            abort();
-        t->rules[t->nrules].net = nl;
-        t->rules[t->nrules].value = strdup(val);
+        t->rules = xreallocarray(t->rules, t->nrules + 1, sizeof(*t->rules));
+        t->rules[t->nrules].net = net;
+        t->rules[t->nrules].value = xstrdup(val);
         t->nrules++;
     }
     free(text);
@@ -464,14 +468,19 @@ int table_lookup(struct table *t, const char *key, const char **value)
         }
         return 0;
     }
-    case TT_CIDR:
+    case TT_CIDR: {
+        int family;
+        unsigned char a[16];
+        if (addr_parse(key, &family, a) != 0)
+            return 0;
         for (size_t i = 0; i < t->nrules; i++) {
-            if (netlist_match(t->rules[i].net, key, NULL) == 1) {
+            if (cidr_match(&t->rules[i].net, family, a)) {
                 *value = t->rules[i].value;
                 return 1;
             }
         }
         return 0;
+    }
     }
     return -1;
 }
@@ -567,7 +576,6 @@ void table_free(struct table *t)
     }
     free(t->v);
     for (size_t i = 0; i < t->nrules; i++) {
-        netlist_free(t->rules[i].net);
         free(t->rules[i].value);
     }
     free(t->rules);

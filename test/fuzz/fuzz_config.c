@@ -3,6 +3,7 @@
  * loaded or refused with a message; never a crash, a leak or an empty reason.
  */
 #include "policyd/config.h"
+#include "checks/registry.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    config_use_checks(registry_find, registry_names);
     static char path[64];
     if (!path[0])
         snprintf(path, sizeof(path), "/tmp/fuzz_config.%ld", (long)getpid());

@@ -4,6 +4,9 @@
  */
 #include "policyd/config.h"
 #include "unit.h"
+#include "policyd/lib/plist.h"
+#include "policyd/lib/units.h"
+#include "checks/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,34 +17,34 @@ static void test_values(void)
 {
     long ms;
     size_t bytes;
-    CHECK(config_parse_time("10s", &ms) == 0 && ms == 10000);
-    CHECK(config_parse_time("10", &ms) == 0 && ms == 10000);
-    CHECK(config_parse_time("250ms", &ms) == 0 && ms == 250);
-    CHECK(config_parse_time("1.5s", &ms) == 0 && ms == 1500);
-    CHECK(config_parse_time("5m", &ms) == 0 && ms == 300000);
-    CHECK(config_parse_time("1d", &ms) == 0 && ms == 86400000);
-    CHECK(config_parse_time("1w", &ms) == 0 && ms == 604800000);
-    CHECK(config_parse_time("-1s", &ms) == -1);
-    CHECK(config_parse_time("s", &ms) == -1);
-    CHECK(config_parse_time("10 s", &ms) == -1);
-    CHECK(config_parse_time("10x", &ms) == -1);
-    CHECK(config_parse_size("4096", &bytes) == 0 && bytes == 4096);
-    CHECK(config_parse_size("64k", &bytes) == 0 && bytes == 65536);
-    CHECK(config_parse_size("10M", &bytes) == 0 && bytes == 10485760);
-    CHECK(config_parse_size("1g", &bytes) == 0 && bytes == 1073741824);
-    CHECK(config_parse_size("1kb", &bytes) == 0 && bytes == 1024);
-    CHECK(config_parse_size("1x", &bytes) == -1);
-    CHECK(config_parse_size("k", &bytes) == -1);
-    CHECK(config_parse_size("99999999999999999999", &bytes) == -1);
+    CHECK(units_parse_time("10s", &ms) == 0 && ms == 10000);
+    CHECK(units_parse_time("10", &ms) == 0 && ms == 10000);
+    CHECK(units_parse_time("250ms", &ms) == 0 && ms == 250);
+    CHECK(units_parse_time("1.5s", &ms) == 0 && ms == 1500);
+    CHECK(units_parse_time("5m", &ms) == 0 && ms == 300000);
+    CHECK(units_parse_time("1d", &ms) == 0 && ms == 86400000);
+    CHECK(units_parse_time("1w", &ms) == 0 && ms == 604800000);
+    CHECK(units_parse_time("-1s", &ms) == -1);
+    CHECK(units_parse_time("s", &ms) == -1);
+    CHECK(units_parse_time("10 s", &ms) == -1);
+    CHECK(units_parse_time("10x", &ms) == -1);
+    CHECK(units_parse_size("4096", &bytes) == 0 && bytes == 4096);
+    CHECK(units_parse_size("64k", &bytes) == 0 && bytes == 65536);
+    CHECK(units_parse_size("10M", &bytes) == 0 && bytes == 10485760);
+    CHECK(units_parse_size("1g", &bytes) == 0 && bytes == 1073741824);
+    CHECK(units_parse_size("1kb", &bytes) == 0 && bytes == 1024);
+    CHECK(units_parse_size("1x", &bytes) == -1);
+    CHECK(units_parse_size("k", &bytes) == -1);
+    CHECK(units_parse_size("99999999999999999999", &bytes) == -1);
 
-    char **v = config_list_split(" a, b  c,,d inline:{ x=1, y=2 } ,");
+    char **v = plist_split(" a, b  c,,d inline:{ x=1, y=2 } ,");
     CHECK(v[0] && strcmp(v[0], "a") == 0);
     CHECK(v[1] && strcmp(v[1], "b") == 0);
     CHECK(v[2] && strcmp(v[2], "c") == 0);
     CHECK(v[3] && strcmp(v[3], "d") == 0);
     CHECK(v[4] && strcmp(v[4], "inline:{ x=1, y=2 }") == 0);
     CHECK(v[4] && v[5] == NULL);
-    config_list_free(v);
+    plist_free(v);
 }
 
 static void test_defaults(void)
@@ -105,6 +108,7 @@ static void test_shipped_conf(void)
 
 int main(void)
 {
+    config_use_checks(registry_find, registry_names);
     test_values();
     test_defaults();
     test_shipped_conf();

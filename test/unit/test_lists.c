@@ -4,6 +4,7 @@
 #include "policyd/maps/domainlist.h"
 #include "policyd/maps/netlist.h"
 #include "unit.h"
+#include "policyd/lib/addr.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,9 +69,9 @@ static void test_netlist(void)
     unlink(path);
     CHECK(netlist_new("mynetworks", "/nonexistent/file", err, sizeof(err)) == NULL);
 
-    CHECK_STR(netlist_private_kind("172.17.0.1"), "Docker bridge gateway (172.17.0.0/16)");
-    CHECK_STR(netlist_private_kind("::ffff:192.168.4.4"), "RFC 1918 private (192.168.0.0/16)");
-    CHECK(netlist_private_kind("203.0.113.7") == NULL);
+    CHECK_STR(addr_private_kind("172.17.0.1"), "Docker bridge gateway (172.17.0.0/16)");
+    CHECK_STR(addr_private_kind("::ffff:192.168.4.4"), "RFC 1918 private (192.168.0.0/16)");
+    CHECK(addr_private_kind("203.0.113.7") == NULL);
 }
 
 static void test_domainlist(void)

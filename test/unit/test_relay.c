@@ -7,6 +7,7 @@
 #include "policyd/lib/log.h"
 #include "protocol/request.h"
 #include "unit.h"
+#include "checks/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ static int log_contains(const char *text)
 
 int main(void)
 {
+    config_use_checks(registry_find, registry_names);
     char err[256];
     int fd = mkstemp(logpath);
     close(fd);

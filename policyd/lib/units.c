@@ -1,0 +1,74 @@
+/*
+ * units.c - durations and sizes as policyd.conf writes them: "10s 5m 1h 1d 2w 250ms" (a bare
+ * number is seconds) and "4096 64k 10m 1g" (optionally with a trailing b).
+ */
+#include "policyd/lib/units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int units_parse_time(const char *text, long *ms)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(text, &end);
+    if (end == text || errno || n < 0 || !isdigit((unsigned char)text[0]))
+        return -1;
+    double mult;
+    if (*end == 0 || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60e3;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600e3;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400e3;
+    else if (strcmp(end, "w") == 0)
+        mult = 7 * 86400e3;
+    else
+        return -1;
+    double v = n * mult;
+    if (v > (double)LONG_MAX / 2)
+        return -1;
+    *ms = (long)(v + 0.5);
+    return 0;
+}
+
+int units_parse_size(const char *text, size_t *bytes)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)text[0]))
+        return -1;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (errno)
+        return -1;
+    unsigned long long mult = 1;
+    switch (tolower((unsigned char)*end)) {
+    case 0:
+        break;
+    case 'k':
+        mult = 1024ULL;
+        break;
+    case 'm':
+        mult = 1024ULL * 1024;
+        break;
+    case 'g':
+        mult = 1024ULL * 1024 * 1024;
+        break;
+    default:
+        return -1;
+    }
+    if (*end && end[1] && !(tolower((unsigned char)end[1]) == 'b' && end[2] == 0))
+        return -1;
+    if (n > SIZE_MAX / mult)
+        return -1;
+    *bytes = (size_t)(n * mult);
+    return 0;
+}
