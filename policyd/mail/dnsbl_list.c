@@ -4,7 +4,6 @@
  */
 #include "policyd/mail/dnsbl_list.h"
 
-#include "policyd/config.h"
 #include "policyd/lib/plist.h"
 
 #include <ctype.h>

@@ -8,7 +8,6 @@
  */
 #include "policyd/maps/domainlist.h"
 
-#include "policyd/config.h"
 #include "policyd/maps/table.h"
 #include "policyd/lib/plist.h"
 

@@ -13,7 +13,6 @@
 #include "policyd/maps/table.h"
 #include "policyd/lib/hash.h"
 
-#include "policyd/config.h"
 #include "policyd/lib/addr.h"
 #include "policyd/lib/plist.h"
 #include "policyd/lib/file.h"
