@@ -17,18 +17,21 @@ struct domainlist;
 
 enum check_mode { MODE_ENFORCE, MODE_WARN };
 
+/* What a SIGHUP does with a changed setting (settings.def's reload class). */
+enum config_reload_class { R_LIVE, R_DNS, R_RESTART };
+
 #define CONFIG_MAX_CHECKS 16
 
 struct config {
-#define S_STR(n, d, doc) char *n;
-#define S_LIST(n, d, doc) char *n;
-#define S_ACT(n, d, doc) char *n;
-#define S_BOOL(n, d, doc) int n;
-#define S_INT(n, d, doc) long n;
-#define S_TIME(n, d, doc) long n; /* milliseconds */
-#define S_SIZE(n, d, doc) size_t n;
-#define S_OCT(n, d, doc) unsigned n;
-#define S_MODE(n, d, doc) enum check_mode n;
+#define S_STR(n, d, r, doc) char *n;
+#define S_LIST(n, d, r, doc) char *n;
+#define S_ACT(n, d, r, doc) char *n;
+#define S_BOOL(n, d, r, doc) int n;
+#define S_INT(n, d, lo, hi, r, doc) long n;
+#define S_TIME(n, d, lo, hi, r, doc) long n; /* milliseconds */
+#define S_SIZE(n, d, lo, hi, r, doc) size_t n;
+#define S_OCT(n, d, r, doc) unsigned n;
+#define S_MODE(n, d, r, doc) enum check_mode n;
 #define P_STR S_STR
 #define P_LIST S_LIST
 #include "policyd/settings.def"
@@ -97,6 +100,15 @@ void config_print_nondefault(const struct config *cfg, void *stdio_file);
 /* config_source_line - the line a setting was set on, for errors found after loading; 0 when it
  * has its default. */
 int config_source_line(const struct config *cfg, const char *name);
+
+/* config_changed - the names of the settings of reload class cls whose values differ between
+ * old and new, as "a, b, c" in out (empty when none). Returns 1 if any differ, else 0. */
+int config_changed(const struct config *old, const struct config *new_cfg,
+                   enum config_reload_class cls, char *out, size_t outlen);
+
+/* config_bounds_valid - every bound and default in the settings table is readable and every
+ * default lies inside its bounds (a test asks; a broken table is a build defect). 0 / -1. */
+int config_bounds_valid(char *err, size_t errlen);
 
 /* config_mode_name - "enforce" / "warn". */
 const char *config_mode_name(enum check_mode mode);

@@ -15,6 +15,7 @@
 #include "policyd/doctor/doctor.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
+#include "policyd/reload.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
 #include "checks/registry.h"
@@ -23,7 +24,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -39,15 +39,7 @@
 
 struct daemon {
     struct event_base *base;
-    /* SIGHUP: the new configuration (Postfix import, tables) is loaded in a thread, then handed
-     * to the loop through a pipe, so a large table never stalls the requests being served. */
-    int reload_pipe[2];
-    struct event *reload_ev;
-    pthread_t reload_thread;
-    int reloading;
-    struct config *reload_cfg;
-    struct dkim_keys_list *reload_keys; /* the new configuration's DKIM keys, read off the loop */
-    char reload_err[2048];
+    struct reload *reload; /* SIGHUP */
     struct dns *dns;
     struct server *server;
     const char *config_path;
@@ -65,29 +57,6 @@ static void main_usage(void)
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n"
                     "                                     check this server's deliverability\n");
     exit(2);
-}
-
-/* main_open_log - log as the configuration says; copy to stderr in the foreground on a tty. */
-static int main_open_log(const struct config *cfg, int to_stderr, char *err, size_t errlen)
-{
-    log_set_hostname(cfg->myhostname);
-    return log_open(cfg->syslog_name, cfg->syslog_facility, cfg->log_file, to_stderr, err,
-                    (unsigned long)errlen);
-}
-
-/* main_dns_options - the DNS engine's options from the configuration. */
-static struct dns_options main_dns_options(const struct config *cfg)
-{
-    struct dns_options o = {
-        .servers = cfg->dns_servers,
-        .timeout_ms = cfg->dns_timeout,
-        .tries = (int)cfg->dns_tries,
-        .cache_size = (size_t)cfg->dns_cache_size,
-        .ttl_min_ms = cfg->dns_ttl_min,
-        .ttl_max_ms = cfg->dns_ttl_max,
-        .error_ttl_ms = cfg->dns_error_ttl,
-    };
-    return o;
 }
 
 /* main_drop_privileges - become cfg->user; root only when written explicitly. 0 / -1. */
@@ -138,77 +107,6 @@ static void main_log_dns_stats(const struct daemon *d)
     log_info("dns statistics: %s", dns_stats_format(d->dns, line, sizeof(line)));
 }
 
-/* main_reload_thread - load and validate the new configuration off the loop. */
-static void *main_reload_thread(void *arg)
-{
-    struct daemon *d = arg;
-    d->reload_cfg = config_load(d->config_path, d->reload_err, sizeof(d->reload_err));
-    d->reload_keys = d->reload_cfg ? dkim_keys_list_load(d->reload_cfg->dkim_keys,
-                                                         d->reload_cfg->opendkim_config)
-                                   : NULL;
-    if (write(d->reload_pipe[1], "x", 1) != 1) {
-        /* the loop would never hear of it: nothing else to do from here */
-    }
-    return NULL;
-}
-
-/* main_reload - SIGHUP: start loading the new file in a thread (one reload at a time). */
-static void main_reload(struct daemon *d)
-{
-    if (d->reloading) {
-        log_info("reload already in progress: this SIGHUP is merged into it");
-        return;
-    }
-    d->reloading = 1;
-    if (pthread_create(&d->reload_thread, NULL, main_reload_thread, d) != 0) {
-        d->reloading = 0;
-        stats.reload_failures++;
-        log_error("reload refused: cannot start the loader thread; the running configuration "
-                  "stays in use");
-    }
-}
-
-/* main_reload_done - the loader finished: validate the outcome, then swap on the loop. */
-static void main_reload_done(evutil_socket_t fd, short what, void *arg)
-{
-    struct daemon *d = arg;
-    char byte, err[2048];
-    (void)what;
-    if (read(fd, &byte, 1) != 1 || !d->reloading)
-        return;
-    pthread_join(d->reload_thread, NULL);
-    d->reloading = 0;
-    struct config *old = config_active();
-    struct config *cfg = d->reload_cfg;
-    d->reload_cfg = NULL;
-    if (!cfg) {
-        stats.reload_failures++;
-        log_error("reload refused: %s; the running configuration stays in use", d->reload_err);
-        return; /* (no key list is loaded for a refused configuration) */
-    }
-    if (strcmp(cfg->listen, old->listen) != 0 || strcmp(cfg->user, old->user) != 0 ||
-        strcmp(cfg->listen_owner, old->listen_owner) != 0 ||
-        strcmp(cfg->listen_group, old->listen_group) != 0 || cfg->listen_mode != old->listen_mode)
-        log_warn("listen, listen_owner/group/mode and user changes take effect only after a "
-                 "restart (sockets are bound before privileges are dropped)");
-    if (main_open_log(cfg, d->foreground && isatty(2), err, sizeof(err)) != 0)
-        log_warn("reload: %s; logging stays where it was", err);
-    if (strcmp(cfg->dns_servers, old->dns_servers) != 0 || cfg->dns_timeout != old->dns_timeout ||
-        cfg->dns_tries != old->dns_tries || cfg->dns_cache_size != old->dns_cache_size ||
-        cfg->dns_ttl_min != old->dns_ttl_min || cfg->dns_ttl_max != old->dns_ttl_max ||
-        cfg->dns_error_ttl != old->dns_error_ttl) {
-        /* Queries in flight finish on the old settings; new ones use the new at once. */
-        struct dns_options dopts = main_dns_options(cfg);
-        if (dns_reconfigure(d->dns, &dopts, err, sizeof(err)) != 0)
-            log_warn("reload: %s; the DNS settings stay as they were", err);
-    }
-    config_activate(cfg);
-    dkim_keys_reload(d->reload_keys, cfg); /* DKIM key check: the new keys, checked at once */
-    d->reload_keys = NULL;
-    stats.reloads++;
-    log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
-}
-
 static void main_stopped(void *arg)
 {
     struct daemon *d = arg;
@@ -231,7 +129,7 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
 
     switch (sig) {
     case SIGHUP:
-        main_reload(d);
+        reload_request(d->reload);
         break;
     case SIGUSR1:
         stats_log();
@@ -286,17 +184,7 @@ static int main_write_pidfile(const char *path)
 /* main_cleanup - free what main_serve / main_serve_stdio built (each part may be NULL). */
 static void main_cleanup(struct daemon *d)
 {
-    if (d->reloading) {
-        pthread_join(d->reload_thread, NULL);
-        config_unref(d->reload_cfg);
-        dkim_keys_list_free(d->reload_keys);
-    }
-    if (d->reload_ev)
-        event_free(d->reload_ev);
-    if (d->reload_pipe[0] > 0) {
-        close(d->reload_pipe[0]);
-        close(d->reload_pipe[1]);
-    }
+    reload_free(d->reload);
     log_attach(NULL);
     server_free(d->server);
     dkim_keys_stop(); /* DKIM key check: its lookups go before the DNS engine */
@@ -317,7 +205,7 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     event_config_avoid_method(ec, "epoll");
     d->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    struct dns_options dopts = main_dns_options(cfg);
+    struct dns_options dopts = reload_dns_options(cfg);
     int rc = 1;
     if (!d->base)
         fprintf(stderr, "policyd: cannot create the event loop\n");
@@ -341,7 +229,7 @@ static int main_serve(struct daemon *d, struct config *cfg)
     int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
     int rc = 1;
 
-    struct dns_options dopts = main_dns_options(cfg);
+    struct dns_options dopts = reload_dns_options(cfg);
     if (!(d->base = event_base_new())) {
         snprintf(err, sizeof(err), "cannot create the event loop");
         goto fail;
@@ -363,13 +251,9 @@ static int main_serve(struct daemon *d, struct config *cfg)
     }
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
-    if (pipe2(d->reload_pipe, O_CLOEXEC) != 0 ||
-        !(d->reload_ev =
-              event_new(d->base, d->reload_pipe[0], EV_READ | EV_PERSIST, main_reload_done, d)) ||
-        event_add(d->reload_ev, NULL) != 0) {
-        snprintf(err, sizeof(err), "cannot set up reloading: %s", strerror(errno));
+    if (!(d->reload = reload_new(d->base, d->dns, d->config_path, d->foreground && isatty(2), err,
+                                 sizeof(err))))
         goto fail;
-    }
     for (size_t i = 0; i < 4; i++) {
         sigev[i] = evsignal_new(d->base, sigs[i], main_signal_cb, d);
         evsignal_add(sigev[i], NULL);
@@ -451,7 +335,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_verbose(verbose);
-    if (main_open_log(cfg, !stdio && foreground && isatty(2), err, sizeof(err)) != 0) {
+    if (reload_open_log(cfg, !stdio && foreground && isatty(2), err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", path, err);
         config_unref(cfg);
         return 1;

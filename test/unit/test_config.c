@@ -106,9 +106,67 @@ static void test_shipped_conf(void)
     config_unref(cfg);
 }
 
+/* load_text - config_load on a temporary file holding text; err gets the refusal. */
+static struct config *load_text(const char *text, char *path, size_t pathlen, char *err,
+                                size_t errlen)
+{
+    snprintf(path, pathlen, "/tmp/test_config.XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    FILE *fp = fdopen(fd, "w");
+    fprintf(fp, "postfix_config_directory =\n%s", text);
+    fclose(fp);
+    struct config *cfg = config_load(path, err, errlen);
+    unlink(path);
+    return cfg;
+}
+
+/* test_bounds - one table holds the bounds: every default inside, values outside refused with
+ * FILE:LINE and the range; and the reload classes tell what a reload changes. */
+static void test_bounds(void)
+{
+    char err[1024], path[64], want[256];
+    CHECK(config_bounds_valid(err, sizeof(err)) == 0);
+    struct config *cfg =
+        load_text("request_deadline = 95s\n", path, sizeof(path), err, sizeof(err));
+    CHECK(cfg == NULL);
+    snprintf(want, sizeof(want), "%s:2: request_deadline: '95s' is out of range (100ms to 90s)",
+             path);
+    CHECK_STR(err, want);
+    cfg = load_text("\nmax_pending_per_connection = 0\n", path, sizeof(path), err, sizeof(err));
+    CHECK(cfg == NULL);
+    snprintf(want, sizeof(want),
+             "%s:3: max_pending_per_connection: '0' is out of range (1 to 10000)", path);
+    CHECK_STR(err, want);
+    cfg = load_text("max_line_length = 32\n", path, sizeof(path), err, sizeof(err));
+    CHECK(cfg == NULL && strstr(err, ":2: max_line_length: '32' is out of range (64 to 1m)"));
+    cfg =
+        load_text("dns_tries = 10\nmax_request_size = 16m\n", path, sizeof(path), err, sizeof(err));
+    CHECK(cfg != NULL); /* the bounds themselves are allowed */
+    struct config *b =
+        load_text("dns_tries = 3\nlisten = inet:127.0.0.1:10099\nidle_timeout = 9s\n", path,
+                  sizeof(path), err, sizeof(err));
+    CHECK(b != NULL);
+    if (cfg && b) {
+        char changed[256];
+        CHECK(config_changed(cfg, b, R_DNS, changed, sizeof(changed)) == 1);
+        CHECK_STR(changed, "dns_tries");
+        CHECK(config_changed(cfg, b, R_RESTART, changed, sizeof(changed)) == 1);
+        CHECK_STR(changed, "listen");
+        CHECK(config_changed(cfg, b, R_LIVE, changed, sizeof(changed)) == 1);
+        CHECK_STR(changed, "idle_timeout, max_request_size");
+        CHECK(config_changed(cfg, cfg, R_LIVE, changed, sizeof(changed)) == 0);
+        CHECK_STR(changed, "");
+    }
+    config_unref(cfg);
+    config_unref(b);
+}
+
 int main(void)
 {
     config_use_checks(registry_find, registry_names);
+    test_bounds();
     test_values();
     test_defaults();
     test_shipped_conf();
