@@ -84,9 +84,7 @@ static void *rdns_configure(const struct config *cfg, char *err, size_t errlen)
     for (size_t i = 0; st->generic[i]; i++)
         for (char *p = st->generic[i]; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-    st->max_names = cfg->rdns_max_names < 1                ? 1
-                    : cfg->rdns_max_names > RDNS_MAX_NAMES ? RDNS_MAX_NAMES
-                                                           : (size_t)cfg->rdns_max_names;
+    st->max_names = (size_t)cfg->rdns_max_names; /* settings.def bounds it to RDNS_MAX_NAMES */
     return st;
 }
 

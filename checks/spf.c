@@ -251,12 +251,6 @@ static void *spf_configure(const struct config *cfg, char *err, size_t errlen)
     if (spf_act_parse("spf_helo_fail_action", cfg->spf_helo_fail_action, &st->helo_fail, err,
                       errlen) != 0)
         goto fail;
-    if (cfg->spf_max_dns_lookups < 1 || cfg->spf_max_void_lookups < 0) {
-        snprintf(err, errlen,
-                 "spf_max_dns_lookups must be at least 1, spf_max_void_lookups at "
-                 "least 0");
-        goto fail;
-    }
     st->skip = netlist_new("spf_skip_networks", cfg->spf_skip_networks, err, errlen);
     if (!st->skip)
         goto fail;
