@@ -13,9 +13,11 @@ import time
 
 SOCK, LOG = sys.argv[1], sys.argv[2]
 failures = 0
+checks = 0
 
 def report(name, good):
-    global failures
+    global failures, checks
+    checks += 1
     print(("ok " if good else "not ok ") + name, flush=True)
     if not good:
         failures += 1
@@ -158,4 +160,5 @@ report("1,000 pipelined requests answered in order", replies == expected)
 idle.sendall(request(client_address="127.0.0.1"))
 report("connection opened before the attacks still answers", read_replies(idle, 1) == b"action=DUNNO\n\n")
 idle.close()
+print("badinput: done, %d checks" % checks, flush=True)
 sys.exit(1 if failures else 0)
