@@ -15,6 +15,7 @@
 #include "policyd/doctor/doctor.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/reload.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
@@ -143,7 +144,8 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
                  (int)sig);
         long grace = config_active()->request_deadline + 2000;
         struct timeval tv = {grace / 1000, (grace % 1000) * 1000};
-        d->stop_timer = evtimer_new(d->base, main_stop_timer_cb, d);
+        if (!(d->stop_timer = evtimer_new(d->base, main_stop_timer_cb, d)))
+            xalloc_fail(0);
         evtimer_add(d->stop_timer, &tv);
         server_shutdown(d->server, main_stopped, d);
         break;
@@ -202,23 +204,20 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     char err[1024];
     /* stdin may be a regular file or a pipe: poll handles both, epoll not files. */
     struct event_config *ec = event_config_new();
+    if (!ec)
+        xalloc_fail(0);
     event_config_avoid_method(ec, "epoll");
     d->base = event_base_new_with_config(ec);
     event_config_free(ec);
     struct dns_options dopts = reload_dns_options(cfg);
-    int rc = 1;
     if (!d->base)
-        fprintf(stderr, "policyd: cannot create the event loop\n");
-    else if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
-        fprintf(stderr, "policyd: %s\n", err);
-    else if (server_stdio(d->base, d->dns, main_stopped, d) != 0)
-        fprintf(stderr, "policyd: cannot serve stdin/stdout\n");
-    else {
-        event_base_dispatch(d->base);
-        rc = 0;
-    }
+        log_fatal("cannot start: cannot create the event loop");
+    if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        log_fatal("cannot start: %s", err);
+    server_stdio(d->base, d->dns, main_stopped, d);
+    event_base_dispatch(d->base);
     main_cleanup(d);
-    return rc;
+    return 0;
 }
 
 /* main_serve - the daemon: bind, detach, drop privileges, serve until SIGTERM. */
@@ -227,7 +226,6 @@ static int main_serve(struct daemon *d, struct config *cfg)
     char err[2048];
     struct event *sigev[4] = {NULL, NULL, NULL, NULL};
     int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
-    int rc = 1;
 
     struct dns_options dopts = reload_dns_options(cfg);
     if (!(d->base = event_base_new())) {
@@ -255,7 +253,8 @@ static int main_serve(struct daemon *d, struct config *cfg)
                                  sizeof(err))))
         goto fail;
     for (size_t i = 0; i < 4; i++) {
-        sigev[i] = evsignal_new(d->base, sigs[i], main_signal_cb, d);
+        if (!(sigev[i] = evsignal_new(d->base, sigs[i], main_signal_cb, d)))
+            xalloc_fail(0);
         evsignal_add(sigev[i], NULL);
     }
     log_attach(d->base);
@@ -266,17 +265,13 @@ static int main_serve(struct daemon *d, struct config *cfg)
     stats_log();
     main_log_dns_stats(d);
     log_info("stopped");
-    rc = 0;
-    goto out;
-fail:
-    fprintf(stderr, "policyd: %s\n", err);
-    log_error("cannot start: %s", err);
-out:
     for (size_t i = 0; i < 4; i++)
-        if (sigev[i])
-            event_free(sigev[i]);
+        event_free(sigev[i]);
     main_cleanup(d);
-    return rc;
+    return 0;
+fail:
+    main_cleanup(d); /* the sockets bound so far go; no signal event exists yet */
+    log_fatal("cannot start: %s", err);
 }
 
 int main(int argc, char **argv)

@@ -14,6 +14,7 @@
 #include "policyd/stats.h"
 #include "policyd/lib/plist.h"
 #include "policyd/lib/endpoint.h"
+#include "policyd/lib/xalloc.h"
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -227,12 +228,7 @@ static void server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, str
         return;
     }
     server_peer_name(l, fd, sa, salen, peer, sizeof(peer));
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        log_warn("out of memory: refusing connection from %s", peer);
-        close(fd);
-        return;
-    }
+    struct conn *c = xcalloc(1, sizeof(*c));
     c->srv = srv;
     c->next = srv->conns;
     if (srv->conns)
@@ -243,11 +239,6 @@ static void server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, str
     if (++stats.connections_now > stats.connections_peak)
         stats.connections_peak = stats.connections_now;
     c->session = session_new(srv->base, srv->dns, fd, fd, peer, server_conn_closed, c);
-    if (!c->session) {
-        log_warn("cannot set up a session for %s: out of resources", peer);
-        server_conn_closed(c);
-        return;
-    }
     if (srv->nconns >= (size_t)config_active()->max_connections && !srv->paused) {
         log_warn("max_connections (%ld) reached: new connections wait until one closes",
                  config_active()->max_connections);
@@ -296,16 +287,14 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
     size_t n = 0;
     while (v[n])
         n++;
-    struct server *srv = calloc(1, sizeof(*srv));
-    if (!srv)
-        abort();
+    struct server *srv = xcalloc(1, sizeof(*srv));
     srv->base = base;
     srv->dns = dns;
-    srv->listeners = calloc(n ? n : 1, sizeof(*srv->listeners));
-    srv->resume_timer = evtimer_new(base, server_resume_cb, srv);
-    srv->done_event = event_new(base, -1, 0, server_done_cb, srv);
-    if (!srv->listeners || !srv->resume_timer || !srv->done_event)
-        abort();
+    srv->listeners = xcalloc(n, sizeof(*srv->listeners));
+    if (!(srv->resume_timer = evtimer_new(base, server_resume_cb, srv)))
+        xalloc_fail(0);
+    if (!(srv->done_event = event_new(base, -1, 0, server_done_cb, srv)))
+        xalloc_fail(0);
     server_raise_nofile();
     for (size_t i = 0; i < n; i++) {
         struct listener *l = &srv->listeners[i];
@@ -328,7 +317,7 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
                 close(fd);
                 goto fail;
             }
-            l->unix_path = strdup(sun->sun_path);
+            l->unix_path = xstrdup(sun->sun_path);
             if (stat(sun->sun_path, &st) == 0)
                 l->unix_ino = st.st_ino;
         } else {
@@ -427,17 +416,11 @@ static void server_stdio_closed(void *arg)
     free(ctx);
 }
 
-int server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg)
+void server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg)
 {
-    struct stdio_ctx *ctx = malloc(sizeof(*ctx));
-    if (!ctx)
-        return -1;
+    struct stdio_ctx *ctx = xmalloc(sizeof(*ctx));
     ctx->done = done;
     ctx->arg = arg;
-    if (!session_new(base, dns, 0, 1, "stdin", server_stdio_closed, ctx)) {
-        free(ctx);
-        return -1;
-    }
+    session_new(base, dns, 0, 1, "stdin", server_stdio_closed, ctx);
     stats.connections_total++;
-    return 0;
 }

@@ -32,7 +32,7 @@ void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg);
 void server_free(struct server *srv);
 
 /* server_stdio - serve one connection on standard input/output (-S); done is called when it
- * ends. 0 / -1. */
-int server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg);
+ * ends (from the event loop, never from inside this call). */
+void server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *arg), void *arg);
 
 #endif

@@ -16,6 +16,7 @@
 #include "policyd/config.h"
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/stats.h"
 #include "protocol/reply.h"
 #include "protocol/request.h"
@@ -229,9 +230,7 @@ static void session_parse(struct session *s)
             off = 0;
             break;
         }
-        struct pending *p = malloc(sizeof(*p));
-        if (!p)
-            abort();
+        struct pending *p = xmalloc(sizeof(*p));
         p->next = NULL;
         if (s->tail)
             s->tail->next = p;
@@ -285,9 +284,7 @@ static void session_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (s->in_cap - s->in_len < SESSION_READ_CHUNK) {
         s->in_cap = s->in_len + SESSION_READ_CHUNK;
-        s->in = realloc(s->in, s->in_cap);
-        if (!s->in)
-            abort();
+        s->in = xrealloc(s->in, s->in_cap);
     }
     ssize_t n = read(fd, s->in + s->in_len, s->in_cap - s->in_len);
     if (n < 0) {
@@ -325,13 +322,7 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
                             const char *peer, session_closed_fn closed, void *arg)
 {
     struct config *cfg = config_active();
-    struct session *s = calloc(1, sizeof(*s));
-    if (!s) {
-        close(in_fd);
-        if (out_fd != in_fd)
-            close(out_fd);
-        return NULL;
-    }
+    struct session *s = xcalloc(1, sizeof(*s));
     struct request_limits limits = {
         .max_line = cfg->max_line_length,
         .max_attrs = (size_t)cfg->max_attributes,
@@ -351,13 +342,14 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
     evutil_make_socket_nonblocking(in_fd);
     if (out_fd != in_fd)
         evutil_make_socket_nonblocking(out_fd);
-    s->out = evbuffer_new();
-    s->rev = event_new(base, in_fd, EV_READ | EV_PERSIST, session_read_cb, s);
-    s->wev = event_new(base, out_fd, EV_WRITE, session_write_cb, s);
-    if (!s->out || !s->rev || !s->wev) {
-        session_free(s);
-        return NULL;
-    }
+    /* libevent's allocators fail only for want of memory (the descriptors are ours and valid):
+     * the same answer as any other allocation. */
+    if (!(s->out = evbuffer_new()))
+        xalloc_fail(0);
+    if (!(s->rev = event_new(base, in_fd, EV_READ | EV_PERSIST, session_read_cb, s)))
+        xalloc_fail(0);
+    if (!(s->wev = event_new(base, out_fd, EV_WRITE, session_write_cb, s)))
+        xalloc_fail(0);
     session_set_reading(s, 1);
     return s;
 }

@@ -20,7 +20,7 @@ typedef void (*session_closed_fn)(void *arg);
  * session_new - serve the policy protocol on in_fd (replies to out_fd; the same descriptor for
  * sockets, 0 and 1 for -S mode). peer names the client socket in log lines. The session takes
  * ownership of the descriptor(s) and frees itself when the connection ends; closed (may be
- * NULL) is then called. Returns NULL on resource failure (the descriptors are closed).
+ * NULL) is then called. Never NULL (a memory shortage is logged and aborts, see xalloc.h).
  */
 struct session *session_new(struct event_base *base, struct dns *dns, int in_fd, int out_fd,
                             const char *peer, session_closed_fn closed, void *arg);

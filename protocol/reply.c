@@ -5,26 +5,25 @@
  */
 #include "protocol/reply.h"
 
+#include "policyd/lib/xalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-int reply_write(struct evbuffer *out, const char *action)
+void reply_write(struct evbuffer *out, const char *action)
 {
     if (!action || !*action)
         action = "DUNNO";
     size_t len = strlen(action);
-    if (strpbrk(action, "\r\n") == NULL)
-        return evbuffer_add(out, "action=", 7) || evbuffer_add(out, action, len) ||
-                       evbuffer_add(out, "\n\n", 2)
-                   ? -1
-                   : 0;
-    char *clean = malloc(len);
-    if (!clean)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        clean[i] = (action[i] == '\r' || action[i] == '\n') ? ' ' : action[i];
-    int rc = evbuffer_add(out, "action=", 7) || evbuffer_add(out, clean, len) ||
-             evbuffer_add(out, "\n\n", 2);
+    char *clean = NULL;
+    if (strpbrk(action, "\r\n") != NULL) {
+        clean = xmalloc(len);
+        for (size_t i = 0; i < len; i++)
+            clean[i] = (action[i] == '\r' || action[i] == '\n') ? ' ' : action[i];
+    }
+    /* An evbuffer we own, never frozen, refuses to grow only for want of memory. */
+    if (evbuffer_add(out, "action=", 7) || evbuffer_add(out, clean ? clean : action, len) ||
+        evbuffer_add(out, "\n\n", 2))
+        xalloc_fail(len + 9);
     free(clean);
-    return rc ? -1 : 0;
 }

@@ -9,8 +9,8 @@
 
 #include <event2/buffer.h>
 
-/* reply_write - append the reply for action (NULL or "" means DUNNO) to out. Returns 0, or
- * -1 if out could not grow. */
-int reply_write(struct evbuffer *out, const char *action);
+/* reply_write - append the reply for action (NULL or "" means DUNNO) to out. Never fails: a
+ * buffer that cannot grow is a memory shortage, logged and aborted (see xalloc.h). */
+void reply_write(struct evbuffer *out, const char *action);
 
 #endif

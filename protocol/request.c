@@ -9,6 +9,9 @@
  */
 #include "protocol/request.h"
 
+#include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +100,8 @@ static void attr_table_build(void)
         else if (slot[1] < 0)
             slot[1] = (signed char)i;
         else
-            abort(); /* broken invariant: change attr_hash */
+            log_panic("request: three attribute names share hash slot %u: change attr_hash",
+                      (unsigned)attr_hash(attr_names[i], attr_lens[i]));
     }
     attr_table_ready = 1;
 }
@@ -127,13 +131,9 @@ const char *request_state_name(enum request_state state)
 
 struct request_parser *request_parser_new(const struct request_limits *limits)
 {
-    struct request_parser *p = calloc(1, sizeof(*p));
-    if (!p)
-        abort();
+    struct request_parser *p = xcalloc(1, sizeof(*p));
     p->limits = *limits;
-    p->eol = malloc((limits->max_attrs + 1) * sizeof(*p->eol));
-    if (!p->eol)
-        abort();
+    p->eol = xreallocarray(NULL, limits->max_attrs + 1, sizeof(*p->eol));
     return p;
 }
 
@@ -173,9 +173,7 @@ static enum request_parse_status parser_fail(struct request_parser *p, enum requ
 /* request_alloc - a request holding a copy of len bytes (NUL-terminated). */
 static struct request *request_alloc(const char *data, size_t len)
 {
-    struct request *req = malloc(sizeof(*req) + len + 1);
-    if (!req)
-        abort();
+    struct request *req = xmalloc(sizeof(*req) + len + 1);
     memset(req, 0, sizeof(*req));
     memcpy(req->buf, data, len);
     req->buf[len] = 0;
@@ -307,9 +305,7 @@ struct request *request_new_from_pairs(const char *const *pairs)
     size_t len = 1;
     for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2)
         len += strlen(pairs[i]) + strlen(pairs[i + 1]) + 2;
-    struct request *req = malloc(sizeof(*req) + len + 1);
-    if (!req)
-        abort();
+    struct request *req = xmalloc(sizeof(*req) + len + 1);
     memset(req, 0, sizeof(*req));
     size_t n = 0;
     for (size_t i = 0; pairs[i] && pairs[i + 1]; i += 2) {

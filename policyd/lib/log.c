@@ -61,6 +61,8 @@ void log_attach(struct event_base *base)
         event_free(log_flush_ev);
         log_flush_ev = NULL;
     }
+    /* Without the event (no memory for it) each line is written at once: slower, never lost.
+     * xalloc is not used here, since it reports through this file. */
     if (base)
         log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
 }

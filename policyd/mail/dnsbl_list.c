@@ -5,6 +5,7 @@
 #include "policyd/mail/dnsbl_list.h"
 
 #include "policyd/lib/plist.h"
+#include "policyd/lib/xalloc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -63,7 +64,7 @@ int dnsbl_list_parse(struct dnsbl_list *s, const char *text, char *err, size_t e
     char *eq = strchr(buf, '=');
     if (eq) {
         *eq = 0;
-        s->filter = strdup(eq + 1);
+        s->filter = xstrdup(eq + 1);
         const char *p = eq + 1;
         for (int i = 0; i < 4; i++) {
             const char *dot = p;
@@ -85,7 +86,7 @@ int dnsbl_list_parse(struct dnsbl_list *s, const char *text, char *err, size_t e
         }
         s->has_filter = 1;
     } else {
-        s->filter = strdup("");
+        s->filter = xstrdup("");
     }
     for (char *p = buf; *p; p++)
         *p = (char)tolower((unsigned char)*p);
@@ -96,7 +97,7 @@ int dnsbl_list_parse(struct dnsbl_list *s, const char *text, char *err, size_t e
         snprintf(err, errlen, "dnsbl_sites: '%s': not a DNS list zone", text);
         return -1;
     }
-    s->zone = strdup(buf);
+    s->zone = xstrdup(buf);
     return 0;
 }
 

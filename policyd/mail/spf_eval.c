@@ -17,6 +17,7 @@
 
 #include "policyd/maps/netlist.h"
 #include "policyd/lib/addr.h"
+#include "policyd/lib/xalloc.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -556,9 +557,7 @@ static int record_scan(const char *s, size_t len, struct terms *ts, char *err, s
     while (next_term(s, len, &pos, &tp, &tl)) {
         if (ts->n == ts->cap) {
             size_t cap = ts->cap * 4;
-            struct term *v = malloc(cap * sizeof(*v));
-            if (!v)
-                abort();
+            struct term *v = xmalloc(cap * sizeof(*v));
             memcpy(v, ts->v, ts->n * sizeof(*v));
             if (ts->v != ts->inline_v)
                 free(ts->v);
@@ -862,17 +861,13 @@ static int expand(struct ev *ev, const char *s, size_t len, const char *domain, 
         }
         /* Split on the delimiters, reverse, keep the rightmost parts, join with dots; then
          * URL-escape for an upper-case letter (RFC 3986 unreserved characters kept). */
-        char *part = malloc(vlen * 3 + 1);
-        if (!part)
-            abort();
+        char *part = xmalloc(vlen * 3 + 1);
         size_t plen = 0;
         size_t nparts = 1;
         for (size_t k = 0; k < vlen; k++)
             if (v[k] && strchr(delims, v[k]))
                 nparts++;
-        size_t *starts = malloc((nparts + 1) * sizeof(size_t));
-        if (!starts)
-            abort();
+        size_t *starts = xmalloc((nparts + 1) * sizeof(size_t));
         size_t np = 0;
         starts[np++] = 0;
         for (size_t k = 0; k < vlen; k++)
@@ -922,9 +917,7 @@ static int target_name(struct ev *ev, const struct term *t, const char *domain, 
         snprintf(out, outlen, "%s", domain);
         return 0;
     }
-    char *tmp = malloc(SPF_MAX_EXPAND);
-    if (!tmp)
-        abort();
+    char *tmp = xmalloc(SPF_MAX_EXPAND);
     struct buf b = {tmp, 0, SPF_MAX_EXPAND, 1, 0};
     tmp[0] = '\0';
     int rc = expand(ev, t->arg, t->arglen, domain, &b);
@@ -1090,9 +1083,7 @@ static int explanation(struct ev *ev, const struct term *exp, const char *domain
     if (!exp->arg)
         return 0;
     char name[256];
-    char *saved = strdup(ev->out->problem);
-    if (!saved)
-        abort();
+    char *saved = xstrdup(ev->out->problem);
     int rc = target_name(ev, exp, domain, name, sizeof(name));
     snprintf(ev->out->problem, sizeof(ev->out->problem), "%s", saved);
     free(saved);

@@ -10,6 +10,7 @@
 
 #include "policyd/maps/table.h"
 #include "policyd/lib/plist.h"
+#include "policyd/lib/xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -34,12 +35,7 @@ struct domainlist {
 
 static void dom_push(struct domainlist *dl, struct dom_entry *e)
 {
-    if (dl->n == dl->cap) {
-        dl->cap = dl->cap ? dl->cap * 2 : 8;
-        dl->v = realloc(dl->v, dl->cap * sizeof(*dl->v));
-        if (!dl->v)
-            abort();
-    }
+    dl->v = xgrow(dl->v, &dl->cap, dl->n + 1, sizeof(*dl->v));
     dl->v[dl->n++] = *e;
 }
 
@@ -103,7 +99,7 @@ static int dom_add_token(struct domainlist *dl, const char *tok, int depth, char
             snprintf(err, errlen, "%s: %s", dl->name, terr);
             return -1;
         }
-        e.text = strdup(tok);
+        e.text = xstrdup(tok);
         e.pattern = e.text + e.negated;
         dom_push(dl, &e);
         return 0;
@@ -120,7 +116,7 @@ static int dom_add_token(struct domainlist *dl, const char *tok, int depth, char
         snprintf(err, errlen, "%s: empty pattern after '!'", dl->name);
         return -1;
     }
-    e.text = strdup(tok);
+    e.text = xstrdup(tok);
     for (char *q = e.text; *q; q++)
         *q = (char)tolower((unsigned char)*q);
     size_t len = strlen(e.text);
@@ -134,11 +130,9 @@ static int dom_add_token(struct domainlist *dl, const char *tok, int depth, char
 struct domainlist *domainlist_new(const char *name, const char *value, int parent_style, char *err,
                                   size_t errlen)
 {
-    struct domainlist *dl = calloc(1, sizeof(*dl));
-    if (!dl)
-        abort();
-    dl->name = strdup(name);
-    dl->text = strdup(value ? value : "");
+    struct domainlist *dl = xcalloc(1, sizeof(*dl));
+    dl->name = xstrdup(name);
+    dl->text = xstrdup(value ? value : "");
     dl->parent_style = parent_style;
     char **v = plist_split(dl->text);
     for (size_t i = 0; v[i]; i++) {

@@ -67,19 +67,12 @@ struct table {
 
 static void table_add(struct table *t, const char *key, size_t klen, const char *value)
 {
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->v = realloc(t->v, t->cap * sizeof(*t->v));
-        if (!t->v)
-            abort();
-    }
-    char *k = strndup(key, klen);
-    if (!k)
-        abort();
+    t->v = xgrow(t->v, &t->cap, t->n + 1, sizeof(*t->v));
+    char *k = xstrndup(key, klen);
     for (char *p = k; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     t->v[t->n].key = k;
-    t->v[t->n].value = strdup(value);
+    t->v[t->n].value = xstrdup(value);
     t->v[t->n].order = t->n;
     t->n++;
 }
@@ -105,9 +98,7 @@ static void table_finish_memory(struct table *t)
     size_t size = 16;
     while (size < 2 * t->n)
         size <<= 1;
-    t->index = malloc(size * sizeof(*t->index));
-    if (!t->index)
-        abort();
+    t->index = xreallocarray(NULL, size, sizeof(*t->index));
     memset(t->index, 0xff, size * sizeof(*t->index));
     t->index_mask = size - 1;
     for (size_t i = 0; i < t->n; i++) {
@@ -130,9 +121,7 @@ static void table_load_record(struct table *t, const char *key, size_t klen, con
         klen--;
     if (vlen > 0 && val[vlen - 1] == 0)
         vlen--;
-    char *v = strndup(val, vlen);
-    if (!v)
-        abort();
+    char *v = xstrndup(val, vlen);
     table_add(t, key, klen, v);
     free(v);
 }
@@ -244,16 +233,14 @@ static int table_parse_text(struct table *t, const char *path, char *text, char 
             }
             /* As Postfix's readllines: the newline goes, the indentation stays. */
             size_t ll = strlen(logical), add = strlen(line);
-            logical = realloc(logical, ll + add + 1);
-            if (!logical)
-                abort();
+            logical = xrealloc(logical, ll + add + 1);
             memcpy(logical + ll, line, add + 1);
             continue;
         }
         if (logical)
             rc = table_flush(t, path, start, logical, err, errlen);
         free(logical);
-        logical = strdup(p);
+        logical = xstrdup(p);
         start = lineno;
     }
     if (logical && rc == 0)
@@ -270,15 +257,13 @@ static char *table_read_file(const char *path, char *err, size_t errlen)
     if (!fp)
         return NULL;
     size_t cap = 65536, n = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, fp)) > 0) {
+    char *buf = xmalloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, fp)) > 0) {
         n += got;
         if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
+            buf = xrealloc(buf, cap *= 2);
     }
     fclose(fp);
-    if (!buf)
-        abort();
     buf[n] = 0;
     if (memchr(buf, 0, n)) {
         snprintf(err, errlen, "%s: NUL byte in a text table", path);
@@ -296,7 +281,7 @@ static int table_open_inline(struct table *t, const char *body, char *err, size_
         snprintf(err, errlen, "%s: expected inline:{ key=value, ... }", t->spec);
         return -1;
     }
-    char *inner = strndup(body + 1, len - 2);
+    char *inner = xstrndup(body + 1, len - 2);
     char **v = plist_split(inner);
     free(inner);
     for (size_t i = 0; v[i]; i++) {
@@ -378,10 +363,8 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         snprintf(err, errlen, "'%s' is not type:name", spec);
         return NULL;
     }
-    struct table *t = calloc(1, sizeof(*t));
-    if (!t)
-        abort();
-    t->spec = strdup(spec);
+    struct table *t = xcalloc(1, sizeof(*t));
+    t->spec = xstrdup(spec);
     const char *name = colon + 1;
     size_t tlen = (size_t)(colon - spec);
     int rc = 0;
@@ -398,7 +381,7 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         rc = table_open_inline(t, name, err, errlen);
     } else if (TYPE_IS("static")) {
         t->type = TT_STATIC;
-        t->result = strdup(name);
+        t->result = xstrdup(name);
     } else if (TYPE_IS("cidr")) {
         t->type = TT_CIDR;
         rc = table_open_cidr(t, name, err, errlen);
@@ -429,11 +412,11 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
     }
     if (strncmp(spec, "lmdb:", 5) == 0 || strncmp(spec, "hash:", 5) == 0 ||
         strncmp(spec, "btree:", 6) == 0)
-        t->file = strdup(path);
+        t->file = xstrdup(path);
     else if (t->type == TT_MEMORY && name[0] == '/')
-        t->file = strdup(name);
+        t->file = xstrdup(name);
     else if (t->type == TT_CIDR)
-        t->file = strdup(name);
+        t->file = xstrdup(name);
     if (t->file)
         stat(t->file, &t->seen);
     return t;
