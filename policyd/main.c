@@ -11,9 +11,9 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
-#include "policyd/mail/dkim_keys.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/dns/dns.h"
+#include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
@@ -46,7 +46,6 @@ struct daemon {
     pthread_t reload_thread;
     int reloading;
     struct config *reload_cfg;
-    struct dkim_keys_list *reload_keys; /* the new configuration's DKIM keys, read off the loop */
     char reload_err[2048];
     struct dns *dns;
     struct server *server;
@@ -143,9 +142,6 @@ static void *main_reload_thread(void *arg)
 {
     struct daemon *d = arg;
     d->reload_cfg = config_load(d->config_path, d->reload_err, sizeof(d->reload_err));
-    d->reload_keys = d->reload_cfg ? dkim_keys_list_load(d->reload_cfg->dkim_keys,
-                                                         d->reload_cfg->opendkim_config)
-                                   : NULL;
     if (write(d->reload_pipe[1], "x", 1) != 1) {
         /* the loop would never hear of it: nothing else to do from here */
     }
@@ -184,7 +180,7 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
     if (!cfg) {
         stats.reload_failures++;
         log_error("reload refused: %s; the running configuration stays in use", d->reload_err);
-        return; /* (no key list is loaded for a refused configuration) */
+        return;
     }
     if (strcmp(cfg->listen, old->listen) != 0 || strcmp(cfg->user, old->user) != 0 ||
         strcmp(cfg->listen_owner, old->listen_owner) != 0 ||
@@ -202,9 +198,15 @@ static void main_reload_done(evutil_socket_t fd, short what, void *arg)
         if (dns_reconfigure(d->dns, &dopts, err, sizeof(err)) != 0)
             log_warn("reload: %s; the DNS settings stay as they were", err);
     }
+    /* The checks' timers and lookups: the new configuration's start, the old one's stop. */
+    if (evaluate_start_checks(cfg, old, d->base, d->dns, err, sizeof(err)) != 0) {
+        stats.reload_failures++;
+        log_error("reload refused: %s; the running configuration stays in use", err);
+        config_unref(cfg);
+        return;
+    }
+    evaluate_stop_checks(old);
     config_activate(cfg);
-    dkim_keys_reload(d->reload_keys, cfg); /* DKIM key check: the new keys, checked at once */
-    d->reload_keys = NULL;
     stats.reloads++;
     log_info("reloaded %s (%s)", d->config_path, cfg->postfix_note);
 }
@@ -289,7 +291,6 @@ static void main_cleanup(struct daemon *d)
     if (d->reloading) {
         pthread_join(d->reload_thread, NULL);
         config_unref(d->reload_cfg);
-        dkim_keys_list_free(d->reload_keys);
     }
     if (d->reload_ev)
         event_free(d->reload_ev);
@@ -299,7 +300,7 @@ static void main_cleanup(struct daemon *d)
     }
     log_attach(NULL);
     server_free(d->server);
-    dkim_keys_stop(); /* DKIM key check: its lookups go before the DNS engine */
+    evaluate_stop_checks(config_active()); /* the checks' lookups go before the DNS engine */
     dns_free(d->dns);
     if (d->stop_timer)
         event_free(d->stop_timer);
@@ -322,6 +323,8 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     if (!d->base)
         fprintf(stderr, "policyd: cannot create the event loop\n");
     else if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        fprintf(stderr, "policyd: %s\n", err);
+    else if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         fprintf(stderr, "policyd: %s\n", err);
     else if (server_stdio(d->base, d->dns, main_stopped, d) != 0)
         fprintf(stderr, "policyd: cannot serve stdin/stdout\n");
@@ -356,11 +359,8 @@ static int main_serve(struct daemon *d, struct config *cfg)
     }
     if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
-    /* DKIM key check: keys are read before privileges go (they are often root-only). */
-    if (dkim_keys_start(d->base, d->dns, cfg) != 0) {
-        snprintf(err, sizeof(err), "cannot start the DKIM key check");
+    if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         goto fail;
-    }
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
     if (pipe2(d->reload_pipe, O_CLOEXEC) != 0 ||
