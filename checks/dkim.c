@@ -2,12 +2,13 @@
  * dkim.c - the "dkim" check: warns that outbound mail will fail DKIM. Never decides.
  *
  * The check's state watches this server's DKIM signing keys for as long as its configuration
- * is active: configure() reads the key list (dkim_keys, OpenDKIM's KeyTable; at start-up as
- * root, on reload in the loader thread, so root-only key files are read while that is still
- * possible); start() asks DNS for each key's record at once and every dkim_check_interval,
- * tests each answer with policyd/mail/dkim_keys.c and logs the broken keys; stop() cancels the
- * timer and the lookups. A reload hands the key texts of keys the new list could not read (no
- * longer root) and the latest results of unchanged keys to the new state.
+ * is active. configure() reads the key list and the key files (dkim_keys, OpenDKIM's
+ * KeyTable): at start-up as root, before privileges are dropped (key files are often
+ * root-only), and on reload in the loader thread, off the event loop. start() asks DNS for
+ * each key's record at once and every dkim_check_interval, tests each answer with
+ * policyd/mail/dkim_keys.c and logs the broken keys; a failed lookup keeps the last result.
+ * stop() cancels the timer and the lookups. On reload the new state takes over from the old
+ * one the text of a key it could no longer read and the latest result of each unchanged key.
  * For a RCPT from a client that sends outbound mail through us (in mynetworks, or
  * authenticated), the sender's domain is looked up in the latest results: when a key of that
  * domain has no record, a revoked one or one that does not match, the diagnosis line says so
@@ -102,10 +103,21 @@ static void dkim_answered(const struct dns_result *r, void *arg)
     struct dkim_state *st = s->st;
     const struct dkim_key *key = &st->list->keys[s - st->slots];
     char name[300];
+    struct dkim_keys_result now;
     s->q = NULL;
-    dkim_keys_test(key, r, &s->r);
-    s->checked = 1;
+    dkim_keys_test(key, r, &now);
     dkim_keys_name(key, name, sizeof(name));
+    if (now.outcome == DKIM_KEYS_DNS_TROUBLE && s->checked &&
+        s->r.outcome != DKIM_KEYS_DNS_TROUBLE) {
+        /* A lookup that failed says nothing new about the record: keep what the last answer
+         * showed (a known broken key stays reported), say so, ask again next round. */
+        log_warn("dkim: key %s (%s): %s (%s); keeping the last result: %s", name, key->path,
+                 dkim_keys_outcome_text(now.outcome), now.detail,
+                 dkim_keys_outcome_text(s->r.outcome));
+        return;
+    }
+    s->r = now;
+    s->checked = 1;
     dkim_keys_fix(key, &s->r, s->fix, sizeof(s->fix));
     snprintf(s->problem, sizeof(s->problem), "key %s (%s): %s%s%s%s", name, key->path,
              dkim_keys_outcome_text(s->r.outcome), s->r.detail[0] ? " (" : "", s->r.detail,
