@@ -11,9 +11,9 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
-#include "policyd/mail/dkim_keys.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/dns/dns.h"
+#include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/reload.h"
@@ -189,7 +189,7 @@ static void main_cleanup(struct daemon *d)
     reload_free(d->reload);
     log_attach(NULL);
     server_free(d->server);
-    dkim_keys_stop(); /* DKIM key check: its lookups go before the DNS engine */
+    evaluate_stop_checks(config_active()); /* the checks' lookups go before the DNS engine */
     dns_free(d->dns);
     if (d->stop_timer)
         event_free(d->stop_timer);
@@ -213,6 +213,8 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     if (!d->base)
         log_fatal("cannot start: cannot create the event loop");
     if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        log_fatal("cannot start: %s", err);
+    if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         log_fatal("cannot start: %s", err);
     server_stdio(d->base, d->dns, main_stopped, d);
     event_base_dispatch(d->base);
@@ -242,11 +244,8 @@ static int main_serve(struct daemon *d, struct config *cfg)
     }
     if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
-    /* DKIM key check: keys are read before privileges go (they are often root-only). */
-    if (dkim_keys_start(d->base, d->dns, cfg) != 0) {
-        snprintf(err, sizeof(err), "cannot start the DKIM key check");
+    if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         goto fail;
-    }
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
     if (!(d->reload = reload_new(d->base, d->dns, d->config_path, d->foreground && isatty(2), err,
