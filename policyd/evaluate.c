@@ -59,11 +59,6 @@ struct evaluation {
     struct check_call calls[];
 };
 
-static char *evaluate_strdup(const char *s)
-{
-    return xstrdup(s ? s : "");
-}
-
 /* evaluate_release_data - the call has ended: free the data its check handed over, once. */
 static void evaluate_release_data(struct check_call *c)
 {
@@ -347,9 +342,9 @@ static void call_set(struct check_call *call, enum verdict v, const char *action
     free(call->fix);
     call->verdict = v;
     call->sent = NULL; /* a new verdict: check_call_prepend_once sets it again after this */
-    call->action = evaluate_strdup(action);
-    call->cause = evaluate_strdup(cause);
-    call->fix = evaluate_strdup(fix);
+    call->action = xstrdup(action ? action : "");
+    call->cause = xstrdup(cause ? cause : "");
+    call->fix = xstrdup(fix ? fix : "");
 }
 
 void check_call_action(struct check_call *call, const char *action, const char *cause,
@@ -410,7 +405,7 @@ void check_call_prepend_once(struct check_call *call, const char *header, check_
     check_call_prepend(call, header);
     free(call->sent_key);
     call->sent = sent;
-    call->sent_key = evaluate_strdup(key);
+    call->sent_key = xstrdup(key ? key : "");
 }
 
 void check_call_note(struct check_call *call, const char *fmt, ...)
@@ -423,7 +418,7 @@ void check_call_note(struct check_call *call, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     free(call->note);
-    call->note = evaluate_strdup(text);
+    call->note = xstrdup(text);
 }
 
 void check_call_log(struct check_call *call, const char *fmt, ...)

@@ -36,11 +36,6 @@
 #define KEYS_MAX_LINE 4096
 #define KEYS_MAX_LINES 100000 /* a KeyTable or opendkim.conf longer than this is not one */
 
-static char *keys_strdup(const char *s)
-{
-    return xstrdup(s ? s : "");
-}
-
 /* keys_error - add one sentence to the list's configuration errors. */
 __attribute__((format(printf, 2, 3))) static void keys_error(struct dkim_keys_list *l,
                                                              const char *fmt, ...)
@@ -51,7 +46,7 @@ __attribute__((format(printf, 2, 3))) static void keys_error(struct dkim_keys_li
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     l->errors = xreallocarray(l->errors, l->nerrors + 1, sizeof(*l->errors));
-    l->errors[l->nerrors++] = keys_strdup(text);
+    l->errors[l->nerrors++] = xstrdup(text);
 }
 
 /* keys_read_pem - read key->path into key->pem, or set read_error. */
@@ -60,7 +55,7 @@ static void keys_read_pem(struct dkim_key *key)
     FILE *fp = fopen(key->path, "r");
     if (!fp) {
         key->read_errno = errno;
-        key->read_error = keys_strdup(strerror(errno));
+        key->read_error = xstrdup(strerror(errno));
         return;
     }
     char *buf = xmalloc(KEYS_MAX_PEM + 1);
@@ -72,7 +67,7 @@ static void keys_read_pem(struct dkim_key *key)
         OPENSSL_cleanse(buf, n);
         free(buf);
         key->read_errno = bad ? saved : EFBIG;
-        key->read_error = keys_strdup(bad ? strerror(saved) : "larger than 64 KB: not a key");
+        key->read_error = xstrdup(bad ? strerror(saved) : "larger than 64 KB: not a key");
         return;
     }
     buf[n] = '\0';
@@ -93,8 +88,8 @@ static void keys_add(struct dkim_keys_list *l, const char *sel, size_t sellen, c
     k->domain = xstrndup(dom, domlen);
     for (char *p = k->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    k->path = keys_strdup(path);
-    k->origin = keys_strdup(origin);
+    k->path = xstrdup(path ? path : "");
+    k->origin = xstrdup(origin ? origin : "");
     keys_read_pem(k);
 }
 
