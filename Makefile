@@ -34,6 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/policyd/main.o
 UNIT_SRC := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard test/bench/*.c))
 TOOL_BIN := $(TOOL_SRC:test/bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz_*.c))
@@ -51,12 +52,15 @@ $(BUILD)/policyd/policyd: $(MAIN_OBJ) $(LIB_OBJ)
 
 $(BUILD)/policyd/main.o: DEFS = -DPOLICYD_CONFIG='"$(SYSCONFDIR)/policyd/policyd.conf"'
 
-$(BUILD)/%.o: %.c $(wildcard */*.h */*/*.h) policyd/settings.def Makefile
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEFS) -c -o $@ $<
+# Header dependencies come from the compiler (-MMD: a .d file beside each object, listing the
+# headers it read; -MP: a dummy rule per header, so a deleted header does not break the build).
+DEPFLAGS := -MMD -MP
 
-$(BUILD)/test/%: test/unit/%.c $(LIB_OBJ) test/unit/unit.h
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(DEFS) -c -o $@ $<
+
+$(UNIT_BIN): $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
 
 $(BUILD)/bench/%: test/bench/%.c
@@ -114,6 +118,8 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+
+-include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJ) $(UNIT_OBJ))
 
 clean:
 	rm -rf build policyd/policyd
