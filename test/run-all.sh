@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# run-all.sh - the whole suite (make check): unit tests, daemon tests and the Postfix lab, for the
-# release build and again for the AddressSanitizer + UndefinedBehaviorSanitizer build, then
-# bounded fuzzing. Every part prints "ok NAME" / "not ok NAME" lines or "N passed, N failed";
-# the last line of this script is the total in that form.
+# run-all.sh - the whole suite (make check): the layering check (test/layers.sh), then unit
+# tests, daemon tests and the Postfix lab, for the release build and again for the
+# AddressSanitizer + UndefinedBehaviorSanitizer build, then bounded fuzzing. Every part prints
+# "ok NAME" / "not ok NAME" lines or "N passed, N failed"; the last line of this script is the
+# total in that form.
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin" # postfix, postmap, smtp-sink
@@ -46,6 +47,8 @@ run_part() {
     "$@" >"$out" 2>&1
     tally "$name" "$out" $?
 }
+
+run_part "layers" bash test/layers.sh build/release
 
 for flavour in release asan; do
     build=build/$flavour
