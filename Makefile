@@ -12,6 +12,7 @@
 # layer's archive, policyd/main.c only into the executable; every test/unit/test_*.c is a unit
 # test and declares the layers it links (test_NAME_LAYERS).
 
+.DEFAULT_GOAL := all
 CC       ?= cc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
