@@ -59,6 +59,9 @@ test_protocol_LAYERS    := protocol lib
 test_maildirsize_LAYERS := mail lib
 test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
+test_evaluate_LAYERS    := core mail dns maps protocol lib
+test_runtool_LAYERS     := lib
+test_xalloc_LAYERS      := lib
 test_config_LAYERS      := $(LAYERS)
 test_relay_LAYERS       := $(LAYERS)
 fuzz_config_LAYERS      := $(LAYERS)
@@ -68,27 +71,15 @@ fuzz_request_LAYERS     := protocol lib
 fuzz_spf_LAYERS         := mail dns maps lib
 fuzz_table_LAYERS       := maps lib
 
-# TODO(issue 9): the programs that cannot link top-down yet, because today's code still calls
-# upwards: policyd/config.c -> checks/registry.c (registry_find, registry_names); policyd/maps/*
-# and policyd/mail/{dkim_keys,dnsbl_list}.c -> policyd/config.c (config_list_split,
-# config_list_free, config_list_read_file, config_fopen_regular); test/layers.sh names them all.
-# They link their layers and then, as a stopgap, every layer again as one group. Remove a name
-# as soon as it links without (`make BUILD=build/strict LINK_CYCLES_TODO= unit-bins` shows
-# which do); the list must end empty, and then this stopgap goes.
-LINK_CYCLES_TODO := policyd test_lists test_table test_spf test_dkim test_config test_relay \
-	fuzz_config fuzz_spf fuzz_table
-
 # layers_of NAME - the layers program NAME links, in link order
 layers_of = $(filter $(or $($(1)_LAYERS),$(LAYERS)),$(LAYERS))
 # archives DIR LAYER... - the archive files of those layers in build directory DIR
 archives = $(foreach L,$(2),$(1)/layers/$(L).a)
-# link_archives DIR NAME - what program NAME links from DIR (the stopgap group included)
-link_archives = $(call archives,$(1),$(call layers_of,$(2))) \
-	$(if $(filter $(2),$(LINK_CYCLES_TODO)),$(GROUP_START) $(call archives,$(1),$(LAYERS)) $(GROUP_END))
-GROUP_START := -Wl,--start-group
-GROUP_END   := -Wl,--end-group
+# link_archives DIR NAME - what program NAME links from DIR, top-down and without a group: a
+# call upwards is an undefined reference
+link_archives = $(call archives,$(1),$(call layers_of,$(2)))
 # link_prereqs DIR NAME - the archives program NAME needs from DIR
-link_prereqs = $(call archives,$(1),$(if $(filter $(2),$(LINK_CYCLES_TODO)),$(LAYERS),$(call layers_of,$(2))))
+link_prereqs = $(call link_archives,$(1),$(2))
 
 $(foreach T,$(patsubst %_LAYERS,%,$(filter %_LAYERS,$(.VARIABLES))),$(if $(filter-out $(LAYERS),$($(T)_LAYERS)),\
 	$(error $(T)_LAYERS: unknown layer $(filter-out $(LAYERS),$($(T)_LAYERS)) (layers: $(LAYERS)))))

@@ -55,7 +55,8 @@ static void main_usage(void)
                     "       policyd -c FILE -n            print settings that differ from "
                     "defaults\n"
                     "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
-                    "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n"
+                    "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
+                    "NAME]... [--json]\n"
                     "                                     check this server's deliverability\n");
     exit(2);
 }

@@ -62,27 +62,6 @@ static int doctor_section_find(const char *name)
     return -1;
 }
 
-struct doctor_wait {
-    const struct dns_result *r;
-    int done;
-};
-
-static void doctor_resolved(const struct dns_result *r, void *arg)
-{
-    struct doctor_wait *w = arg;
-    w->r = dns_result_ref(r);
-    w->done = 1;
-}
-
-const struct dns_result *doctor_resolve(struct doctor *d, int type, const char *name)
-{
-    struct doctor_wait w = {NULL, 0};
-    dns_lookup(d->dns, (enum dns_type)type, name, doctor_resolved, &w);
-    while (!w.done)
-        event_base_loop(d->base, EVLOOP_ONCE);
-    return w.r;
-}
-
 /* add_word - append a copy of s to a list, unless it is there already. */
 static void add_word(char ***list, size_t *n, const char *s)
 {
