@@ -13,6 +13,7 @@
 #include "policyd/config.h"
 #include "policyd/mail/dkim_keys.h"
 #include "policyd/doctor/doctor.h"
+#include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
 #include "policyd/server.h"
@@ -62,7 +63,9 @@ static void main_usage(void)
                     "defaults\n"
                     "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n"
-                    "                                     check this server's deliverability\n");
+                    "                                     check this server's deliverability\n"
+                    "       policyd report [--since DURATION] [--json] [FILE...]\n"
+                    "                                     summarise refusals from the mail log\n");
     exit(2);
 }
 
@@ -424,6 +427,8 @@ int main(int argc, char **argv)
             main_usage();
         }
     }
+    if (optind < argc && strcmp(argv[optind], "report") == 0)
+        return report_main(argc - optind, argv + optind); /* reads logs: no configuration */
     int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
     if (optind != argc && !doctor)
         main_usage();

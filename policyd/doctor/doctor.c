@@ -6,6 +6,7 @@
 
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
+#include "policyd/lib/json.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -98,48 +99,6 @@ static void doctor_usage(void)
 {
     fprintf(stderr,
             "usage: policyd [-c FILE] doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n");
-}
-
-/* utf8_len - length of the valid UTF-8 sequence at s (1-4), 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (s[0] >= 0xf8)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* json_str - s as a JSON string: UTF-8 kept, control bytes escaped, invalid bytes U+FFFD. */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            p++;
-        } else {
-            size_t n = utf8_len(p);
-            if (n) {
-                fwrite(p, 1, n, f);
-                p += n;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
-            }
-        }
-    }
-    fputc('"', f);
 }
 
 static const char *const status_names[] = {"ok", "warn", "fail", "error"};
