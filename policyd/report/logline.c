@@ -375,9 +375,7 @@ static enum logline_kind parse_key_diagnosis(const char *p, const char *end, str
     if (!close || (size_t)(close - addr) > 64)
         return LOGLINE_FOREIGN;
     if (!starts(close, (size_t)(end - close), "], from=<"))
-        return (size_t)(end - close) < 9 && memcmp(close, "], from=<", (size_t)(end - close)) == 0
-                   ? LOGLINE_MALFORMED /* cut right here */
-                   : LOGLINE_FOREIGN;
+        return LOGLINE_FOREIGN; /* Postfix's "QID: client=NAME[ADDR]" (or ours cut right here) */
     out->client_name = span(name, q);
     out->client_addr = span(addr, close);
     const char *s = close + 9;
@@ -691,7 +689,8 @@ size_t logline_normalise(const char *text, size_t len, int keep_domains, int fir
             p = closer + 1;
             continue;
         }
-        if (c == ',' || c == ';' || c == ')' || c == ']' || c == '>') {
+        if (shut || c == ',' || c == ';' || c == ')' || c == ']' || c == '>') {
+            /* punctuation, or an opening bracket or quote that is never closed */
             norm_put(out, outlen, &o, (char)c);
             p++;
             continue;
@@ -707,10 +706,6 @@ size_t logline_normalise(const char *text, size_t len, int keep_domains, int fir
             if (d == '.' && p + 1 < end && p[1] != ' ' && p > w)
                 dot = 1;
             p++;
-        }
-        if (p == w) { /* a lone '"' without its pair */
-            p++;
-            continue;
         }
         size_t wl = (size_t)(p - w);
         /* a word ending in ':' keeps it ("denied:"), even when the word itself varies */

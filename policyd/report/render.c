@@ -92,26 +92,36 @@ static void wrap(FILE *f, const char *label, const char *text, size_t maxlines)
 }
 
 /* top_text - "203.0.113.7 600, 198.51.100.3 ~20, +4 more" for the table; with mark_refused,
- * clients policyd refused too get a '*'. */
+ * clients policyd refused too get a '*'. Estimates more than half uncertain are left out
+ * (with many values of even frequency, the bounded counter cannot rank them). */
 static void top_text(struct topk *k, size_t top, const struct tally *t, int mark_refused, char *buf,
                      size_t len)
 {
-    size_t n, o = 0;
+    size_t n, o = 0, shown = 0;
     const struct topk_item *it = topk_sorted(k, &n);
     buf[0] = 0;
-    for (size_t i = 0; i < n && i < top && o < len; i++) {
+    for (size_t i = 0; i < n && shown < top && o < len; i++) {
         char c[32];
+        if (it[i].error * 2 > it[i].count)
+            continue;
         int star = mark_refused && tally_client_refused(t, it[i].value);
-        o += (size_t)snprintf(buf + o, len - o, "%s%s%s %s%s", i ? ", " : "", it[i].value,
+        o += (size_t)snprintf(buf + o, len - o, "%s%s%s %s%s", shown ? ", " : "", it[i].value,
                               star ? "*" : "", it[i].error ? "~" : "",
                               fmt_count(it[i].count, c, sizeof(c)));
+        shown++;
     }
-    if (n > top && o < len)
-        snprintf(buf + o, len - o, ", %s%zu more", k->replaced ? "more than " : "+", n - top);
+    if (o >= len)
+        return;
+    if (!shown && n)
+        snprintf(buf, len, "over %zu distinct values, none frequent enough to rank", k->cap);
+    else if (k->replaced)
+        snprintf(buf + o, len - o, ", and more");
+    else if (n > shown)
+        snprintf(buf + o, len - o, ", +%zu more", n - shown);
 }
 
-/* header - a group's first line: title left, count right. */
-static void header(FILE *f, const char *title, unsigned long count)
+/* header - a group's first line: title left, count right, after an empty line (compact: not). */
+static void header_line(FILE *f, const char *title, unsigned long count, int compact)
 {
     char c[32], t[WIDTH];
     fmt_count(count, c, sizeof(c));
@@ -120,14 +130,22 @@ static void header(FILE *f, const char *title, unsigned long count)
         snprintf(t, sizeof(t), "%.*s...", room - 3, title);
     else
         snprintf(t, sizeof(t), "%s", title);
-    fprintf(f, "\n%-*s %*s\n", room, t, (int)strlen(c) + 1, c);
+    fprintf(f, "%s%-*s %*s\n", compact ? "" : "\n", room, t, (int)strlen(c) + 1, c);
+}
+
+static void header(FILE *f, const char *title, unsigned long count)
+{
+    header_line(f, title, count, 0);
 }
 
 static void seen_line(FILE *f, const struct tally_group *g, const char *extra)
 {
     char a[32], b[32], line[160];
-    snprintf(line, sizeof(line), "%s to %s%s", fmt_time(g->first, a, sizeof(a)),
-             fmt_time(g->last, b, sizeof(b)), extra);
+    if (g->first == g->last)
+        snprintf(line, sizeof(line), "%s%s", fmt_time(g->first, a, sizeof(a)), extra);
+    else
+        snprintf(line, sizeof(line), "%s to %s%s", fmt_time(g->first, a, sizeof(a)),
+                 fmt_time(g->last, b, sizeof(b)), extra);
     wrap(f, "seen", line, 0);
 }
 
@@ -232,6 +250,13 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
         fprintf(f, ", %s to %s", fmt_time(tt->first, b, sizeof(b)),
                 fmt_time(tt->last, c, sizeof(c)));
     fputc('\n', f);
+    if (o->nfiles > 1 || (o->nfiles == 1 && strcmp(o->files[0], "-") != 0)) {
+        char list[1024];
+        size_t n = 0;
+        for (size_t i = 0; i < o->nfiles && n < sizeof(list); i++)
+            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", o->files[i]);
+        fprintf(f, "  read: %.*s%s\n", WIDTH - 11, list, strlen(list) > WIDTH - 11 ? " ..." : "");
+    }
     if (o->since)
         fprintf(f, "  since %s: %s earlier lines skipped\n", fmt_time(o->since, a, sizeof(a)),
                 fmt_count(tt->before_since, b, sizeof(b)));
@@ -286,14 +311,14 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
 
     if (tt->matched || tt->policyd_refusals) {
         section(f, "Postfix rejects carrying policyd's answer");
-        fprintf(f, "  matched by client address, sender and recipient within a minute\n");
+        fprintf(f, "  (matched by client address, sender and recipient within a minute)\n\n");
         for (size_t i = 0; i < nx; i++) {
             struct tally_group *g = xg[i];
             char title[512];
             if (!g->by_policyd)
                 continue;
             postfix_title(g, title, sizeof(title));
-            header(f, title, g->by_policyd);
+            header_line(f, title, g->by_policyd, 1);
         }
         fprintf(f, "\n  policyd refusals with no Postfix reject line found: %s%s\n",
                 fmt_count(tt->unmatched_refusals, a, sizeof(a)),
@@ -339,7 +364,8 @@ static void json_top(FILE *f, const char *name, struct topk *k, size_t top, cons
     for (size_t i = 0; i < n && i < top; i++) {
         fprintf(f, "%s{\"value\": ", i ? ", " : "");
         json_str(f, it[i].value);
-        fprintf(f, ", \"count\": %lu, \"exact\": %s", it[i].count, it[i].error ? "false" : "true");
+        fprintf(f, ", \"count\": %lu, \"min_count\": %lu, \"exact\": %s", it[i].count,
+                it[i].count - it[i].error, it[i].error ? "false" : "true");
         if (mark)
             fprintf(f, ", \"refused_by_policyd\": %s",
                     tally_client_refused(t, it[i].value) ? "true" : "false");

@@ -2,11 +2,11 @@
  * tally.c - count parsed log lines into groups (see tally.h).
  *
  * Groups live in a fixed open-addressing index per side. Matching a Postfix reject to
- * policyd's refusal is done at the end, not while reading, so it does not depend on the order
- * of the files or of lines written by two programs: every refusal and every reject adds one
- * to a slot keyed by (client address, sender, recipient, minute); tally_finish pairs them in
- * the same minute, then in the neighbouring ones. The slot table and the set of refused
- * clients grow to a fixed cap and then stop taking new keys (counted, never unbounded).
+ * policyd's refusal does not depend on the order of the files or of lines written by two
+ * programs: every refusal and every reject goes to a slot keyed by (client address, sender,
+ * recipient, minute), where a refusal and a reject pair at once and free the slot;
+ * tally_finish pairs what is left with the neighbouring minutes. The slot table and the set of
+ * refused clients grow to a fixed cap, then take no new keys (counted, never unbounded).
  */
 #include "policyd/report/tally.h"
 
@@ -229,6 +229,52 @@ static struct match_slot *match_lookup(struct tally *t, uint64_t key, uint32_t m
     return &t->match[j];
 }
 
+/* match_delete - empty slot i, moving later slots of its probe run back (linear probing
+ * without tombstones, so the table stays as full as the unpaired events only). */
+static void match_delete(struct tally *t, size_t i)
+{
+    size_t mask = t->match_cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!t->match[j].key)
+            break;
+        size_t home = match_probe(t->match[j].key, t->match[j].minute, mask);
+        /* slot j may move to i if its home is not in the cyclic range (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            t->match[i] = t->match[j];
+            i = j;
+        }
+    }
+    memset(&t->match[i], 0, sizeof(t->match[i]));
+    t->match_used--;
+}
+
+/* match_add - one policyd refusal (ours) or one Postfix reject of group (theirs) for the line's
+ * (client, sender, recipient, minute). A pair in the same minute is made at once and its slot
+ * freed: logs that hold both programs' lines keep the table nearly empty. */
+static void match_add(struct tally *t, const struct logline *l, int ours, size_t group)
+{
+    struct match_slot *s = match_lookup(t, match_key(l), (uint32_t)(l->when / 60), 1);
+    if (!s) {
+        t->totals.match_untracked++;
+        return;
+    }
+    if (ours && s->theirs) {
+        s->theirs--;
+        t->side[TALLY_POSTFIX].groups[s->group]->by_policyd++;
+    } else if (!ours && s->ours) {
+        s->ours--;
+        t->side[TALLY_POSTFIX].groups[group]->by_policyd++;
+    } else if (ours) {
+        s->ours++;
+    } else {
+        s->theirs++;
+        s->group = (uint32_t)group;
+    }
+    if (!s->ours && !s->theirs)
+        match_delete(t, (size_t)(s - t->match));
+}
+
 /* clients_add - remember a refused client address. */
 static void clients_add(struct tally *t, struct logline_span addr)
 {
@@ -318,8 +364,12 @@ static void add_policyd(struct tally *t, const struct logline *l)
         g->repeats++;
     else
         g->full++;
-    if (!g->reply && l->action.n)
+    if (l->action.n && (!g->reply || (!g->reply_full && !l->is_short))) {
+        /* a short repeat's reply may be the code alone: a full line's replaces it */
+        free(g->reply);
         g->reply = copy(l->action, 300);
+        g->reply_full = !l->is_short;
+    }
     if (!g->cause && !l->is_short && l->cause.n) {
         g->cause = copy(l->cause, TALLY_TEXT_MAX);
         if (l->fix.n)
@@ -338,11 +388,7 @@ static void add_policyd(struct tally *t, const struct logline *l)
         return;
     g->refusals++;
     t->totals.policyd_refusals++;
-    struct match_slot *s = match_lookup(t, match_key(l), (uint32_t)(l->when / 60), 1);
-    if (s)
-        s->ours++;
-    else
-        t->totals.match_untracked++;
+    match_add(t, l, 1, 0);
 }
 
 /* add_postfix - one of Postfix's reject lines. */
@@ -374,13 +420,7 @@ static void add_postfix(struct tally *t, const struct logline *l)
     group_count(g, l, l->sender.p != NULL, l->recipient.p != NULL);
     if (l->warning_only)
         return; /* refused nothing: never paired with a refusal */
-    struct match_slot *m = match_lookup(t, match_key(l), (uint32_t)(l->when / 60), 1);
-    if (m) {
-        m->theirs++;
-        m->group = (uint32_t)gi;
-    } else {
-        t->totals.match_untracked++;
-    }
+    match_add(t, l, 0, gi);
 }
 
 void tally_add(struct tally *t, const struct logline *l, size_t bytes)
@@ -455,9 +495,7 @@ void tally_finish(struct tally *t)
     if (t->finished)
         return;
     t->finished = 1;
-    for (size_t i = 0; i < t->match_cap; i++)
-        if (t->match[i].key && t->match[i].theirs)
-            pair(t, &t->match[i], &t->match[i]);
+    /* Same-minute pairs were made as the lines came; now the neighbouring minutes. */
     for (int d = -1; d <= 1; d += 2)
         for (size_t i = 0; i < t->match_cap; i++) {
             struct match_slot *a = &t->match[i];

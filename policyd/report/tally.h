@@ -42,7 +42,8 @@ struct tally_group {
     unsigned long refusals;      /* policyd: enforced rejects and defers (and refusing deadlines) */
     unsigned long by_policyd;    /* Postfix: rejects matched to a policyd refusal */
     time_t first, last;
-    char *reply; /* policyd: the first reply text seen */
+    char *reply; /* policyd: the first reply text seen (of a full line, if any) */
+    int reply_full;
     char *cause; /* policyd: cause of the first full line; Postfix: a whole example reply */
     char *fix;   /* policyd: fix of the first full line */
     struct topk clients, senders, recipients; /* addresses; sender and recipient domains */
