@@ -10,6 +10,7 @@
 #include "policyd/lib/json.h"
 #include "policyd/report/tally.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,39 @@ static void wrap(FILE *f, const char *label, const char *text, size_t maxlines)
         lines++;
         if (last)
             break;
+    }
+}
+
+/* say - a formatted line wrapped at WIDTH, continued with 4 spaces of indent; at most
+ * maxlines lines (0: all), "..." when cut. */
+static void say(FILE *f, size_t maxlines, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(FILE *f, size_t maxlines, const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    size_t len = strlen(text), pos = 0;
+    for (size_t line = 0; pos < len; line++) {
+        size_t indent = line ? 4 : 0, width = WIDTH - indent, take = len - pos;
+        int last = maxlines && line + 1 == maxlines;
+        if (take > width) {
+            size_t room = last ? width - 4 : width;
+            take = room;
+            while (take > room / 2 && text[pos + take] != ' ')
+                take--;
+            if (text[pos + take] != ' ')
+                take = room;
+        }
+        fprintf(f, "%*s%.*s%s\n", (int)indent, "", (int)take, text + pos,
+                last && pos + take < len ? " ..." : "");
+        if (last)
+            break;
+        pos += take;
+        while (pos < len && text[pos] == ' ')
+            pos++;
     }
 }
 
@@ -244,30 +278,27 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
     struct tally_group *const *pg = tally_groups(t, TALLY_POLICYD, &np);
     struct tally_group *const *xg = tally_groups(t, TALLY_POSTFIX, &nx);
 
-    fprintf(f, "policyd report: %s lines in %zu input%s", fmt_count(tt->lines, a, sizeof(a)),
-            o->nfiles, o->nfiles == 1 ? "" : "s");
     if (tt->first)
-        fprintf(f, ", %s to %s", fmt_time(tt->first, b, sizeof(b)),
-                fmt_time(tt->last, c, sizeof(c)));
-    fputc('\n', f);
-    if (o->nfiles > 1 || (o->nfiles == 1 && strcmp(o->files[0], "-") != 0)) {
-        char list[1024];
-        size_t n = 0;
-        for (size_t i = 0; i < o->nfiles && n < sizeof(list); i++)
-            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", o->files[i]);
-        fprintf(f, "  read: %.*s%s\n", WIDTH - 11, list, strlen(list) > WIDTH - 11 ? " ..." : "");
-    }
+        say(f, 1, "policyd report: %s to %s", fmt_time(tt->first, b, sizeof(b)),
+            fmt_time(tt->last, c, sizeof(c)));
+    else
+        say(f, 1, "policyd report: no dated lines");
+    char list[1024] = "";
+    for (size_t i = 0, n = 0; i < o->nfiles && n < sizeof(list); i++)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "",
+                              strcmp(o->files[i], "-") ? o->files[i] : "standard input");
+    say(f, 2, "  read: %s lines from %s", fmt_count(tt->lines, a, sizeof(a)), list);
     if (o->since)
-        fprintf(f, "  since %s: %s earlier lines skipped\n", fmt_time(o->since, a, sizeof(a)),
-                fmt_count(tt->before_since, b, sizeof(b)));
-    fprintf(f, "  policyd: %s diagnoses (%s refusals), %s deadline lines, %s dnsbl scores\n",
-            fmt_count(tt->diagnoses, a, sizeof(a)), fmt_count(tt->policyd_refusals, b, sizeof(b)),
-            fmt_count(tt->deadlines, c, sizeof(c)), fmt_count(tt->dnsbl_scores, d, sizeof(d)));
-    fprintf(f, "  Postfix: %s rejects, %s of them carrying policyd's answer\n",
-            fmt_count(tt->postfix_rejects, a, sizeof(a)), fmt_count(tt->matched, b, sizeof(b)));
-    fprintf(f, "  other lines: %s of other programs or kinds, %s not understood, %s too long\n",
-            fmt_count(tt->foreign, c, sizeof(c)), fmt_count(tt->malformed, d, sizeof(d)),
-            fmt_count(tt->too_long, e, sizeof(e)));
+        say(f, 0, "  since %s: %s earlier lines skipped", fmt_time(o->since, a, sizeof(a)),
+            fmt_count(tt->before_since, b, sizeof(b)));
+    say(f, 0, "  policyd: %s diagnoses (%s refusals), %s deadline lines, %s dnsbl scores",
+        fmt_count(tt->diagnoses, a, sizeof(a)), fmt_count(tt->policyd_refusals, b, sizeof(b)),
+        fmt_count(tt->deadlines, c, sizeof(c)), fmt_count(tt->dnsbl_scores, d, sizeof(d)));
+    say(f, 0, "  Postfix: %s rejects, %s of them carrying policyd's answer",
+        fmt_count(tt->postfix_rejects, a, sizeof(a)), fmt_count(tt->matched, b, sizeof(b)));
+    say(f, 0, "  other lines: %s of other programs or kinds, %s not understood, %s too long",
+        fmt_count(tt->foreign, c, sizeof(c)), fmt_count(tt->malformed, d, sizeof(d)),
+        fmt_count(tt->too_long, e, sizeof(e)));
 
     size_t shown = 0;
     for (size_t i = 0; i < np; i++)
@@ -320,15 +351,16 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
             postfix_title(g, title, sizeof(title));
             header_line(f, title, g->by_policyd, 1);
         }
-        fprintf(f, "\n  policyd refusals with no Postfix reject line found: %s%s\n",
-                fmt_count(tt->unmatched_refusals, a, sizeof(a)),
-                tt->unmatched_refusals && !tt->postfix_rejects
-                    ? " (no Postfix lines read: give the maillog too)"
-                    : "");
+        fputc('\n', f);
+        say(f, 0, "  policyd refusals with no Postfix reject line found: %s%s",
+            fmt_count(tt->unmatched_refusals, a, sizeof(a)),
+            tt->unmatched_refusals && !tt->postfix_rejects
+                ? " (no Postfix lines read: give the maillog too)"
+                : "");
     }
     if (tt->match_untracked)
-        fprintf(f, "  %s lines left out of matching (its table was full)\n",
-                fmt_count(tt->match_untracked, a, sizeof(a)));
+        say(f, 0, "  %s lines left out of matching (its table was full)",
+            fmt_count(tt->match_untracked, a, sizeof(a)));
     if (!np && !nx)
         fprintf(f, "\nno policyd diagnosis and no Postfix reject in these lines\n");
 }
