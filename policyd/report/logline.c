@@ -67,7 +67,7 @@ static int number(const char *p, size_t k)
             return -1;
         v = v * 10 + (p[i] - '0');
     }
-    return (int)v;
+    return v;
 }
 
 /* --- time --- */
@@ -262,6 +262,16 @@ static size_t cause_code_len(const char *p, size_t n)
 
 enum marker { M_CODE, M_CAUSE, M_FIX, M_REPEAT, M_LATE, M_COUNT };
 
+/* field_end - where the field whose marker is at q ends: at the nearest marker after it. */
+static const char *field_end(const char *const m[M_COUNT], const char *q, const char *end)
+{
+    const char *lim = end;
+    for (int i = 0; i < M_COUNT; i++)
+        if (m[i] && m[i] > q && m[i] < lim)
+            lim = m[i];
+    return lim;
+}
+
 /* diagnosis_body - the part after "CHECK: ": verdict, reply, cause_code, cause, fix. */
 static void diagnosis_body(const char *p, const char *end, struct logline *out)
 {
@@ -314,20 +324,10 @@ static void diagnosis_body(const char *p, const char *end, struct logline *out)
     if (m[M_FIX] && m[M_CAUSE] && m[M_FIX] < m[M_CAUSE])
         m[M_FIX] = NULL; /* a fix= before cause= is text, not the field */
 
-    /* next_marker - where the field starting at q ends: the nearest marker after q. */
     const char *first = end;
     for (int i = 0; i < M_COUNT; i++)
         if (m[i] && m[i] < first)
             first = m[i];
-#define NEXT_AFTER(q, lim)                                                                         \
-    do {                                                                                           \
-        lim = end;                                                                                 \
-        for (int j_ = 0; j_ < M_COUNT; j_++)                                                       \
-            if (m[j_] && m[j_] > (q) && m[j_] < lim)                                               \
-                lim = m[j_];                                                                       \
-    } while (0)
-
-    const char *lim;
     if (out->verdict == LOGV_NOTE) {
         out->cause = span(p, first); /* "SPF softfail: ...; fix=..." */
     } else if (deadline) {
@@ -341,24 +341,16 @@ static void diagnosis_body(const char *p, const char *end, struct logline *out)
         const char *c = m[M_CODE] + mlen[M_CODE];
         out->cause_code = span(c, c + cause_code_len(c, (size_t)(end - c)));
     }
-    if (m[M_CAUSE]) {
-        NEXT_AFTER(m[M_CAUSE], lim);
-        out->cause = span(m[M_CAUSE] + mlen[M_CAUSE], lim);
-    }
-    if (m[M_LATE]) {
-        NEXT_AFTER(m[M_LATE], lim);
-        out->cause = span(m[M_LATE] + 2, lim); /* "late: rdns (...), dnsbl" */
-    }
-    if (m[M_FIX]) {
-        NEXT_AFTER(m[M_FIX], lim);
-        out->fix = span(m[M_FIX] + mlen[M_FIX], lim);
-    }
+    if (m[M_CAUSE])
+        out->cause = span(m[M_CAUSE] + mlen[M_CAUSE], field_end(m, m[M_CAUSE], end));
+    if (m[M_LATE]) /* "late: rdns (...), dnsbl" */
+        out->cause = span(m[M_LATE] + 2, field_end(m, m[M_LATE], end));
+    if (m[M_FIX])
+        out->fix = span(m[M_FIX] + mlen[M_FIX], field_end(m, m[M_FIX], end));
     if (m[M_REPEAT]) {
-        NEXT_AFTER(m[M_REPEAT], lim);
-        out->repeat = span(m[M_REPEAT] + 2, lim);
+        out->repeat = span(m[M_REPEAT] + 2, field_end(m, m[M_REPEAT], end));
         out->is_short = !m[M_CAUSE];
     }
-#undef NEXT_AFTER
 }
 
 /* parse_key_diagnosis - "client=NAME[ADDR], from=<S>, to=<R>, helo=<H>: CHECK: ..." at p

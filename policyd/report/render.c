@@ -8,6 +8,7 @@
 #include "policyd/report/render.h"
 
 #include "policyd/lib/json.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/report/tally.h"
 
 #include <stdarg.h>
@@ -315,12 +316,12 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
             policyd_group(f, pg[i], t, o->top);
         }
 
-    struct tally_group **own = calloc(nx ? nx : 1, sizeof(*own));
+    struct tally_group **own = xcalloc(nx ? nx : 1, sizeof(*own));
     size_t nown = 0;
-    for (size_t i = 0; own && i < nx; i++)
+    for (size_t i = 0; i < nx; i++)
         if (xg[i]->count > xg[i]->by_policyd)
             own[nown++] = xg[i];
-    if (own && nown) {
+    if (nown) {
         qsort(own, nown, sizeof(*own), own_cmp);
         section(f, "Refused by Postfix itself (not policyd's answer)");
         for (size_t i = 0; i < nown; i++) {
@@ -342,7 +343,9 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
 
     if (tt->matched || tt->policyd_refusals) {
         section(f, "Postfix rejects carrying policyd's answer");
-        fprintf(f, "  (matched by client address, sender and recipient within a minute)\n\n");
+        fprintf(f, "  (matched by client address, sender and recipient within a minute)\n");
+        if (tt->matched)
+            fputc('\n', f);
         for (size_t i = 0; i < nx; i++) {
             struct tally_group *g = xg[i];
             char title[512];
@@ -351,7 +354,8 @@ void render_text(FILE *f, struct tally *t, const struct render_options *o)
             postfix_title(g, title, sizeof(title));
             header_line(f, title, g->by_policyd, 1);
         }
-        fputc('\n', f);
+        if (tt->matched)
+            fputc('\n', f);
         say(f, 0, "  policyd refusals with no Postfix reject line found: %s%s",
             fmt_count(tt->unmatched_refusals, a, sizeof(a)),
             tt->unmatched_refusals && !tt->postfix_rejects

@@ -187,13 +187,12 @@ static void report_line(struct reader *rd, const char *line, size_t len)
 
 /* report_read - every line of one input into the tally. Returns 0, or -1 after saying on
  * standard error what went wrong (the lines before the problem are counted). */
-static int report_read(struct reader *rd, const char *name, time_t since, int *skipped)
+static int report_read(struct reader *rd, const char *name, time_t since)
 {
     int fd;
     time_t ref = time(NULL);
     struct stat st;
 
-    *skipped = 0;
     if (strcmp(name, "-") == 0) {
         fd = dup(STDIN_FILENO);
     } else {
@@ -212,7 +211,7 @@ static int report_read(struct reader *rd, const char *name, time_t since, int *s
     }
     if (S_ISREG(st.st_mode) && strcmp(name, "-") != 0) {
         if (since && st.st_mtime < since) {
-            *skipped = 1; /* written to last before --since: nothing in it is newer */
+            /* written to last before --since: nothing in it is newer */
             close(fd);
             return 0;
         }
@@ -328,8 +327,7 @@ int report_main(int argc, char **argv)
         if (!nfiles) {
             fprintf(stderr,
                     "policyd report: %s does not exist; name the log files, or read the "
-                    "journal: journalctl -o short-iso -t policyd -t postfix/smtpd | policyd "
-                    "report -\n",
+                    "journal: journalctl -o short-iso --facility=mail | policyd report -\n",
                     REPORT_DEFAULT_LOG);
             free(defaults);
             free(files);
@@ -344,8 +342,7 @@ int report_main(int argc, char **argv)
     rd.tally = tally_new(since);
     rd.buf = xmalloc(REPORT_BUFFER);
     for (size_t i = 0; i < nfiles; i++) {
-        int skipped;
-        if (report_read(&rd, files[i], since, &skipped) < 0)
+        if (report_read(&rd, files[i], since) < 0)
             status = 1;
     }
     tally_finish(rd.tally);
