@@ -25,7 +25,7 @@ CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -g $(OPT) \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wpointer-arith -Wvla -I. \
 	$(shell pkg-config --cflags $(PKGS))
-LIBS     := $(shell pkg-config --libs $(PKGS)) -llmdb -ldb -lm -lpthread
+LIBS     := $(shell pkg-config --libs $(PKGS)) -llmdb -ldb -lz -lm -lpthread
 CFLAGS   ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 
@@ -37,8 +37,10 @@ FUZZ_CFLAGS := $(CFLAGS_BASE) -Wno-unknown-warning-option -O1 -fsanitize=fuzzer-
 # The layers, top-down: this is the link order, and a layer may use only the layers after it
 # (test/layers.sh checks the includes and the symbols; the link checks the symbols again, as no
 # archive is linked twice and there is no --start-group). One static archive per layer.
-LAYERS       := doctor checks core mail dns maps protocol lib
+LAYERS       := report doctor checks core mail store dns maps protocol lib
 doctor_SRC   := $(sort $(wildcard policyd/doctor/*.c))
+report_SRC   := $(sort $(wildcard policyd/report/*.c))
+store_SRC    := $(sort $(wildcard policyd/store/*.c))
 checks_SRC   := $(sort $(wildcard checks/*.c))
 core_SRC     := $(sort $(filter-out policyd/main.c,$(wildcard policyd/*.c)))
 mail_SRC     := $(sort $(wildcard policyd/mail/*.c))
@@ -61,6 +63,8 @@ test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
 test_evaluate_LAYERS    := core mail dns maps protocol lib
 test_runtool_LAYERS     := lib
+test_report_LAYERS      := report lib
+fuzz_report_LAYERS      := report lib
 test_xalloc_LAYERS      := lib
 test_config_LAYERS      := $(LAYERS)
 test_relay_LAYERS       := $(LAYERS)

@@ -12,7 +12,7 @@ echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-se
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     make gcc clang libclang-rt-14-dev pkg-config clang-format \
-    libevent-dev libc-ares-dev libopendkim-dev liblmdb-dev libdb5.3-dev libssl-dev \
+    libevent-dev libc-ares-dev libopendkim-dev liblmdb-dev libdb5.3-dev libssl-dev zlib1g-dev \
     postfix postfix-lmdb swaks dnsmasq-base iproute2 libsasl2-modules opendkim-tools openssl \
     python3 python3-dnslib python3-dnspython python3-yaml python3-cryptography procps psmisc \
     util-linux

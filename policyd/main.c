@@ -12,6 +12,7 @@
  */
 #include "policyd/config.h"
 #include "policyd/doctor/doctor.h"
+#include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
@@ -57,7 +58,9 @@ static void main_usage(void)
                     "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
                     "NAME]... [--json]\n"
-                    "                                     check this server's deliverability\n");
+                    "                                     check this server's deliverability\n"
+                    "       policyd report [--since DURATION] [--json] [FILE...]\n"
+                    "                                     summarise refusals from the mail log\n");
     exit(2);
 }
 
@@ -305,6 +308,8 @@ int main(int argc, char **argv)
             main_usage();
         }
     }
+    if (optind < argc && strcmp(argv[optind], "report") == 0)
+        return report_main(argc - optind, argv + optind); /* reads logs: no configuration */
     int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
     if (optind != argc && !doctor)
         main_usage();

@@ -22,12 +22,14 @@ BUILD=${1:-build/release}
 LAYER_TABLE='
 policyd/main.c    main      6
 policyd/doctor    doctor    5
+policyd/report    report    5
 checks            checks    5
 checks/check.h    core      4
 policyd           core      4
 policyd/mail      mail      3
 policyd/maps      maps      2
 policyd/dns       dns       2
+policyd/store     store     2
 protocol          protocol  1
 policyd/lib       lib       0
 '

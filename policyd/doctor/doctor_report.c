@@ -9,6 +9,7 @@
 #include "policyd/doctor/doctor_report.h"
 
 #include "policyd/lib/xalloc.h"
+#include "policyd/lib/json.h"
 
 #include <stdlib.h>
 
@@ -69,48 +70,6 @@ int doctor_report_exit_status(const struct doctor_report *r)
     size_t counts[4];
     report_counts(r, counts);
     return counts[DOCTOR_ERROR] ? 2 : counts[DOCTOR_FAIL] ? 1 : 0;
-}
-
-/* utf8_len - length of the valid UTF-8 sequence at s (1-4), 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (s[0] >= 0xf8)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* json_str - s as a JSON string: UTF-8 kept, control bytes escaped, invalid bytes U+FFFD. */
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            p++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            p++;
-        } else if (c < 0x80) {
-            fputc(c, f);
-            p++;
-        } else {
-            size_t n = utf8_len(p);
-            if (n) {
-                fwrite(p, 1, n, f);
-                p += n;
-            } else {
-                fputs("\\ufffd", f);
-                p++;
-            }
-        }
-    }
-    fputc('"', f);
 }
 
 static void print_json(const struct doctor_report *r, const size_t counts[4], FILE *f)
