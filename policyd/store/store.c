@@ -148,6 +148,10 @@ struct store *store_open(struct event_base *base, const struct store_options *o,
         return NULL;
     int kind = store_spec_parse(o->spec, &rest, err, errlen);
 
+    if (o->key_prefix && strlen(o->key_prefix) > 64) {
+        snprintf(err, errlen, "state key prefix longer than 64 characters");
+        return NULL;
+    }
     struct store *s = xcalloc(1, sizeof(*s));
     s->base = base;
     s->opt = *o;

@@ -32,7 +32,7 @@ struct store_options {
     const char *spec;                /* as above */
     int redis_db;                    /* SELECT (0: none) */
     const char *redis_password_file; /* AUTH with its first line; NULL or "": none */
-    const char *key_prefix;          /* Redis key names start with it ("pd:") */
+    const char *key_prefix;          /* Redis key names start with it ("pd:"; 64 at most) */
     long timeout_ms;                 /* per Redis operation, armed by us */
     int failure_threshold;           /* consecutive failures that open the circuit breaker */
     long retry_interval_ms;          /* breaker cool-down before one trial; reconnect backoff cap */

@@ -26,6 +26,10 @@ struct store_admin *store_admin_open(const struct store_options *o, char *err, s
 
     if (store_spec_check(o->spec, err, errlen) < 0)
         return NULL;
+    if (o->key_prefix && strlen(o->key_prefix) > 64) {
+        snprintf(err, errlen, "state key prefix longer than 64 characters");
+        return NULL;
+    }
     if (store_spec_parse(o->spec, &rest, err, errlen) == 'L') {
         impl = store_lmdb_admin_open(o, rest, &ops, err, errlen);
     } else {

@@ -749,7 +749,7 @@ static int lmdb_admin_each(void *impl, int (*fn)(const struct store_rl_info *inf
 {
     struct lmdb_admin *a = impl;
     MDB_txn *txn;
-    MDB_cursor *cur;
+    MDB_cursor *cur = NULL;
     unsigned char start = KIND_RL;
     MDB_val k = {1, &start}, v;
     struct window_set set;
@@ -774,7 +774,9 @@ static int lmdb_admin_each(void *impl, int (*fn)(const struct store_rl_info *inf
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
-    mdb_txn_abort(txn); /* closes the cursor */
+    if (cur)
+        mdb_cursor_close(cur); /* a read-only transaction does not close its cursors */
+    mdb_txn_abort(txn);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : admin_fail(err, errlen, "read", rc);
 }
 
