@@ -391,6 +391,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     MDB_val k, v;
     int64_t now = store_now(l->s);
     unsigned visited = 0;
+    unsigned long long swept = l->swept;
     (void)fd;
     (void)what;
 
@@ -436,7 +437,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         mdb_txn_abort(txn);
     if (rc != 0)
         lmdb_complain(l, "sweep", rc);
-    else
+    else if (l->swept != swept)
         atomic_fetch_add(&l->dirty, 1);
 }
 

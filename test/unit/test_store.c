@@ -508,13 +508,32 @@ static void test_agreement(void)
         return;
     }
     static const struct store_limit sets[3][3] = {
-        {{5, 60000}}, {{3, 1000}, {10, 10000}}, {{20, 600000}, {50, 3600000}, {80, 86400000}}};
+        {{3, 60000}}, {{2, 1000}, {6, 10000}}, {{10, 600000}, {25, 3600000}, {40, 86400000}}};
     static const int nset[3] = {1, 2, 3};
     static const struct store_grey_params gq = {5000, 20000, 60000, NULL, 2, 300000, 10000};
     int64_t offset = 2100000000000LL, start = mono_ms();
     int64_t ats[5][8] = {{0}};
     uint64_t rng = 12345;
     int ops = 0, same = 0, allowed = 0, refused = 0, grey_states[5] = {0}, firsts = 0;
+    int most_windows = 0, nedges = 0, edge_next = 0;
+    struct edge {
+        int64_t t;
+        int k, kind, set;
+    } edges[64];
+#define EDGE(time)                                                                                 \
+    do {                                                                                           \
+        if ((time) > 0) {                                                                          \
+            edges[edge_next] = (struct edge){(time), k, kind, set};                                \
+            edge_next = (edge_next + 1) % 64;                                                      \
+            nedges += nedges < 64;                                                                 \
+        }                                                                                          \
+    } while (0)
+    struct store_options ro;
+    char rerr[256];
+    store_options_default(&ro);
+    ro.spec = rspec;
+    ro.clock_ms = fake_clock;
+    struct store_admin *ra = store_admin_open(&ro, rerr, sizeof(rerr)); /* to look inside */
     char key[32], awl[32];
 
     for (int step = 0; step < 3000; step++) {
@@ -522,19 +541,39 @@ static void test_agreement(void)
         uint64_t x = rng;
         /* Logical time never runs slower than real time, so a key Redis expires by its TTL is
          * expired for the LMDB side too. */
-        offset += x % 23 == 0 ? (int64_t)((x >> 8) % 90000) : (int64_t)((x >> 8) % 400);
+        offset += x % 61 == 0 ? (int64_t)((x >> 8) % 90000) : (int64_t)((x >> 8) % 150);
         if (x % 97 == 0)
             offset += 2 * 3600000;
         fake_now = offset + (mono_ms() - start);
-        int k = (int)((x >> 20) % 5), kind = (int)((x >> 24) % 10), set = (int)((x >> 28) % 3);
+        /* Every third step lands exactly on an edge an earlier answer named (a retry time,
+         * an expiry, a grouping step), or one ms before it. */
+        int k = (int)((x >> 20) % 5), kind = (int)((x >> 24) % 10), set = (int)((x >> 28) % 4);
+        if (x % 3 == 0 && nedges > 0) {
+            const struct edge *e = &edges[(x >> 12) % (uint64_t)nedges];
+            int64_t t = e->t - (int64_t)((x >> 16) % 2);
+            if (t > fake_now) { /* the same key and operation as the answer that named it */
+                offset += t - fake_now;
+                fake_now = t;
+                k = e->k;
+                kind = e->kind;
+                set = e->set;
+            }
+        }
         snprintf(key, sizeof(key), "key%d", k);
         int same_now;
+        /* Set 3: eight limits out of twenty periods, so a key collects more than the
+         * WINDOW_MAX_SET windows it may keep and the oldest unnamed ones are dropped. */
+        struct store_limit many[8];
+        for (int j = 0; j < 8; j++)
+            many[j] = (struct store_limit){6, 1000 * (1 + (int64_t)(((x >> 50) + 7 * j) % 20))};
+        const struct store_limit *lims = set < 3 ? sets[set] : many;
+        int nl = set < 3 ? nset[set] : 8;
         if (kind < 6) {
             int adjust = kind == 5;
             int64_t units = adjust ? ((x >> 32) % 2 ? -1 : 2) : (int64_t)(x >> 32) % 4;
             int64_t at = ats[k][(x >> 40) % 8];
-            struct rl_got a = rl(l, adjust, key, sets[set], nset[set], units, at);
-            struct rl_got b = rl(r, adjust, key, sets[set], nset[set], units, at);
+            struct rl_got a = rl(l, adjust, key, lims, nl, units, at);
+            struct rl_got b = rl(r, adjust, key, lims, nl, units, at);
             same_now = a.r.status == STORE_OK && b.r.status == STORE_OK &&
                        a.r.allowed == b.r.allowed && a.r.blocked == b.r.blocked &&
                        a.r.now_ms == b.r.now_ms && a.r.retry_ms == b.r.retry_ms &&
@@ -551,7 +590,21 @@ static void test_agreement(void)
                         (long long)b.r.limits[0].used, (long long)b.r.limits[0].first_ms, b.detail);
             if (!adjust && a.r.allowed && units > 0)
                 ats[k][(x >> 44) % 8] = a.r.at_ms;
+            if (a.r.status == STORE_OK) {
+                EDGE(a.r.retry_ms);
+                for (int i = 0; i < a.r.nlimits; i++) {
+                    EDGE(a.r.limits[i].first_ms + a.r.limits[i].period_ms);
+                    EDGE(a.r.at_ms + (a.r.limits[i].period_ms + 31) / 32);
+                }
+            }
             allowed += !adjust && a.r.allowed && units > 0;
+            if (set == 3 && ra) {
+                struct store_rl_info info;
+                char err[256];
+                if (store_admin_show(ra, key, &info, err, sizeof(err)) == 1 &&
+                    info.nwindows > most_windows)
+                    most_windows = info.nwindows;
+            }
             refused += !adjust && !a.r.allowed;
         } else if (kind < 9) {
             snprintf(awl, sizeof(awl), "client%d", k % 2);
@@ -567,11 +620,18 @@ static void test_agreement(void)
                         step, key, a.r.state, (long long)a.r.first_ms, (long long)a.r.awl_count,
                         b.r.state, (long long)b.r.first_ms, (long long)b.r.awl_count, b.detail);
             grey_states[a.r.state]++;
+            EDGE(a.r.retry_ms);
+            EDGE(a.r.first_ms + gq.delay_ms + gq.retry_window_ms);
+            EDGE(a.r.first_ms + gq.delay_ms + 2 * gq.retry_window_ms);
+            EDGE(a.r.now_ms + gq.pass_ttl_ms);
+            if (a.r.state == STORE_GREY_PASS)
+                EDGE(a.r.now_ms + gq.awl_interval_ms);
         } else {
             struct once_got a = once(l, key, 30000), b = once(r, key, 30000);
             same_now = a.r.status == STORE_OK && b.r.status == STORE_OK && a.r.first == b.r.first &&
                        a.r.now_ms == b.r.now_ms;
             firsts += a.r.first;
+            EDGE(a.r.now_ms + 30000);
         }
         ops++;
         same += same_now;
@@ -585,6 +645,9 @@ static void test_agreement(void)
           grey_states[3] && grey_states[4] && firsts > 10);
     store_close(l);
     store_close(r);
+    store_admin_close(ra);
+    CHECK(most_windows == 16); /* the eviction path ran */
+#undef EDGE
 }
 
 /* test_two_mx - two handles on one Redis (real clock: TIME) share one limit. */
