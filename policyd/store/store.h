@@ -10,10 +10,12 @@
  * before the call returns (LMDB answers ride a zero-delay event), unless store_cancel() comes
  * first. A failure is an answer too (status STORE_FAIL with a reason), within
  * options.timeout_ms on Redis: the caller applies its failure policy; the store never blocks
- * the loop and never hides a failure. Keys are hashed (SHA-256, 128 bits) before they reach
- * the store: no address appears in Redis KEYS or an LMDB dump; a rate-limit record keeps its
- * readable key inside its value, for `show` and `top` (store_admin.h), with the same lifetime.
- * Every record expires (Redis TTL; LMDB: swept). The rate-limit arithmetic is window.h's.
+ * the loop and never hides a failure. A timed-out Redis operation has an unknown outcome
+ * (Redis may still run it: a reservation may have been recorded); its late reply is dropped. Keys
+ * are hashed (SHA-256, 128 bits) before they reach the store: no address appears in Redis KEYS or
+ * an LMDB dump; a rate-limit record keeps its readable key inside its value, for `show` and `top`
+ * (store_admin.h), with the same lifetime. Every record expires (Redis TTL; LMDB: swept). The
+ * rate-limit arithmetic is window.h's.
  */
 #ifndef POLICYD_STORE_STORE_H
 #define POLICYD_STORE_STORE_H
@@ -192,7 +194,7 @@ struct store_stats {
     unsigned long long ops, ok, failed; /* operations asked, answered, failed (all causes) */
     unsigned long long timeouts;        /* failed by our per-operation timer */
     unsigned long long fast_fails;      /* failed at once: breaker open or not connected */
-    unsigned long long late_replies;    /* replies after their timeout, ignored */
+    unsigned long long late_replies;    /* replies after their timeout (or cancel), dropped */
     unsigned long long connects, connect_failures, state_changes;
     unsigned long long swept;    /* LMDB: expired records removed */
     unsigned long long map_size; /* LMDB: bytes */
