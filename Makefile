@@ -25,7 +25,7 @@ CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -g $(OPT) \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wpointer-arith -Wvla -I. \
 	$(shell pkg-config --cflags $(PKGS))
-LIBS     := $(shell pkg-config --libs $(PKGS)) -llmdb -ldb -lz -lm -lpthread
+LIBS     := $(shell pkg-config --libs $(PKGS)) -llmdb -lhiredis -ldb -lz -lm -lpthread
 CFLAGS   ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 
@@ -66,6 +66,8 @@ test_runtool_LAYERS     := lib
 test_report_LAYERS      := report lib
 fuzz_report_LAYERS      := report lib
 test_xalloc_LAYERS      := lib
+test_store_LAYERS       := store lib
+test_window_LAYERS      := store lib
 test_config_LAYERS      := $(LAYERS)
 test_relay_LAYERS       := $(LAYERS)
 fuzz_config_LAYERS      := $(LAYERS)

@@ -13,9 +13,10 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     make gcc clang libclang-rt-14-dev pkg-config clang-format \
     libevent-dev libc-ares-dev libopendkim-dev liblmdb-dev libdb5.3-dev libssl-dev zlib1g-dev \
+    libhiredis-dev \
     postfix postfix-lmdb swaks dnsmasq-base iproute2 libsasl2-modules opendkim-tools openssl \
     python3 python3-dnslib python3-dnspython python3-yaml python3-cryptography procps psmisc \
-    util-linux
+    util-linux redis-server
 # The daemon's default unprivileged user.
 if ! getent passwd policyd >/dev/null; then
     useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin policyd
