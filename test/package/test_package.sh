@@ -46,8 +46,9 @@ fi
 version=$(head -n1 debian/changelog | sed 's/^policyd (\(.*\)).*/\1/')
 arch=$(dpkg --print-architecture)
 deb=$WORK/policyd_${version}_${arch}.deb
-(cd "$WORK/src" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc -b) \
-    >"$WORK/build.log" 2>&1
+# make check's environment (the sanitizer flavour's BUILD, the jobserver) stays outside
+(cd "$WORK/src" && env -u BUILD -u POLICYD -u CFLAGS -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+    DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1
 status=$?
 if [ $status -eq 0 ] && [ -f "$deb" ]; then
     ok "package: dpkg-buildpackage -us -uc -b builds $(basename "$deb")"
