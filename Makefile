@@ -6,7 +6,12 @@
 #   make fuzz        libFuzzer targets (clang), FUZZ_SECONDS each
 #   make bench       load generator against the daemon and a minimal reference server
 #   make run         run the daemon in the foreground with etc/policyd.conf
-#   make install     PREFIX=/usr/local DESTDIR=
+#   make man         the manual pages policyd(8) and policyd.conf(5) in $(BUILD)/man
+#   make install     PREFIX=/usr/local DESTDIR=  (binary, configuration, units, man pages, docs)
+#   make deb         the Debian package, built in a copy of the tree, into build/deb/
+#
+# The version has one home, the first line of debian/changelog; it reaches the code as
+# POLICYD_VERSION and the manual pages as @VERSION@.
 #
 # Sources are found by wildcard: every .c in a layer's folder (LAYERS below) goes into that
 # layer's archive, policyd/main.c only into the executable; every test/unit/test_*.c is a unit
@@ -19,15 +24,23 @@ DESTDIR  ?=
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SBINDIR  := $(PREFIX)/sbin
 DOCDIR   := $(PREFIX)/share/doc/policyd
+MANDIR   := $(PREFIX)/share/man
+# Debian 12 keeps its units in /lib/systemd/system; /usr/local/lib/systemd/system is read too.
+UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+VERSION  := $(or $(shell head -n1 debian/changelog 2>/dev/null | cut -d' ' -f2 | tr -d '()'),unknown)
+MANDATE  := $(shell date -u -d "$$(sed -n '/^ -- /{s/^ -- .*>  //p;q}' debian/changelog 2>/dev/null)" '+%B %-d, %Y' 2>/dev/null)
 PKGS     := libevent libcares opendkim openssl
 OPT      ?= -O2
 CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -g $(OPT) \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wpointer-arith -Wvla -I. \
-	$(shell pkg-config --cflags $(PKGS))
+	-DPOLICYD_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 LIBS     := $(shell pkg-config --libs $(PKGS)) -llmdb -lhiredis -ldb -lz -lm -lpthread
 CFLAGS   ?=
-ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+# CPPFLAGS and LDFLAGS as dpkg-buildflags sets them (fortify, relro, bindnow) for the package.
+CPPFLAGS ?=
+LDFLAGS  ?=
+ALL_CFLAGS = $(CFLAGS_BASE) $(CPPFLAGS) $(CFLAGS)
 
 BUILD    ?= build/release
 # The fuzz targets link one build of the library instrumented for libFuzzer and the sanitizers.
@@ -116,7 +129,7 @@ FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all check test unit fuzz bench run install clean format format-check deps
+.PHONY: all check test unit fuzz bench run install clean format format-check deps man deb
 all: policyd/policyd
 
 policyd/policyd: $(BUILD)/policyd/policyd
@@ -125,7 +138,7 @@ policyd/policyd: $(BUILD)/policyd/policyd
 .SECONDEXPANSION:
 
 $(BUILD)/policyd/policyd: $(MAIN_OBJ) $(call archives,$(BUILD),$(LAYERS))
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(call link_archives,$(BUILD),policyd) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(call link_archives,$(BUILD),policyd) $(LIBS)
 
 $(BUILD)/policyd/main.o: DEFS = -DPOLICYD_CONFIG='"$(SYSCONFDIR)/policyd/policyd.conf"'
 
@@ -133,7 +146,7 @@ $(BUILD)/policyd/main.o: DEFS = -DPOLICYD_CONFIG='"$(SYSCONFDIR)/policyd/policyd
 # headers it read; -MP: a dummy rule per header, so a deleted header does not break the build).
 DEPFLAGS := -MMD -MP
 
-$(BUILD)/%.o: %.c Makefile
+$(BUILD)/%.o: %.c Makefile debian/changelog
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(DEFS) -c -o $@ $<
 
@@ -179,25 +192,55 @@ bench: all $(TOOL_BIN)
 run: all
 	policyd/policyd -c etc/policyd.conf -f
 
-install: all
+# The paths of this installation in the manual pages and the units.
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@DATE@|$(MANDATE)|g'
+
+# policyd.conf(5): the settings list is printed by a host tool built on settings.def itself.
+man: $(BUILD)/man/policyd.8 $(BUILD)/man/policyd.conf.5
+
+$(BUILD)/man/mkconfman: etc/man/mkconfman.c policyd/settings.def Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/man/policyd.conf.5: $(BUILD)/man/mkconfman etc/man/policyd.conf.5.in debian/changelog
+	$(BUILD)/man/mkconfman etc/man/policyd.conf.5.in policyd/settings.def | $(SUBST) >$@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/man/policyd.8: etc/man/policyd.8 Makefile debian/changelog
+	@mkdir -p $(dir $@)
+	$(SUBST) etc/man/policyd.8 >$@
+
+install: all man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/policyd \
-	    $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(DOCDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 policyd/policyd $(DESTDIR)$(SBINDIR)/policyd
 	test -e $(DESTDIR)$(SYSCONFDIR)/policyd/policyd.conf || \
 	    install -m 0644 etc/policyd.conf $(DESTDIR)$(SYSCONFDIR)/policyd/policyd.conf
-	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	    -e 's|@DOCDIR@|$(DOCDIR)|g' etc/policyd.service \
-	    >$(DESTDIR)$(PREFIX)/lib/systemd/system/policyd.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/logrotate.d/policyd || \
+	    install -m 0644 etc/policyd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/policyd
+	for u in policyd.service policyd.socket; do \
+	    $(SUBST) etc/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	install -m 0644 $(BUILD)/man/policyd.8 $(DESTDIR)$(MANDIR)/man8/policyd.8
+	install -m 0644 $(BUILD)/man/policyd.conf.5 $(DESTDIR)$(MANDIR)/man5/policyd.conf.5
 	install -m 0644 etc/main.cf.snippet etc/policyd.conf README.md $(DESTDIR)$(DOCDIR)/
+
+# dpkg-buildpackage runs in a copy of the tree (test/package/test_package.sh), so no build
+# output lands in the sources; the .deb, its build log and lintian's report go to build/deb/.
+deb:
+	KEEP=$(CURDIR)/build/deb bash test/package/test_package.sh --build-only
 
 deps:
 	bash etc/install-deps.sh
 
 format:
-	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
 
 -include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJ) $(UNIT_OBJ) \
 	$(LIB_SRC:%.c=$(FUZZ_OBJ)/%.o) $(FUZZ_SRC:%.c=$(FUZZ_OBJ)/%.o))

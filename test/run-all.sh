@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh - the whole suite (make check): the layering check (test/layers.sh), then unit
 # tests, daemon tests and the Postfix lab, for the release build and again for the
-# AddressSanitizer + UndefinedBehaviorSanitizer build, then bounded fuzzing. Every part prints
+# AddressSanitizer + UndefinedBehaviorSanitizer build, then the Debian package, then bounded fuzzing. Every part prints
 # "ok NAME" / "not ok NAME" lines (a skip is "ok NAME # SKIP reason") or "N passed, N failed";
 # the last line of this script is the total: "N passed, N failed, N skipped".
 set -u
@@ -75,6 +75,9 @@ for flavour in release asan; do
         run_part "$flavour/${t#test/}" bash "$t"
     done
 done
+# The Debian package once, not per flavour (it builds its own copy); it says "ok package # SKIP"
+# where dpkg-buildpackage is missing.
+run_part "package (build, lintian, man pages, units, install)" bash test/package/test_package.sh
 if ls build/fuzz/fuzz_* >/dev/null 2>&1; then
     run_part "fuzz (${FUZZ_SECONDS}s per target)" bash test/fuzz/run.sh "$FUZZ_SECONDS"
 fi
