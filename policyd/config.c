@@ -481,20 +481,33 @@ static void config_where(const struct config *cfg, size_t i, char *out, size_t o
         snprintf(out, outlen, "%s (default of %s)", cfg->path, config_settings[i].name);
 }
 
+/* config_names_word - 1 if text holds word as a whole element of a list or a table's name:
+ * "/etc/postfix/virtual" is in "hash:/etc/postfix/virtual, x" but not in
+ * "hash:/etc/postfix/virtual_alias". */
+static int config_names_word(const char *text, const char *word, size_t len)
+{
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p++) {
+        char before = p == text ? ' ' : p[-1], after = p[len];
+        if (strchr(" \t\n,:={", before) && (!after || strchr(" \t\n,}", after)))
+            return 1;
+    }
+    return 0;
+}
+
 /* config_names_file - 1 if the text of a setting names path: as it is, or without the suffix
  * a table type adds ("lmdb:/etc/postfix/virtual" opens /etc/postfix/virtual.lmdb). */
 static int config_names_file(const char *text, const char *path)
 {
-    if (strstr(text, path))
+    size_t pl = strlen(path);
+    if (config_names_word(text, path, pl))
         return 1;
     static const char *const suffixes[] = {".lmdb", ".db"};
-    size_t pl = strlen(path);
     for (size_t k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
         size_t sl = strlen(suffixes[k]);
         if (pl > sl && strcmp(path + pl - sl, suffixes[k]) == 0) {
             char stem[PATH_MAX];
             snprintf(stem, sizeof(stem), "%.*s", (int)(pl - sl), path);
-            if (strstr(text, stem))
+            if (config_names_word(text, stem, pl - sl))
                 return 1;
         }
     }

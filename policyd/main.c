@@ -333,8 +333,10 @@ static int main_serve(struct daemon *d, struct config *cfg)
     stats_log();
     main_log_dns_stats(d);
     log_info("stopped");
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++) {
         event_free(sigev[i]);
+        signal(sigs[i], SIG_IGN); /* a late signal must not turn a clean exit into a kill */
+    }
     main_remove_pidfile(d->pid_file);
     main_cleanup(d);
     return 0;

@@ -47,6 +47,7 @@
 #define SERVER_CLIENT_BUCKETS 1024
 #define SERVER_LIMIT_LOG_INTERVAL 60   /* seconds between the counts at the connection limits */
 #define SERVER_DRAIN_ACCEPT_MAX 100000 /* connections taken from a listen queue at shutdown */
+#define SERVER_ACCEPT_BATCH 64         /* connections accepted in one turn of the loop */
 
 /* The connections of one client (peer address, or uid on a unix socket). */
 struct client {
@@ -89,6 +90,9 @@ struct server {
     int shutting_down;
     struct event *resume_timer;
     struct event *done_event;
+    struct event *turn_event; /* after a turn of accepts: see server_accept_cb */
+    unsigned turn_accepts;
+    int batch_paused;
     void (*done)(void *arg);
     void *done_arg;
     /* at max_connections / max_connections_per_client: counts since the last line */
@@ -484,14 +488,15 @@ static void server_admit(struct server *srv, struct listener *l, int fd, const s
     c->client->count++;
     TAILQ_INSERT_TAIL(&srv->conns, c, all);
     srv->nconns++;
-    /* A new session is idle: it has asked nothing yet. */
-    c->idle = 1;
-    TAILQ_INSERT_TAIL(&srv->idle, c, idle_link);
-    srv->nidle++;
     stats.connections_total++;
     if (++stats.connections_now > stats.connections_peak)
         stats.connections_peak = stats.connections_now;
     c->session = session_new(srv->base, srv->dns, fd, fd, peer, &server_hooks, c);
+    if (session_is_idle(c->session)) { /* it has asked nothing yet */
+        c->idle = 1;
+        TAILQ_INSERT_TAIL(&srv->idle, c, idle_link);
+        srv->nidle++;
+    }
     if (draining)
         session_drain(c->session);
 }
@@ -507,8 +512,30 @@ static void server_accept_cb(struct evconnlistener *evl, evutil_socket_t fd, str
         close(fd);
         return;
     }
+    /* libevent accepts until the queue is empty: under a connection storm that would be
+     * forever, and the connections already open (fresh ones with a request waiting among them)
+     * would not be read meanwhile. So a turn of the loop takes SERVER_ACCEPT_BATCH at most. */
+    if (srv->turn_accepts++ == 0)
+        event_active(srv->turn_event, EV_TIMEOUT, 0);
     server_admit(srv, l, fd, sa, (socklen_t)salen, 0);
     server_update_accepting(srv);
+    if (srv->turn_accepts >= SERVER_ACCEPT_BATCH && !srv->paused) {
+        server_enable(srv, 0);
+        srv->batch_paused = 1;
+    }
+}
+
+/* server_turn_cb - the end of a turn in which connections were accepted: accept again. */
+static void server_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    srv->turn_accepts = 0;
+    if (srv->batch_paused) {
+        srv->batch_paused = 0;
+        server_update_accepting(srv);
+    }
 }
 
 static void server_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -559,6 +586,8 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
         xalloc_fail(0);
     if (!(srv->done_event = event_new(base, -1, 0, server_done_cb, srv)))
         xalloc_fail(0);
+    if (!(srv->turn_event = event_new(base, -1, 0, server_turn_cb, srv)))
+        xalloc_fail(0);
     if (!(srv->limit_timer = evtimer_new(base, server_limit_cb, srv)))
         xalloc_fail(0);
     if (!(srv->close_timer = evtimer_new(base, server_close_cb, srv)))
@@ -607,8 +636,9 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
             goto fail;
         }
         /* backlog 0: the socket is already listening. Created disabled: see server_start. */
-        l->evl = evconnlistener_new(base, server_accept_cb, l,
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, 0, fd);
+        l->evl = evconnlistener_new(
+            base, server_accept_cb, l,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, 0, fd);
         if (!l->evl) {
             snprintf(err, errlen, "%s: cannot watch the socket", v[i]);
             close(fd);
@@ -718,6 +748,8 @@ void server_free(struct server *srv)
         event_free(srv->resume_timer);
     if (srv->done_event)
         event_free(srv->done_event);
+    if (srv->turn_event)
+        event_free(srv->turn_event);
     if (srv->limit_timer)
         event_free(srv->limit_timer);
     if (srv->close_timer)

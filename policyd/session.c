@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SESSION_READ_CHUNK 16384
@@ -511,7 +512,17 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
     struct timeval tv = session_tv(s->idle_ms);
     evtimer_add(s->idle_ev, &tv);
     session_set_reading(s, 1);
+    /* A client that wrote its request right after connecting (Postfix does) is busy from the
+     * start: never taken for an idle one while it waits for its first read. */
+    char c;
+    if (recv(in_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+        s->idle = 0;
     return s;
+}
+
+int session_is_idle(const struct session *s)
+{
+    return s->idle;
 }
 
 void session_evict(struct session *s)

@@ -34,7 +34,7 @@ struct session_hooks {
      * a sentence for the log line ("no request for 600 s (idle_timeout)"). Called once. */
     void (*ended)(void *arg, enum session_end why, const char *peer, const char *detail);
     /* idle - the session became idle (1: no request in progress, no reply unsent) or busy (0).
-     * A new session is idle; only changes are reported. May be NULL. */
+     * A new session starts as session_is_idle says; only changes are reported. May be NULL. */
     void (*idle)(void *arg, int idle);
 };
 
@@ -46,6 +46,10 @@ struct session_hooks {
  */
 struct session *session_new(struct event_base *base, struct dns *dns, int in_fd, int out_fd,
                             const char *peer, const struct session_hooks *hooks, void *arg);
+
+/* session_is_idle - 1 if the session is idle as last reported: a new one is, unless the first
+ * bytes of its first request are already waiting to be read. */
+int session_is_idle(const struct session *s);
 
 /* session_evict - close an idle session now, to make room (ended is called with
  * SESSION_END_EVICTED before this returns). A busy session is left alone. */

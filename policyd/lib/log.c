@@ -111,11 +111,15 @@ void log_set_owner(long uid, long gid)
  * privileges. -1 with a reason in err. */
 static int log_open_file(const char *file, char *err, unsigned long errlen)
 {
-    int created = 1;
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0640);
-    if (fd < 0 && errno == EEXIST) {
-        created = 0;
-        fd = open(file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    int created = 0, fd = -1;
+    /* Whether we create it decides its owner: O_EXCL tells (twice: it may vanish between). */
+    for (int tries = 0; fd < 0 && tries < 2; tries++) {
+        fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0640);
+        created = fd >= 0;
+        if (fd < 0 && errno == EEXIST)
+            fd = open(file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT)
+            break;
     }
     if (fd < 0) {
         if (errno == EACCES && geteuid() != 0)

@@ -109,7 +109,10 @@ PYEOF
     echo "# $out"
     check "a connection attempt during the drain fails at once" grep -qE "late=(FileNotFoundError|ConnectionRefusedError)" <<<"$out"
     check "the request in flight is still answered" grep -q "answer=b'action=" <<<"$out"
-    check "daemon exits 0" stop_daemon
+    rc=0
+    wait "$DAEMON_PID" || rc=$?
+    DAEMON_PID=
+    check "daemon exits 0 (status $rc)" test "$rc" -eq 0
 fi
 kill "$DNS_PID" 2>/dev/null
 wait "$DNS_PID" 2>/dev/null
