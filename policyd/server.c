@@ -368,6 +368,16 @@ static void server_update_accepting(struct server *srv)
     }
 }
 
+/* server_idle_unlink - take c off the idle list. */
+static void server_idle_unlink(struct server *srv, struct conn *c)
+{
+    if (c->idle) {
+        TAILQ_REMOVE(&srv->idle, c, idle_link);
+        srv->nidle--;
+        c->idle = 0;
+    }
+}
+
 /* server_conn_idle - a session's idle state changed: keep the idle list in order. */
 static void server_conn_idle(void *arg, int idle)
 {
@@ -380,9 +390,7 @@ static void server_conn_idle(void *arg, int idle)
         if (srv->paused)
             server_update_accepting(srv);
     } else if (!idle && c->idle) {
-        TAILQ_REMOVE(&srv->idle, c, idle_link);
-        srv->nidle--;
-        c->idle = 0;
+        server_idle_unlink(srv, c);
         if (srv->nidle == 0 && !srv->paused)
             server_update_accepting(srv); /* at the limit with nothing idle: stop accepting */
     }
@@ -393,7 +401,7 @@ static void server_conn_ended(void *arg, enum session_end why, const char *peer,
 {
     struct conn *c = arg;
     struct server *srv = c->srv;
-    server_conn_idle(c, 0);
+    server_idle_unlink(srv, c); /* no accepting decision yet: the counts are about to change */
     TAILQ_REMOVE(&srv->conns, c, all);
     server_client_release(srv, c->client);
     srv->nconns--;

@@ -14,7 +14,9 @@ POLICYD=${POLICYD:-policyd/policyd}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-100}
 TMP=$(mktemp -d /tmp/policyd-bench.XXXXXX)
-ulimit -n 65536 2>/dev/null || ulimit -n 4096
+# Descriptors: 65,536 where root may raise the hard limit, else as many as the hard limit allows
+# (the idle flood needs 20,000; "ulimit -n N" alone would lower the hard limit too).
+ulimit -n 65536 2>/dev/null || ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done

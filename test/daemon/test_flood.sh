@@ -68,6 +68,7 @@ PYEOF
     fds=$(sed -n 's/.* fds=\([0-9]*\).*/\1/p' <<<"$out")
     check "the daemon holds no more connections than max_connections (${fds:-?} descriptors)" test "${fds:-99999}" -le 1030
     check "the limit is logged once, as a warning" test "$(grep -c "warning: max_connections (1000) reached: closing the connection idle the longest" "$WORK/policyd.log")" -eq 1
+    check "never 'every connection is busy' (idle ones were there to close)" test "$(grep -c "every connection is busy" "$WORK/policyd.log")" -eq 0
     kill -USR1 "$DAEMON_PID"
     check "the counters show the evictions" wait_log "connections_evicted=(399[0-9]|4[0-9]{3})"
     check "daemon exits 0 on SIGTERM" stop_daemon
