@@ -17,6 +17,9 @@
 #include "policyd/maps/netlist.h"
 #include "protocol/action.h"
 #include "policyd/lib/endpoint.h"
+#include "policyd/lib/file.h"
+#include "policyd/lib/xalloc.h"
+#include "policyd/mail/dkim_keys.h"
 #include "policyd/lib/plist.h"
 #include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
@@ -26,6 +29,7 @@
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <net/if.h>
 #include <arpa/inet.h>
 #include <stddef.h>
@@ -419,7 +423,9 @@ static void raw_free(struct raw *raw)
         free(raw->value[i]);
 }
 
-struct config *config_load(const char *path, char *err, size_t errlen)
+/* config_load_settings - read, import, expand, validate and compile (config_load without the
+ * file permission check). */
+static struct config *config_load_settings(const char *path, char *err, size_t errlen)
 {
     struct raw raw;
     memset(&raw, 0, sizeof(raw));
@@ -459,6 +465,177 @@ fail:
     raw_free(&raw);
     config_unref(&cp->pub);
     return NULL;
+}
+
+/* config_where - "FILE:LINE" of setting i of a loaded configuration, or where it came from. */
+static void config_where(const struct config *cfg, size_t i, char *out, size_t outlen)
+{
+    const struct config_private *cp = config_priv(cfg);
+    if (cp->source[i] == SRC_FILE)
+        snprintf(out, outlen, "%s:%d", cfg->path, cp->line[i]);
+    else if (cp->source[i] == SRC_POSTFIX)
+        snprintf(out, outlen, "%s/main.cf (imported %s)", cfg->postfix_config_directory,
+                 config_settings[i].name);
+    else
+        snprintf(out, outlen, "%s (default of %s)", cfg->path, config_settings[i].name);
+}
+
+/* config_names_word - 1 if text holds word as a whole element of a list or a table's name:
+ * "/etc/postfix/virtual" is in "hash:/etc/postfix/virtual, x" but not in
+ * "hash:/etc/postfix/virtual_alias". */
+static int config_names_word(const char *text, const char *word, size_t len)
+{
+    for (const char *p = text; (p = strstr(p, word)) != NULL; p++) {
+        char before = p == text ? ' ' : p[-1], after = p[len];
+        if (strchr(" \t\n,:={", before) && (!after || strchr(" \t\n,}", after)))
+            return 1;
+    }
+    return 0;
+}
+
+/* config_names_file - 1 if the text of a setting names path: as it is, or without the suffix
+ * a table type adds ("lmdb:/etc/postfix/virtual" opens /etc/postfix/virtual.lmdb). */
+static int config_names_file(const char *text, const char *path)
+{
+    size_t pl = strlen(path);
+    if (config_names_word(text, path, pl))
+        return 1;
+    static const char *const suffixes[] = {".lmdb", ".db"};
+    for (size_t k = 0; k < sizeof(suffixes) / sizeof(suffixes[0]); k++) {
+        size_t sl = strlen(suffixes[k]);
+        if (pl > sl && strcmp(path + pl - sl, suffixes[k]) == 0) {
+            char stem[PATH_MAX];
+            snprintf(stem, sizeof(stem), "%.*s", (int)(pl - sl), path);
+            if (config_names_word(text, stem, pl - sl))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* config_file_origin - where path was named: "FILE:LINE: setting" of the setting whose value
+ * names it, a KeyTable line for a DKIM key, else the file that names files indirectly. */
+static void config_file_origin(const struct config *cfg, const char *path, const char *key_origin,
+                               char *out, size_t outlen)
+{
+    const struct config_private *cp = config_priv(cfg);
+    char where[PATH_MAX + 64];
+    if (key_origin && strcmp(key_origin, "dkim_keys") != 0) {
+        snprintf(out, outlen, "%s: DKIM key", key_origin);
+        return;
+    }
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        enum setting_type t = config_settings[i].type;
+        if ((t == T_STR || t == T_LIST) && config_names_file(cp->expanded[i], path)) {
+            config_where(cfg, i, where, sizeof(where));
+            snprintf(out, outlen, "%s: %s", where, config_settings[i].name);
+            return;
+        }
+    }
+    /* Named inside another file: OpenDKIM's KeyTable is the one case. */
+    int i = config_settings_index("opendkim_config", 15);
+    if (*cfg->opendkim_config) {
+        config_where(cfg, (size_t)i, where, sizeof(where));
+        snprintf(out, outlen, "%s: opendkim_config (%s)", where, cfg->opendkim_config);
+    } else {
+        snprintf(out, outlen, "%s", cfg->path);
+    }
+}
+
+static int config_file_check = 1;
+
+void config_set_file_check(int on)
+{
+    config_file_check = on;
+}
+
+/* config_drops_privileges - 1 if the daemon started now would switch to another user, whose
+ * access to the files must then be checked: running as root, `user` not root, and existing
+ * (a missing user is refused at start, with its own message). */
+static int config_drops_privileges(const struct config *cfg)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    return geteuid() == 0 && strcmp(cfg->user, "root") != 0 &&
+           getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &res) == 0 && res;
+}
+
+/*
+ * config_check_readable - every file the configuration opened (files[0..n), recorded while it
+ * loaded) and every DKIM key file must stay readable for `user`: the daemon reads them again
+ * after dropping privileges (SIGHUP, table changes on disk). A file only root can read would
+ * work at start and break at the first reload, or worse, keep an old table in use. 0, or -1
+ * with "FILE:LINE: setting: ... fix" in err.
+ */
+static int config_check_readable(const struct config *cfg, char **files, size_t n,
+                                 const struct dkim_keys_list *keys, char *err, size_t errlen)
+{
+    size_t nkeys = keys ? keys->nkeys : 0, total = 0;
+    const char **paths = xcalloc(n + nkeys + 1, sizeof(*paths));
+    const char **origins = xcalloc(n + nkeys + 1, sizeof(*origins));
+    for (size_t i = 0; i < n; i++)
+        paths[total++] = files[i];
+    for (size_t k = 0; k < nkeys; k++) {
+        if (!keys->keys[k].pem)
+            continue; /* not readable even as root: the DKIM check reports it */
+        origins[total] = keys->keys[k].origin;
+        paths[total++] = keys->keys[k].path;
+    }
+    int rc = 0;
+    if (total > 0) {
+        int *errnos = xcalloc(total, sizeof(int));
+        char why[512];
+        if (file_readable_as(cfg->user, paths, total, errnos, why, sizeof(why)) != 0) {
+            snprintf(err, errlen, "%s: cannot check which files user %s may read: %s", cfg->path,
+                     cfg->user, why);
+            rc = -1;
+        }
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; rc == 0 && i < total; i++)
+            if (errnos[i] != 0 && bad++ == 0)
+                first = i;
+        if (rc == 0 && bad > 0) {
+            char origin[PATH_MAX + 200], more[64] = "";
+            const char *p = paths[first];
+            config_file_origin(cfg, p, origins[first], origin, sizeof(origin));
+            if (bad > 1)
+                snprintf(more, sizeof(more), " (and %zu more files)", bad - 1);
+            if (errnos[first] == EACCES || errnos[first] == EPERM)
+                snprintf(err, errlen,
+                         "%s: %s is readable by root but not by user %s, who reads it again on "
+                         "reload (SIGHUP) and when it changes%s; fix: chgrp %s %s; chmod 640 %s "
+                         "(and make every directory above it searchable by %s)",
+                         origin, p, cfg->user, more, cfg->user, p, p, cfg->user);
+            else
+                snprintf(err, errlen, "%s: user %s cannot open %s: %s%s", origin, cfg->user, p,
+                         strerror(errnos[first]), more);
+            rc = -1;
+        }
+        free(errnos);
+    }
+    free(paths);
+    free(origins);
+    return rc;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    /* Record the files the load opens, to ask afterwards whether `user` can open them too. */
+    file_record_begin();
+    struct config *cfg = config_load_settings(path, err, errlen);
+    struct dkim_keys_list *keys = NULL;
+    int check = cfg && config_file_check && config_drops_privileges(cfg);
+    if (check && (*cfg->dkim_keys || *cfg->opendkim_config))
+        keys = dkim_keys_list_load(cfg->dkim_keys, cfg->opendkim_config);
+    size_t n;
+    char **files = file_record_end(&n);
+    if (check && config_check_readable(cfg, files, n, keys, err, errlen) != 0) {
+        config_unref(cfg);
+        cfg = NULL;
+    }
+    dkim_keys_list_free(keys);
+    file_record_free(files);
+    return cfg;
 }
 
 static struct config *config_current;

@@ -77,10 +77,17 @@ void config_use_checks(const struct check_def *(*find)(const char *name),
                        const char *(*names)(void));
 
 /*
- * config_load - read, import, expand, validate and compile. path NULL: defaults only.
+ * config_load - read, import, expand, validate and compile. path NULL: defaults only. Run as
+ * root for another `user`, every file it opened (tables, /file lists, DKIM keys and KeyTable)
+ * must also open for that user, who reads them again later (see config_set_file_check).
  * Returns a configuration with one reference, or NULL with "FILE:LINE: reason" in err.
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* config_set_file_check - whether config_load, run as root for a configuration whose `user`
+ * is another, refuses it when that user could not read a file it names (default on: start and
+ * -t; `policyd doctor` reports rather than refuses, and turns it off). */
+void config_set_file_check(int on);
 
 /* config_active - the configuration new requests use (process-wide; swapped whole on reload). */
 struct config *config_active(void);

@@ -6,9 +6,12 @@
  *   policyd -c FILE -n            print the settings that differ from the defaults
  *   policyd -c FILE -S            serve one connection on stdin/stdout (Postfix spawn(8), tests)
  *
- * Order matters: load and validate the configuration, bind the sockets, write the pid file,
- * drop privileges, then serve. SIGHUP reloads (a bad file keeps the running configuration),
- * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
+ * Order matters: load and validate the configuration (which checks that `user` can read every
+ * file it names), open the log (a new file is given to `user`), bind the sockets, write the pid
+ * file, drop privileges (and say which files the user cannot remove at the stop), then serve.
+ * SIGHUP reloads (a bad file keeps the running configuration) and reopens the log file;
+ * SIGTERM stops accepting and answers every request already sent, within the drain deadline
+ * (request_deadline + 2 s); SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
 #include "policyd/doctor/doctor.h"
@@ -45,6 +48,7 @@ struct daemon {
     struct dns *dns;
     struct server *server;
     const char *config_path;
+    char *pid_file; /* written by us: removed at exit where we may */
     int foreground;
     struct event *stop_timer;
 };
@@ -144,7 +148,8 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
     case SIGINT:
         if (d->stop_timer)
             break;
-        log_info("stopping on signal %d: no new connections, answering requests in flight",
+        log_info("stopping on signal %d: no new connections; answering every request already "
+                 "sent, those waiting in the listen queue included",
                  (int)sig);
         long grace = config_active()->request_deadline + 2000;
         struct timeval tv = {grace / 1000, (grace % 1000) * 1000};
@@ -187,6 +192,64 @@ static int main_write_pidfile(const char *path)
     return fclose(fp);
 }
 
+/* main_remove_pidfile - remove the pid file at exit if it still names this process. */
+static void main_remove_pidfile(const char *path)
+{
+    char buf[32];
+    FILE *fp = path && *path ? fopen(path, "r") : NULL;
+    if (!fp)
+        return;
+    int ours = fgets(buf, sizeof(buf), fp) && atol(buf) == (long)getpid();
+    fclose(fp);
+    if (ours)
+        unlink(path);
+}
+
+/* main_removable - 1 if this process (after the privilege drop) may remove path: the
+ * directory is writable and searchable, and not sticky unless we own the file or directory. */
+static int main_removable(const char *path)
+{
+    char dir[4096];
+    struct stat dst, fst;
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK) != 0 || stat(dir, &dst) != 0)
+        return 0;
+    if (!(dst.st_mode & S_ISVTX) || dst.st_uid == geteuid())
+        return 1;
+    return lstat(path, &fst) == 0 && fst.st_uid == geteuid();
+}
+
+/* main_say_leftovers - after the privilege drop: say once which of the socket files and the
+ * pid file will stay behind when the daemon stops, and how to avoid it. */
+static void main_say_leftovers(const struct daemon *d, const struct config *cfg)
+{
+    const char *paths[16];
+    char list[2048] = "";
+    size_t n = server_socket_files(d->server, paths, 15), used = 0;
+    if (*cfg->pid_file)
+        paths[n++] = cfg->pid_file;
+    for (size_t i = 0; i < n; i++) {
+        if (main_removable(paths[i]))
+            continue;
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", paths[i]);
+        if (w > 0 && (size_t)w < sizeof(list) - used)
+            used += (size_t)w;
+    }
+    if (!used)
+        return;
+    struct passwd *me = getpwuid(geteuid());
+    log_info("%s will stay behind when policyd stops: user %s may not remove files in their "
+             "directory; to have them removed, put them in a directory owned by %s (with "
+             "systemd: RuntimeDirectory=policyd, then listen = unix:/run/policyd/policyd.sock, "
+             "pid_file = /run/policyd/policyd.pid); a leftover socket is replaced at the next "
+             "start",
+             list, me ? me->pw_name : cfg->user, me ? me->pw_name : cfg->user);
+}
+
 /* main_cleanup - free what main_serve / main_serve_stdio built (each part may be NULL). */
 static void main_cleanup(struct daemon *d)
 {
@@ -200,6 +263,8 @@ static void main_cleanup(struct daemon *d)
     config_activate(NULL);
     if (d->base)
         event_base_free(d->base);
+    free(d->pid_file);
+    d->pid_file = NULL;
 }
 
 /* main_serve_stdio - -S: one connection on stdin/stdout, no listeners, no privilege change. */
@@ -248,10 +313,14 @@ static int main_serve(struct daemon *d, struct config *cfg)
     }
     if (*cfg->pid_file && main_write_pidfile(cfg->pid_file) != 0)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+    else if (*cfg->pid_file)
+        d->pid_file = xstrdup(cfg->pid_file); /* cfg goes at the first reload */
+    /* The checks' timers and lookups; their files were read before privileges go. */
     if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         goto fail;
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
+    main_say_leftovers(d, cfg);
     if (!(d->reload = reload_new(d->base, d->dns, d->config_path, d->foreground && isatty(2), err,
                                  sizeof(err))))
         goto fail;
@@ -268,8 +337,11 @@ static int main_serve(struct daemon *d, struct config *cfg)
     stats_log();
     main_log_dns_stats(d);
     log_info("stopped");
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 4; i++) {
         event_free(sigev[i]);
+        signal(sigs[i], SIG_IGN); /* a late signal must not turn a clean exit into a kill */
+    }
+    main_remove_pidfile(d->pid_file);
     main_cleanup(d);
     return 0;
 fail:
@@ -315,6 +387,8 @@ int main(int argc, char **argv)
         main_usage();
     signal(SIGPIPE, SIG_IGN);
 
+    /* The doctor and -n report; start and -t refuse files `user` could not read. */
+    config_set_file_check(!doctor && !nondefault);
     struct config *cfg = config_load(path, err, sizeof(err));
     if (!cfg) {
         fprintf(stderr, "%s\n", err);
@@ -335,6 +409,12 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_verbose(verbose);
+    if (!stdio && geteuid() == 0 && strcmp(cfg->user, "root") != 0) {
+        /* The log file must stay writable after the privilege drop (SIGHUP reopens it). */
+        struct passwd *pw = getpwnam(cfg->user);
+        if (pw)
+            log_set_owner((long)pw->pw_uid, (long)pw->pw_gid);
+    }
     if (reload_open_log(cfg, !stdio && foreground && isatty(2), err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", path, err);
         config_unref(cfg);

@@ -2,9 +2,11 @@
  * server.h - the listening sockets and the set of open sessions.
  *
  * Sockets are bound (and unix sockets given their owner, group and mode) before privileges are
- * dropped; accepting starts afterwards. Beyond max_connections the listeners are paused, so new
- * connections wait in the kernel's listen queue instead of failing. The server tracks its
- * sessions so that SIGTERM can stop accepting and let in-flight requests finish.
+ * dropped; accepting starts afterwards. At max_connections a new connection is admitted by
+ * closing the connection idle the longest; only while every connection is busy do new ones
+ * wait in the kernel's listen queue. The server tracks its sessions so that SIGTERM can stop
+ * accepting and answer every request already sent, including those of connections still
+ * waiting in a listen queue.
  */
 #ifndef POLICYD_SERVER_H
 #define POLICYD_SERVER_H
@@ -24,9 +26,14 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
 /* server_start - begin accepting connections. */
 void server_start(struct server *srv);
 
-/* server_shutdown - stop accepting; finish what the sessions have read; then call done (from
- * the event loop, never from inside this call). */
+/* server_shutdown - stop: take the connections waiting in the listen queues, close the
+ * listeners (removing our unix socket files where we may), let every session answer what its
+ * peer has sent already, then call done (from the event loop, never from inside this call). */
 void server_shutdown(struct server *srv, void (*done)(void *arg), void *arg);
+
+/* server_socket_files - the paths of the unix sockets we created (at most max), into paths
+ * (owned by srv). Returns how many. */
+size_t server_socket_files(const struct server *srv, const char **paths, size_t max);
 
 /* server_free - close listeners and remove the unix socket files we created. NULL ok. */
 void server_free(struct server *srv);

@@ -27,13 +27,15 @@ void stats_log(void)
     int n = snprintf(line, sizeof(line),
                      "statistics: requests=%llu dunno=%llu reject=%llu defer=%llu prepend=%llu "
                      "other=%llu deadline_hits=%llu protocol_errors=%llu limit_errors=%llu "
-                     "connections=%llu connections_now=%llu connections_peak=%llu reloads=%llu "
-                     "reload_failures=%llu",
+                     "connections=%llu connections_now=%llu connections_peak=%llu "
+                     "connections_evicted=%llu connections_refused=%llu idle_closes=%llu "
+                     "read_timeouts=%llu write_timeouts=%llu reloads=%llu reload_failures=%llu",
                      stats.requests, stats.replies_dunno, stats.replies_reject, stats.replies_defer,
                      stats.replies_prepend, stats.replies_other, stats.deadline_hits,
                      stats.protocol_errors, stats.limit_errors, stats.connections_total,
-                     stats.connections_now, stats.connections_peak, stats.reloads,
-                     stats.reload_failures);
+                     stats.connections_now, stats.connections_peak, stats.connections_evicted,
+                     stats.connections_refused, stats.idle_closes, stats.read_timeouts,
+                     stats.write_timeouts, stats.reloads, stats.reload_failures);
     for (unsigned i = 0; i < stats.ncheck && n > 0 && (size_t)n < sizeof(line); i++) {
         const struct stats_check *c = &stats.checks[i];
         n += snprintf(line + n, sizeof(line) - (size_t)n,

@@ -27,6 +27,11 @@ struct stats {
     unsigned long long connections_total;
     unsigned long long connections_now;
     unsigned long long connections_peak;
+    unsigned long long connections_evicted; /* idle ones closed at max_connections */
+    unsigned long long connections_refused; /* over max_connections_per_client */
+    unsigned long long idle_closes;         /* idle_timeout */
+    unsigned long long read_timeouts;       /* request_read_timeout */
+    unsigned long long write_timeouts;      /* write_timeout */
     unsigned long long reloads;
     unsigned long long reload_failures;
     /* per check, by name: verdicts given (reject/defer/prepend) and "would" verdicts in warn */

@@ -1,7 +1,7 @@
 /*
- * reply.c - format a policy reply. Clean text (the common case) is added without a copy;
- * text with CR, LF or other control characters that would break Postfix's line protocol is
- * copied with them replaced by spaces.
+ * reply.c - format a policy reply. Clean text (the common case: printable ASCII) is added
+ * without a copy; anything else is copied with line breaks and tabs turned into spaces and
+ * other bytes (controls, DEL, 8-bit) into '?', so no raw byte reaches an SMTP client.
  */
 #include "protocol/reply.h"
 
@@ -10,16 +10,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* reply_printable - 1 for a byte that may stand in an SMTP reply as it is. */
+static int reply_printable(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f;
+}
+
 void reply_write(struct evbuffer *out, const char *action)
 {
     if (!action || !*action)
         action = "DUNNO";
-    size_t len = strlen(action);
+    size_t len = strlen(action), i = 0;
     char *clean = NULL;
-    if (strpbrk(action, "\r\n") != NULL) {
+    while (i < len && reply_printable((unsigned char)action[i]))
+        i++;
+    if (i < len) {
         clean = xmalloc(len);
-        for (size_t i = 0; i < len; i++)
-            clean[i] = (action[i] == '\r' || action[i] == '\n') ? ' ' : action[i];
+        memcpy(clean, action, i);
+        for (; i < len; i++) {
+            unsigned char c = (unsigned char)action[i];
+            clean[i] = reply_printable(c)                    ? (char)c
+                       : c == '\r' || c == '\n' || c == '\t' ? ' '
+                                                             : '?';
+        }
     }
     /* An evbuffer we own, never frozen, refuses to grow only for want of memory. */
     if (evbuffer_add(out, "action=", 7) || evbuffer_add(out, clean ? clean : action, len) ||

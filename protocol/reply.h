@@ -1,8 +1,10 @@
 /*
  * reply.h - write a policy reply: "action=TEXT" LF, then an empty line.
  *
- * Postfix reads one line per attribute, so the action text must never carry CR, LF or NUL:
- * they are replaced by spaces here, whatever the caller passes (a TXT reason from DNS, say).
+ * The text ends up in an SMTP reply or a message header, so it must be printable 7-bit ASCII,
+ * and Postfix reads one line per attribute: whatever the caller passes (a TXT reason from DNS,
+ * an 8-bit domain from a sender address), CR, LF and TAB become spaces and every other byte
+ * outside 0x20..0x7e becomes '?'. The detail belongs in the log line, which keeps UTF-8.
  */
 #ifndef PROTOCOL_REPLY_H
 #define PROTOCOL_REPLY_H

@@ -30,7 +30,7 @@ struct request_parser {
     size_t line_start; /* offset of the line being scanned */
     size_t nattrs;     /* complete attribute lines so far */
     enum request_error error;
-    char message[160];
+    char message[200];
     size_t *eol; /* per complete line: offset of its LF (max_attrs entries) */
 };
 
@@ -250,6 +250,13 @@ enum request_parse_status request_parser_feed(struct request_parser *p, const ch
             p->scanned = p->line_start = p->nattrs = 0;
             return REQUEST_COMPLETE;
         }
+        if (line_len == 1 && line[0] == '\r')
+            /* The empty line with a CR: the client ends its lines with CR LF. (A value that
+             * ends in CR is data; the request's end shows the line ends for certain.) */
+            return parser_fail(p, REQUEST_ERR_CRLF,
+                               "request line %zu ends with CR LF: Postfix sends LF only; is this "
+                               "client speaking the policy protocol?",
+                               p->nattrs + 1);
         const char *eq = memchr(line, '=', line_len);
         if (!eq)
             return parser_fail(p, REQUEST_ERR_NO_EQUALS, "line %zu has no '='", p->nattrs + 1);

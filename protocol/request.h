@@ -80,7 +80,8 @@ enum request_error {
     REQUEST_ERR_TOO_LARGE,
     REQUEST_ERR_NO_EQUALS,  /* a line without '=' */
     REQUEST_ERR_EMPTY_NAME, /* a line starting with '=' */
-    REQUEST_ERR_NUL_BYTE    /* NUL cannot be carried in a C string value: refused */
+    REQUEST_ERR_NUL_BYTE,   /* NUL cannot be carried in a C string value: refused */
+    REQUEST_ERR_CRLF        /* the empty line is CR LF: not a Postfix policy client */
 };
 
 struct request;

@@ -2,8 +2,11 @@
  * log.c - syslog or file logging with Postfix's severity prefixes.
  *
  * A log file is written with one write(2) per line on an O_APPEND descriptor, so lines from
- * concurrent writers never interleave, and rotation works by renaming (the file is reopened on
- * every log_open, which SIGHUP calls). Syslog uses the C library's syslog(3), as Postfix does.
+ * concurrent writers never interleave, and rotation works by renaming (the path is opened anew
+ * on every log_open, which SIGHUP calls; the renamed file is closed and left alone). A file
+ * created as root is given to the unprivileged user, who must reopen it after the privilege
+ * drop. Syslog uses the C library's syslog(3), as Postfix does. Log lines keep UTF-8; control
+ * characters become '?' and bytes that are not UTF-8 are written \xNN.
  */
 #include "policyd/lib/log.h"
 
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +29,7 @@ static int log_to_stderr;
 static int log_is_verbose;
 static char log_name[64] = "policyd";
 static char log_host[64] = "localhost";
+static long log_owner_uid = -1, log_owner_gid = -1;
 
 /* Lines for the log file are gathered during one turn of the event loop and written with one
  * write(2) at its end (or at once when no loop is attached, or the batch is large), so a burst
@@ -95,6 +100,50 @@ int log_facility_valid(const char *name)
     return log_facility_lookup(name) >= 0;
 }
 
+void log_set_owner(long uid, long gid)
+{
+    log_owner_uid = uid;
+    log_owner_gid = gid;
+}
+
+/* log_open_file - open (create) the log file; as root, give a file we created, or one root
+ * owns, to the owner set by log_set_owner, so the daemon can reopen it after dropping
+ * privileges. -1 with a reason in err. */
+static int log_open_file(const char *file, char *err, unsigned long errlen)
+{
+    int created = 0, fd = -1;
+    /* Whether we create it decides its owner: O_EXCL tells (twice: it may vanish between). */
+    for (int tries = 0; fd < 0 && tries < 2; tries++) {
+        fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0640);
+        created = fd >= 0;
+        if (fd < 0 && errno == EEXIST)
+            fd = open(file, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT)
+            break;
+    }
+    if (fd < 0) {
+        if (errno == EACCES && geteuid() != 0)
+            snprintf(err, errlen,
+                     "cannot open log file %s: %s (the daemon runs as uid %ld now: the file, or "
+                     "the directory to create it in, must be writable by that user; logrotate: "
+                     "'create 0640 USER GROUP')",
+                     file, strerror(errno), (long)geteuid());
+        else
+            snprintf(err, errlen, "cannot open log file %s: %s", file, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (log_owner_uid >= 0 && geteuid() == 0 && fstat(fd, &st) == 0 &&
+        (created || st.st_uid == 0) && st.st_uid != (uid_t)log_owner_uid &&
+        fchown(fd, (uid_t)log_owner_uid, (gid_t)log_owner_gid) != 0) {
+        snprintf(err, errlen, "cannot give log file %s to uid %ld: %s", file, log_owner_uid,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int log_open(const char *name, const char *facility, const char *file, int also_stderr, char *err,
              unsigned long errlen)
 {
@@ -106,11 +155,10 @@ int log_open(const char *name, const char *facility, const char *file, int also_
     }
     log_flush();
     if (file && *file) {
-        int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot open log file %s: %s", file, strerror(errno));
+        /* Always the path anew: after logrotate renamed the file, lines go to the new one. */
+        int fd = log_open_file(file, err, errlen);
+        if (fd < 0)
             return -1;
-        }
         if (log_fd >= 0)
             close(log_fd);
         log_fd = fd;
@@ -149,17 +197,71 @@ static void log_forget_pid(void)
     *log_pid_slot() = 0;
 }
 
+/* log_utf8_len - the length of the valid UTF-8 sequence (2 to 4 bytes) at p, 0 if there is
+ * none (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t log_utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
+/* log_clean - copy text into out (outlen > 0), fit for a log line: control characters (C0,
+ * DEL and the C1 range U+0080..U+009F) become '?', valid UTF-8 stays, any other byte is written
+ * \xNN. Cut short, never mid-sequence, when out is full. */
+static void log_clean(const char *text, char *out, size_t outlen)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t o = 0;
+    while (*p && o + 1 < outlen) {
+        if (*p >= 0x20 && *p < 0x7f) {
+            out[o++] = (char)*p++;
+            continue;
+        }
+        if (*p < 0x80) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        size_t n = log_utf8_len(p); /* stops at the NUL: a continuation byte is never 0 */
+        if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+            out[o++] = '?'; /* a C1 control character: terminals act on these */
+            p += 2;
+        } else if (n > 0) {
+            if (o + n >= outlen)
+                break;
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            if (o + 4 >= outlen)
+                break;
+            snprintf(out + o, 5, "\\x%02x", *p++);
+            o += 4;
+        }
+    }
+    out[o] = 0;
+}
+
 /* log_emit - format one line and send it to the active destination. */
 static void log_emit(int priority, const char *prefix, const char *fmt, va_list ap)
 {
-    char text[4096];
-    int n = snprintf(text, sizeof(text), "%s", prefix);
-    vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
+    char raw[4096], text[4096];
+    int n = snprintf(raw, sizeof(raw), "%s", prefix);
+    vsnprintf(raw + n, sizeof(raw) - (size_t)n, fmt, ap);
     /* Peer data (addresses, HELO names, PTR names) lands in these lines: no control character
-     * may split a line or drive a terminal, as Postfix's own logging ensures. */
-    for (unsigned char *p = (unsigned char *)text; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+     * may split a line or drive a terminal, as Postfix's own logging ensures, and what is not
+     * UTF-8 is shown byte by byte rather than garbling the reader's terminal or parser. */
+    log_clean(raw, text, sizeof(text));
 
     if (log_fd >= 0 || log_to_stderr) {
         char line[4300];

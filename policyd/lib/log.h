@@ -17,6 +17,11 @@
 int log_open(const char *name, const char *facility, const char *file, int also_stderr, char *err,
              unsigned long errlen);
 
+/* log_set_owner - the user that must be able to reopen the log file after privileges are
+ * dropped: when log_open, running as root, creates the file (or finds it owned by root), it
+ * gives it to uid:gid. -1, -1 (the default): leave ownership alone. */
+void log_set_owner(long uid, long gid);
+
 struct event_base;
 
 /* log_attach - flush log-file lines once per turn of this event loop (NULL: write each line at

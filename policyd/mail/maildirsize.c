@@ -1,7 +1,10 @@
 /*
- * maildirsize.c - the Maildir++ quota file format (see maildirsize.h for the rules).
+ * maildirsize.c - the Maildir++ quota file format (see maildirsize.h for the rules), and the
+ * bounded read of a mailbox's file (a missing file is no quota, not an error).
  */
 #include "policyd/mail/maildirsize.h"
+
+#include "policyd/lib/file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* md_number - a decimal (optionally negative) number at p; end set past it. 0 / -1. */
 static int md_number(const char *p, const char *limit, long long *v, const char **end)
@@ -116,4 +120,33 @@ int maildirsize_over(const struct maildirsize *m, long long size)
     if (m->quota_messages > 0 && md_add(m->used_messages, 1) > m->quota_messages)
         return 1;
     return 0;
+}
+
+int maildirsize_read(const char *maildir, time_t now, struct maildirsize *out, char *err,
+                     size_t errlen)
+{
+    char path[4200], buf[MAILDIRSIZE_READ_MAX];
+    size_t ml = strlen(maildir);
+    memset(out, 0, sizeof(*out));
+    snprintf(path, sizeof(path), "%.*s/maildirsize",
+             (int)(ml > 1 && maildir[ml - 1] == '/' ? ml - 1 : ml), maildir);
+    struct stat st;
+    ssize_t n = file_read_bounded(path, buf, sizeof(buf), &st);
+    if (n < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path,
+                 errno == EINVAL ? "not a regular file" : strerror(errno));
+        return -1;
+    }
+    char why[128];
+    long age = now > st.st_mtime ? (long)(now - st.st_mtime) : 0;
+    if (maildirsize_parse(buf, (size_t)n, age, out, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    /* A file longer than the read is past the 5120-byte rule: due for recalculation. */
+    if ((size_t)n == sizeof(buf))
+        out->stale = 1;
+    return 1;
 }

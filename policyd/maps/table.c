@@ -417,8 +417,10 @@ struct table *table_open(const char *spec, char *err, size_t errlen)
         t->file = xstrdup(name);
     else if (t->type == TT_CIDR)
         t->file = xstrdup(name);
-    if (t->file)
+    if (t->file) {
         stat(t->file, &t->seen);
+        file_note_opened(t->file); /* lmdb and Berkeley DB open theirs themselves */
+    }
     return t;
 }
 

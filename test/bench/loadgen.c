@@ -8,6 +8,10 @@
  *           [-m relay|hosted|mixed]
  *           [-A pool|fresh] [-x STUCK-ADDRESS] [-S warm|cold] [-D DEAD-PERCENT]
  *   loadgen -s ... -i IDLE -p PID     hold IDLE idle connections, print the server's RSS delta
+ *   loadgen -s unix:... -F FLOOD [-R] -d SECONDS [-p PID]   idle flood: a thread opens FLOOD
+ *           idle connections as fast as the listen queue takes them (-R: and reopens each one
+ *           the server closes, for the whole run); meanwhile a fresh client connects every
+ *           10 ms, sends one request and times the answer (connect to reply)
  *
  * -A pool: clients 198.51.100.1-64 to a hosted domain (for DNS checks with a warm cache);
  * -A fresh: every request from a new client address (10.x.y.z), so each needs fresh DNS;
@@ -22,12 +26,17 @@
  * answers): left out of the latency figures, counted and timed on a line of their own.
  * With -S, a line "actions: ..." counts the replies by their first word (others / dead).
  *
+ * -F: last line RESULT flood=... probes=... probe_p50_us=... probe_p99_us=... probe_max_us=...
+ * probe_failed=... reopened=... server_fds=...
+ *
  * Last line: RESULT rps=... p50_us=... p99_us=... p999_us=... max_us=... errors=... rss_kb=...
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,14 +263,180 @@ static int idle_mode(int count, long pid)
     return opened == count ? 0 : 1;
 }
 
+/* count_fds - descriptors open in process pid. */
+static int count_fds(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2; /* . and .. */
+}
+
+/* dial_nb - a non-blocking connect to a unix target: the descriptor, -2 when the listen queue
+ * is full (EAGAIN: try again), -1 on another error. */
+static int dial_nb(void)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", target + 5);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+        int e = errno;
+        close(fd);
+        return e == EAGAIN ? -2 : -1;
+    }
+    return fd;
+}
+
+struct flood {
+    int count;
+    int reopen; /* -R: keep count connections open, reopening what the server closes */
+    double until;
+    volatile int held;     /* connections open right now (the server's or in its queue) */
+    volatile int finished; /* all count connections were opened once */
+    volatile double opened_in;
+    volatile unsigned long opened, closed, queue_full;
+};
+
+/* flood_thread - open count idle connections as fast as the listen queue takes them; one the
+ * server closes is closed here too (and with reopen, opened again), until the end. */
+static void *flood_thread(void *arg)
+{
+    struct flood *f = arg;
+    int ep = epoll_create1(0);
+    char buf[256];
+    struct epoll_event evs[256];
+    double t0 = now();
+    while (now() < f->until) {
+        while ((f->reopen ? f->held < f->count : (int)f->opened < f->count) && now() < f->until) {
+            int fd = dial_nb();
+            if (fd < 0) {
+                f->queue_full += fd == -2;
+                break; /* queue full (or out of descriptors): take the closes, then again */
+            }
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+            f->held++;
+            f->opened++;
+        }
+        if (!f->finished && (int)f->opened >= f->count) {
+            f->finished = 1;
+            f->opened_in = now() - t0;
+        }
+        int n = epoll_wait(ep, evs, 256, 1);
+        for (int k = 0; k < n; k++) {
+            int fd = evs[k].data.fd;
+            if (read(fd, buf, sizeof(buf)) > 0)
+                continue; /* never: an idle client gets nothing */
+            epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+            close(fd);
+            f->held--;
+            f->closed++;
+        }
+    }
+    close(ep); /* the connections stay open until the process exits */
+    return NULL;
+}
+
+/* flood_mode - the idle flood and the fresh clients' latency (unix sockets only). */
+static int flood_mode(int count, int reopen, double seconds, long pid)
+{
+    if (strncmp(target, "unix:", 5) != 0) {
+        fprintf(stderr, "loadgen: -F needs a unix: target\n");
+        return 2;
+    }
+    make_requests("hosted");
+    struct flood f = {.count = count, .reopen = reopen, .until = now() + seconds + 0.5};
+    pthread_t t;
+    pthread_create(&t, NULL, flood_thread, &f);
+    size_t cap = (size_t)(seconds * 100) + 16, nlat = 0, nburst = 0;
+    double *lat = malloc(sizeof(double) * cap), *burst = malloc(sizeof(double) * cap);
+    unsigned long failed = 0;
+    int max_fds = 0;
+    double end = now() + seconds;
+    char buf[4096];
+    usleep(2000); /* the flood is under way */
+    while (now() < end && nlat + nburst + failed < cap) {
+        double t0 = now();
+        int during_burst = !f.finished;
+        int fd = dial(); /* blocking: time spent in the listen queue counts */
+        int ok = 0;
+        if (fd >= 0) {
+            fcntl(fd, F_SETFL, 0);
+            struct timeval tv = {2, 0};
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            size_t got = 0;
+            if (write(fd, requests[0], request_len[0]) == (ssize_t)request_len[0]) {
+                ssize_t r;
+                while (got < sizeof(buf) && (r = read(fd, buf + got, sizeof(buf) - got)) > 0) {
+                    got += (size_t)r;
+                    if (got >= 2 && buf[got - 2] == '\n' && buf[got - 1] == '\n') {
+                        ok = 1;
+                        break;
+                    }
+                }
+            }
+            close(fd);
+        }
+        double took = now() - t0;
+        if (!ok)
+            failed++;
+        else if (during_burst)
+            burst[nburst++] = took;
+        else
+            lat[nlat++] = took;
+        if (pid > 0 && (nlat + nburst) % 20 == 1) {
+            int nfd = count_fds(pid);
+            if (nfd > max_fds)
+                max_fds = nfd;
+        }
+        double left = 0.01 - (now() - t0);
+        if (left > 0)
+            usleep((useconds_t)(left * 1e6));
+    }
+    int held = f.held;
+    pthread_join(t, NULL);
+    qsort(lat, nlat, sizeof(double), cmp_double);
+    qsort(burst, nburst, sizeof(double), cmp_double);
+    double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)((double)nlat * 0.99)] : 0;
+    double mx = nlat ? lat[nlat - 1] : 0;
+    double b50 = nburst ? burst[nburst / 2] : 0, bmx = nburst ? burst[nburst - 1] : 0;
+    printf("%s: idle flood of %d connections%s: %lu opened in all, the first %d in %.2f s; %lu "
+           "closed by the server; %d held at the end; %lu connects found the listen queue "
+           "full; server descriptors peak %d\n",
+           target, count, reopen ? ", each closed one reopened at once" : "", f.opened, count,
+           f.finished ? f.opened_in : -1.0, f.closed, held, f.queue_full, max_fds);
+    printf("fresh clients (one every 10 ms, connect to answer): %s %zu answered, p50 %.2f ms, "
+           "p99 %.2f ms, max %.2f ms; while the flood was opening: %zu answered, p50 %.2f ms, "
+           "max %.2f ms; %lu failed\n",
+           reopen ? "after the opening, under the reconnect storm:"
+                  : "once the flood was open (held):",
+           nlat, p50 * 1e3, p99 * 1e3, mx * 1e3, nburst, b50 * 1e3, bmx * 1e3, failed);
+    printf("RESULT flood=%d opened=%lu closed=%lu open_s=%.2f probes=%zu probe_p50_us=%.0f "
+           "probe_p99_us=%.0f probe_max_us=%.0f burst_probes=%zu burst_p50_us=%.0f "
+           "burst_max_us=%.0f probe_failed=%lu server_fds=%d\n",
+           count, f.opened, f.closed, f.finished ? f.opened_in : -1.0, nlat, p50 * 1e6, p99 * 1e6,
+           mx * 1e6, nburst, b50 * 1e6, bmx * 1e6, failed, max_fds);
+    free(burst);
+    free(lat);
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
-    int nconn = 100, idle = 0, opt;
+    int nconn = 100, idle = 0, flood = 0, reopen = 0, opt;
     double seconds = 10, warmup = 2;
     long pid = -1;
     const char *mode = "mixed";
 
-    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:S:D:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:S:D:F:R")) != -1) {
         switch (opt) {
         case 's':
             target = optarg;
@@ -296,6 +471,12 @@ int main(int argc, char **argv)
         case 'D':
             dead_pct = atoi(optarg);
             break;
+        case 'F':
+            flood = atoi(optarg);
+            break;
+        case 'R':
+            reopen = 1;
+            break;
         default:
             fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
                             "[-p PID] [-i IDLE] [-m relay|hosted|mixed]\n");
@@ -311,6 +492,8 @@ int main(int argc, char **argv)
     }
     if (idle)
         return idle_mode(idle, pid);
+    if (flood)
+        return flood_mode(flood, reopen, seconds, pid);
     make_requests(mode);
 
     int ep = epoll_create1(0);

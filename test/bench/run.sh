@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh BUILD_DIR - make bench: the load generator against the reference DUNNO server and
 # against policyd (relay check), 100 connections over a unix socket, then 1,000 idle
-# connections. Prints a summary with the targets (>= 80% of the reference's requests/s,
+# connections, then an idle flood of 20,000 connections (a fresh client's latency meanwhile). Prints a summary with the targets (>= 80% of the reference's requests/s,
 # p99 < 1 ms, 1,000 idle connections < 10 MB). Scenarios are functions: add more below.
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
 # BENCH_ONLY=spf runs the SPF scenarios alone; BENCH_SPF_CONNS sets the cold-cache connections.
@@ -14,7 +14,9 @@ POLICYD=${POLICYD:-policyd/policyd}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-100}
 TMP=$(mktemp -d /tmp/policyd-bench.XXXXXX)
-ulimit -n 65536 2>/dev/null || ulimit -n 4096
+# Descriptors: 65,536 where root may raise the hard limit, else as many as the hard limit allows
+# (the idle flood needs 20,000; "ulimit -n N" alone would lower the hard limit too).
+ulimit -n 65536 2>/dev/null || ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -70,6 +72,20 @@ echo "$hosted_out" | head -1
 echo "== policyd, 1,000 idle connections"
 idle_out=$("$LOADGEN" -s "unix:$TMP/relay.sock" -i 1000 -p "$RELAY_PID")
 echo "$idle_out" | head -1
+
+# --- Fair slots (issue 12): an idle flood of 20,000 connections against max_connections 4096;
+# a fresh client every 10 ms times connect-to-answer. Then the same with every connection the
+# daemon closes reopened at once (a reconnect storm). loadgen raises its descriptor limit to the
+# hard limit; the daemon raises its own.
+echo "== policyd, idle flood: 20,000 connections against max_connections 4096, a fresh client every 10 ms"
+start_policyd flood "checks = relay"
+FLOOD_PID=$PID
+flood_out=$("$LOADGEN" -s "unix:$TMP/flood.sock" -F 20000 -d 5 -p "$FLOOD_PID")
+echo "$flood_out" | head -2
+echo "== the same, each connection the daemon closes reopened at once (a reconnect storm)"
+storm_out=$("$LOADGEN" -s "unix:$TMP/flood.sock" -F 20000 -R -d 5 -p "$FLOOD_PID")
+echo "$storm_out" | head -2
+kill "$FLOOD_PID" 2>/dev/null
 
 # --- DNS checks (issue 3): the suite's DNS server on loopback serves the data. ---
 DNSPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -181,6 +197,7 @@ p99=$(field p99_us "$relay_out")
 delta=$(field delta_kb "$idle_out")
 ratio=$(awk -v a="$rps" -v b="$ref_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 echo
 echo "| measure | reference | policyd (relay) | target | |"
 echo "| --- | --- | --- | --- | --- |"
@@ -198,6 +215,8 @@ echo "| 1,000 connections, fresh DNS per request: requests/s, errors | | $(field
 rcpt_ratio=$(awk -v a="$(field rps "$rcpt_out")" -v b="$(field rps "$relayusers_out")" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 echo "| relay + recipient, 1,000,000-entry lmdb, random users, requests/s | | $(field rps "$rcpt_out") ($rcpt_ratio% of relay-only on the same load: $(field rps "$relayusers_out")) | >= 80% of relay-only | $(verdict $((rcpt_ratio >= 80))) |"
 echo "| 1,000 idle connections (kB) | | +$delta | < 10240 kB | $(verdict $((delta < 10240))) |"
+fl_max=$(field probe_max_us "$flood_out")
+echo "| fresh client during a 20,000-connection idle flood, max_connections 4096: p50 / p99 / max (ms) | | $(us_ms "$(field probe_p50_us "$flood_out")") / $(us_ms "$(field probe_p99_us "$flood_out")") / $(us_ms "$fl_max") once the flood is open ($(field probes "$flood_out") clients, $(field probe_failed "$flood_out") failed, $(field server_fds "$flood_out") descriptors at most); while its $(field opened "$flood_out") connections were being opened ($(field open_s "$flood_out") s): p50 $(us_ms "$(field burst_p50_us "$flood_out")"), max $(us_ms "$(field burst_max_us "$flood_out")") (in the listen queue behind the flood); under a reconnect storm of $(field opened "$storm_out") connections in 5 s: p50 $(us_ms "$(field probe_p50_us "$storm_out")"), max $(us_ms "$(field probe_max_us "$storm_out")"), $(field probe_failed "$storm_out") failed | < 10 ms | $(verdict $((${fl_max%.*} < 10000 && $(field probe_failed "$flood_out") == 0))) |"
 else
 verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
 echo

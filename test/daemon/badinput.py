@@ -106,6 +106,9 @@ attack("100,000 attributes", b"".join(b"a%d=b\n" % i for i in range(100000)) + b
 attack("request larger than max_request_size",
        b"request=smtpd_access_policy\n" + b"".join(b"x%d=%s\n" % (i, b"y" * 1000) for i in range(200)) + b"\n",
        "max_request_size")
+attack("CRLF line ends", b"request=smtpd_access_policy\r\nprotocol_state=RCPT\r\n"
+       b"client_address=203.0.113.7\r\n\r\n",
+       "request line 4 ends with CR LF: Postfix sends LF only; is this client speaking the policy protocol?")
 attack("not a policy request", b"request=junk\n\n", "not a policy request")
 attack("missing request attribute", b"protocol_state=RCPT\n\n", "request=smtpd_access_policy")
 random.seed(7)

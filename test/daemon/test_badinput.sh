@@ -4,7 +4,7 @@
 # way (an exception, a hang killed by its own timeouts) fails here instead of passing quietly.
 . "$(dirname "$0")/lib.sh"
 ulimit -n 4096 2>/dev/null || true
-EXPECTED_CHECKS=33 # every check badinput.py makes when it runs to the end
+EXPECTED_CHECKS=36 # every check badinput.py makes when it runs to the end
 write_conf "$WORK/policyd.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example.com"
 if start_daemon "$WORK/policyd.conf"; then
     $PY "$TESTDIR/badinput.py" "$WORK/policyd.sock" "$WORK/policyd.log" >"$WORK/badinput.out" 2>&1

@@ -132,37 +132,63 @@ if id policyd >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     fi
 fi
 
-# Connection limit: beyond max_connections new connections wait (nothing fails), idle timeout.
+# Connection limit: at max_connections a new connection is admitted by closing the connection
+# idle the longest; only while every connection is busy (a request in progress) do new ones wait.
 write_conf "$WORK/limit.conf" "max_connections = 2" "idle_timeout = 1s"
 if start_daemon "$WORK/limit.conf"; then
-    out=$($PY - "$WORK/policyd.sock" <<'PYEOF'
+    out=$($PY - "$WORK/policyd.sock" "$WORK/policyd.log" <<'PYEOF'
 import socket, sys, time
-path = sys.argv[1]
+path, log = sys.argv[1], sys.argv[2]
 def conn():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(path); return s
 req = b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\nrecipient=a@b.example\n\n"
+def answer(s, t):
+    s.settimeout(t)
+    try:
+        return s.recv(100)
+    except socket.timeout:
+        return None
+# Two idle connections: a third is admitted at once, the one idle the longest (a) closed.
+a = conn(); time.sleep(0.1); b = conn(); time.sleep(0.1)
+c = conn(); c.sendall(req)
+fair = answer(c, 2)
+a_closed = answer(a, 2) == b""
+b.close(); c.close(); time.sleep(0.2)
+# One busy and one idle connection: a third closes the idle one, and nobody waits.
 a, b = conn(), conn()
+a.sendall(req[:30]); time.sleep(0.2)
+c = conn(); c.sendall(req)
+one_idle = answer(c, 2)
+b_closed = answer(b, 2) == b""
+a.sendall(req[30:]); answer(a, 2)
 time.sleep(0.2)
-c = conn()                      # accepted by the kernel, not yet by the daemon
-c.sendall(req)
-c.settimeout(0.5)
-try:
-    early = c.recv(100)
-except socket.timeout:
-    early = b""
-a.close()                       # a slot frees up: c is served
-c.settimeout(3)
-late = c.recv(100)
-b.settimeout(3)
+spurious = "every connection is busy" in open(log).read()
+a.close(); c.close(); time.sleep(0.2)
+# Two busy connections (half a request each): a third waits until one is done.
+a, b = conn(), conn()
+a.sendall(req[:30]); b.sendall(req[:30]); time.sleep(0.2)
+c = conn(); c.sendall(req)
+early = answer(c, 0.5)
+a.sendall(req[30:])             # a is answered, becomes idle: c gets its slot
+a_answer = answer(a, 3)
+late = answer(c, 3)
+b.sendall(req[30:]); b_answer = answer(b, 3)
 t0 = time.time()
-closed = b.recv(100) == b""     # idle_timeout = 1s closes b
-print("early=%r late=%r idle_closed=%s after=%.1f" % (early, late, closed, time.time() - t0))
+closed = answer(b, 3) == b""    # idle_timeout = 1s closes b
+print("one_idle=%r b_closed=%s spurious_wait=%s" % (one_idle, b_closed, spurious))
+print("fair=%r a_closed=%s early=%r late=%r idle_closed=%s after=%.1f" % (fair, a_closed, early, late, closed, time.time() - t0))
 PYEOF
 )
-    check "beyond max_connections a connection waits (no answer yet)" grep -q "early=b''" <<<"$out"
-    check "and is served once a slot frees" grep -q "late=b'action=DUNNO" <<<"$out"
+    check "at max_connections a new connection is answered at once" grep -q "fair=b'action=DUNNO" <<<"$out"
+    check "the connection idle the longest made room" grep -q "a_closed=True" <<<"$out"
+    check "with one busy and one idle: the idle one makes room, nobody waits" \
+        grep -q "one_idle=b'action=DUNNO\\\\n\\\\n' b_closed=True spurious_wait=False" <<<"$out"
+    check "while every connection is busy a new one waits (no answer yet)" grep -q "early=None" <<<"$out"
+    check "and is served once one is idle" grep -q "late=b'action=DUNNO" <<<"$out"
     check "idle_timeout closes an idle connection" grep -q "idle_closed=True" <<<"$out"
-    check "max_connections reached is logged" grep -q "max_connections (2) reached" "$WORK/policyd.log"
+    check "max_connections reached is logged" grep -q "max_connections (2) reached: closing the connection idle the longest" "$WORK/policyd.log"
+    check "every connection busy is logged" grep -q "max_connections (2) reached and every connection is busy" "$WORK/policyd.log"
+    check "the idle close is logged at info with its peer and reason" grep -qE "[0-9]\]: closing policy connection from unix:.*: no request for 1 s \(idle_timeout\)" "$WORK/policyd.log"
     stop_daemon
 fi
 

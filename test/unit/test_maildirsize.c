@@ -1,11 +1,63 @@
 /*
  * test_maildirsize.c - the Maildir++ quota file parser: quota forms, negative lines, partial
- * last line, garbled input, the recalculation rules, and the over-quota decision.
+ * last line, garbled input, the recalculation rules, and the over-quota decision; the bounded
+ * read of a mailbox's file (a mailbox without one has no quota and is no error).
  */
 #include "policyd/mail/maildirsize.h"
 #include "unit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* test_read - maildirsize_read on a mailbox made in a temporary directory. */
+static void test_read(void)
+{
+    char dir[] = "/tmp/test_maildirsize.XXXXXX", path[128], err[256];
+    struct maildirsize m;
+    if (!mkdtemp(dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    time_t now = time(NULL);
+    /* No maildirsize (Postfix's virtual(8) writes none), no mailbox at all: silent, no quota. */
+    err[0] = 0;
+    CHECK(maildirsize_read(dir, now, &m, err, sizeof(err)) == 0 && !err[0]);
+    CHECK(!maildirsize_over(&m, 1 << 30));
+    snprintf(path, sizeof(path), "%s/nosuch/", dir);
+    CHECK(maildirsize_read(path, now, &m, err, sizeof(err)) == 0);
+    /* A file: read and parsed (a trailing slash on the mailbox is fine). */
+    snprintf(path, sizeof(path), "%s/maildirsize", dir);
+    FILE *fp = fopen(path, "w");
+    fputs("1000S,10C\n600 2\n500 1\n", fp);
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/", dir);
+    CHECK(maildirsize_read(path, now, &m, err, sizeof(err)) == 1);
+    CHECK(m.quota_bytes == 1000 && m.used_bytes == 1100 && !m.stale && maildirsize_over(&m, 0));
+    /* Garbled: an error naming the file. */
+    snprintf(path, sizeof(path), "%s/maildirsize", dir);
+    fp = fopen(path, "w");
+    fputs("lots\n", fp);
+    fclose(fp);
+    CHECK(maildirsize_read(dir, now, &m, err, sizeof(err)) == -1 && strstr(err, path));
+    /* Longer than the read bound: due for recalculation, never a decision. */
+    fp = fopen(path, "w");
+    fputs("1000S\n", fp);
+    for (int i = 0; i < 2000; i++)
+        fputs("10 1\n", fp);
+    fclose(fp);
+    CHECK(maildirsize_read(dir, now, &m, err, sizeof(err)) == 1 && m.stale);
+    /* A FIFO in its place is refused at once, not waited on. */
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK(maildirsize_read(dir, now, &m, err, sizeof(err)) == -1 &&
+          strstr(err, "not a regular file"));
+    unlink(path);
+    rmdir(dir);
+}
 
 static int parse(const char *text, long age, struct maildirsize *m)
 {
@@ -56,5 +108,6 @@ int main(void)
     CHECK(parse("100S\n200 1\n", 60, &m) == 0 && !m.stale && maildirsize_over(&m, 0));
     CHECK(parse("100S\n200 1\n", 16 * 60, &m) == 0 && m.stale);
     CHECK(parse("1000S\n200 1\n", 16 * 60, &m) == 0 && !m.stale);
+    test_read();
     return UNIT_END();
 }

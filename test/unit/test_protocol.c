@@ -191,6 +191,11 @@ static void test_errors(void)
     expect_error("request=x\nno equals here\n\n", 26, REQUEST_ERR_NO_EQUALS, "line 2 has no '='");
     expect_error("=value\n\n", 8, REQUEST_ERR_EMPTY_NAME, "line 1 has an empty attribute name");
     expect_error("a=b\nc=d\0e\n\n", 11, REQUEST_ERR_NUL_BYTE, "NUL byte in line 2");
+    /* CR LF line ends: named as such at the end of the request (a value may end in CR). */
+    const char crlf[] = "request=smtpd_access_policy\r\nsender=a@b\r\n\r\n";
+    expect_error(crlf, sizeof(crlf) - 1, REQUEST_ERR_CRLF,
+                 "request line 3 ends with CR LF: Postfix sends LF only; is this client speaking "
+                 "the policy protocol?");
 
     /* 1 MB line without LF: fails once max_line + 1 bytes of it are buffered. */
     size_t big = 1 << 20;
@@ -241,6 +246,12 @@ static void test_reply(void)
     buf[n] = 0;
     CHECK_STR(buf, "action=DUNNO\n\naction=554 5.7.1 Relay access denied\n\n"
                    "action=REJECT evil  injected=1\n\n");
+    /* Printable 7-bit ASCII only, whatever the check gives: 8-bit and control bytes are '?'. */
+    reply_write(out, "451 4.4.3 SPF temperror for ex\xe9"
+                     "ample2.org\tor \xc3\xa9\x01\x7f");
+    n = evbuffer_remove(out, buf, sizeof(buf) - 1);
+    buf[n] = 0;
+    CHECK_STR(buf, "action=451 4.4.3 SPF temperror for ex?ample2.org or ????\n\n");
     evbuffer_free(out);
 }
 
