@@ -60,6 +60,7 @@ test_maildirsize_LAYERS := mail lib
 test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
 test_evaluate_LAYERS    := core mail dns maps protocol lib
+test_repeat_LAYERS      := core lib
 test_runtool_LAYERS     := lib
 test_xalloc_LAYERS      := lib
 test_config_LAYERS      := $(LAYERS)
@@ -110,8 +111,8 @@ FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all check test unit fuzz bench run install clean format format-check deps
-all: policyd/policyd
+.PHONY: all check test unit fuzz bench run install clean format format-check deps man
+all: policyd/policyd man
 
 policyd/policyd: $(BUILD)/policyd/policyd
 	cp $< $@
@@ -138,8 +139,20 @@ $(BUILD)/bench/%: test/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(LIBS) -lpthread
 
+# The manual page of the cause codes, generated from their table in checks/causes.c (dated
+# by that file).
+CAUSES_DATE = $(shell date -u -r checks/causes.c '+%B %-d, %Y')
+man: $(BUILD)/man/policyd-causes.7
+
+$(BUILD)/man/mkcauses: etc/man/mkcauses.c checks/causes.c checks/causes.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ etc/man/mkcauses.c checks/causes.c
+
+$(BUILD)/man/policyd-causes.7: $(BUILD)/man/mkcauses
+	$(BUILD)/man/mkcauses "$(CAUSES_DATE)" >$@.tmp && mv $@.tmp $@
+
 # Everything the test suite runs, for one build flavour.
-unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN)
+unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN) $(BUILD)/man/policyd-causes.7
 .PHONY: unit-bins
 
 # make check: release suite, then the sanitizer suite, then bounded fuzzing.
@@ -183,15 +196,17 @@ install: all
 	    -e 's|@DOCDIR@|$(DOCDIR)|g' etc/policyd.service \
 	    >$(DESTDIR)$(PREFIX)/lib/systemd/system/policyd.service
 	install -m 0644 etc/main.cf.snippet etc/policyd.conf README.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0644 $(BUILD)/man/policyd-causes.7 $(DESTDIR)$(PREFIX)/share/man/man7/policyd-causes.7
 
 deps:
 	bash etc/install-deps.sh
 
 format:
-	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c)
+	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
 
 -include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJ) $(UNIT_OBJ) \
 	$(LIB_SRC:%.c=$(FUZZ_OBJ)/%.o) $(FUZZ_SRC:%.c=$(FUZZ_OBJ)/%.o))

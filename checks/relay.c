@@ -134,7 +134,9 @@ static enum check_status relay_run(struct check_call *call)
         char cause[512];
         snprintf(cause, sizeof(cause), "the %s table could not be read while checking %s", list,
                  rdomain);
-        check_call_defer(call, NULL, cause, "see the warning above about the table and fix it");
+        check_call_subject(call, "table", list);
+        check_call_defer(call, "relay.table_error", NULL, cause,
+                         "see the warning above about the table and fix it");
         return CHECK_DONE;
     }
 
@@ -216,18 +218,22 @@ static enum check_status relay_run(struct check_call *call)
                               "arrives; authenticated submission belongs on port 587 with SASL");
     }
 
+    const char *code;
     if (private_kind) {
+        code = "relay.container_gateway";
         snprintf(fix, sizeof(fix),
                  "if the clients behind %s are yours, add that network to mynetworks (%s) - or "
                  "better, have them authenticate with SASL on port 587; if %s is a domain you "
                  "receive mail for, add it to relay_domains or virtual_mailbox_domains",
                  addr, private_kind, rdomain);
     } else if (starget == TARGET_LOCAL) {
+        code = "relay.local_sender";
         snprintf(fix, sizeof(fix),
                  "configure the mail client of %s to send through port 587 with authentication "
                  "(SASL); if %s is a server of yours, add it to mynetworks",
                  sender, addr);
     } else {
+        code = "relay.not_mynetworks";
         snprintf(fix, sizeof(fix),
                  "if %s is your client, add it to mynetworks or have it authenticate with SASL on "
                  "port 587; if %s is a domain you receive mail for, add it to relay_domains "
@@ -235,7 +241,7 @@ static enum check_status relay_run(struct check_call *call)
                  "this server refused to be an open relay",
                  addr, rdomain);
     }
-    check_call_action(call, cfg->relay_action, cause, fix);
+    check_call_action(call, code, cfg->relay_action, cause, fix);
     return CHECK_DONE;
 }
 
