@@ -7,6 +7,9 @@
  * the answer never depends on which check happened to finish first. Calls not needed for the
  * decision are cancelled. A call owns the data its check hands it and frees it when the call
  * ends, whichever way. Nothing here blocks; checks that pend finish from event callbacks.
+ * Every diagnosis line carries the check's cause code and is counted by it (stats_cause); a
+ * cause explained lately about the same subject is written short, pointing at its full line
+ * (policyd/repeat.c decides, by diagnosis_repeat_interval and Postfix's instance).
  * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks).
  */
 #include "policyd/evaluate.h"
@@ -275,6 +278,8 @@ static int evaluate_try_decide(struct evaluation *ev)
             log_debug("%s: %s: %s%s%s", key, ev->cfg->check_defs[i]->name,
                       ev->calls[i].verdict == VERDICT_NONE ? "dunno" : "no decision",
                       ev->calls[i].note ? ": " : "", ev->calls[i].note ? ev->calls[i].note : "");
+    } else if (prepend && prepend->code) {
+        stats_cause(prepend->code); /* a header answered for a cause: counted, logged with -v */
     }
     if (prepend && prepend->sent)
         prepend->sent(ev->cfg->check_states[prepend->slot], prepend->sent_key);

@@ -107,6 +107,23 @@ static void repeat_touch(struct repeat_table *t, struct repeat_entry *e, long lo
     }
 }
 
+/* repeat_key - "a\x1fb\x1fc" into key (cut to its size): cheaper than snprintf on this path. */
+static void repeat_key(char *key, size_t size, const char *a, const char *b, const char *c)
+{
+    const char *parts[3] = {a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(parts[i]);
+        if (i && n + 1 < size)
+            key[n++] = '\x1f';
+        if (len > size - 1 - n)
+            len = size - 1 - n;
+        memcpy(key + n, parts[i], len);
+        n += len;
+    }
+    key[n] = 0;
+}
+
 /* repeat_first_in_message - 1 the first time (instance, check, code) is asked (and marks it). */
 static int repeat_first_in_message(const char *check, const char *code, const char *instance,
                                    long long now_ms)
@@ -114,7 +131,7 @@ static int repeat_first_in_message(const char *check, const char *code, const ch
     char key[512];
     if (!*instance)
         return 0; /* no message known: only the interval counts */
-    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", instance, check, code);
+    repeat_key(key, sizeof(key), instance, check, code);
     uint64_t h = hash_str(key);
     struct repeat_entry *m = repeat_find(&repeat_messages, key, h);
     if (m) {
@@ -149,7 +166,7 @@ int repeat_decide(const char *check, const char *code, const char *subject, cons
     int first_in_message = repeat_first_in_message(check, code, instance, now_ms);
 
     char key[1024];
-    snprintf(key, sizeof(key), "%s\x1f%s\x1f%s", check, code, subject);
+    repeat_key(key, sizeof(key), check, code, subject);
     uint64_t h = hash_str(key);
     struct repeat_entry *e = repeat_find(&repeat_causes, key, h);
     if (e)

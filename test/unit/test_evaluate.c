@@ -3,7 +3,9 @@
  * order the test chooses: the same answer for every completion order, warn mode logs "would
  * reject" and answers DUNNO, the deadline answers fallback_action and names the late check, a
  * once-per-message header is marked sent only when the reply carries it, cancel() and the data's
- * free function run exactly once, and the checks' start/stop hooks hand a reload over.
+ * free function run exactly once, the checks' start/stop hooks hand a reload over, and the
+ * diagnosis lines carry the cause code and are written short when the cause was explained
+ * lately (per subject and message; diagnosis_repeat_interval = 0 writes every line in full).
  *
  * The stubs are registered through config_use_checks() and configured by config_load() from a
  * policyd.conf in a temporary directory; each pending stub is completed from a zero-delay timer
