@@ -121,6 +121,11 @@ void check_call_defer(struct check_call *call, const char *code, const char *act
  * "HELO name", "recipient", ..., name its value. The default is the client address ("client
  * 192.0.2.1"). Set it before the verdict; copied. */
 void check_call_subject(struct check_call *call, const char *what, const char *name);
+/* 1 when a diagnosis of code about this call's subject would be logged short now (explained
+ * lately, and not the first line of this cause in this message): the check may then skip
+ * composing its cause and fix and pass NULL for both to the verdict call, which is then always
+ * logged short. Ask right before the verdict (after check_call_subject). 0: compose as usual. */
+int check_call_explained(struct check_call *call, const char *code);
 /* Count one occurrence of code that is no diagnosis line of this request (a DNS list that
  * refuses our resolver, logged once an hour): the counters by cause code see it. */
 void check_call_count(struct check_call *call, const char *code);

@@ -160,7 +160,24 @@ static enum check_status relay_run(struct check_call *call)
         return CHECK_DONE;
     }
 
-    /* Denied: say every reason, and the fix for the case that looks most likely. */
+    /* Denied. Which explanation fits: a gateway address, one of our users, or a stranger. */
+    const char *private_kind = addr_private_kind(addr);
+    const char *sender = request_get(req, ATTR_SENDER);
+    const char *sdomain = relay_domain_of(sender);
+    const char *slist = NULL, *sentry = NULL;
+    enum relay_target starget =
+        *sender && *sdomain ? relay_classify(cfg, sdomain, &slist, &sentry) : TARGET_ERROR;
+    const char *code = private_kind              ? "relay.container_gateway"
+                       : starget == TARGET_LOCAL ? "relay.local_sender"
+                                                 : "relay.not_mynetworks";
+    if (check_call_explained(call, code)) {
+        /* Explained lately for this client: a short line, nothing to compose (a flood of
+         * probes costs little more than the answer). */
+        check_call_action(call, code, cfg->relay_action, NULL, NULL);
+        return CHECK_DONE;
+    }
+
+    /* Say every reason, and the fix for the case that looks most likely. */
     char cause[2048], fix[1024], shown[5][160];
     relay_show(shown[0], sizeof(shown[0]), netlist_text(cfg->net_mynetworks));
     relay_show(shown[1], sizeof(shown[1]), domainlist_text(cfg->dom_mydestination));
@@ -186,12 +203,6 @@ static enum check_status relay_run(struct check_call *call)
                               "relay_domains (%s)",
                               rdomain, shown[1], shown[2], shown[3], shown[4]);
 
-    const char *private_kind = addr_private_kind(addr);
-    const char *sender = request_get(req, ATTR_SENDER);
-    const char *sdomain = relay_domain_of(sender);
-    const char *slist = NULL, *sentry = NULL;
-    enum relay_target starget =
-        *sender && *sdomain ? relay_classify(cfg, sdomain, &slist, &sentry) : TARGET_ERROR;
     const char *port = request_get(req, ATTR_SERVER_PORT);
 
     if (private_kind && n < sizeof(cause)) {
@@ -218,22 +229,18 @@ static enum check_status relay_run(struct check_call *call)
                               "arrives; authenticated submission belongs on port 587 with SASL");
     }
 
-    const char *code;
     if (private_kind) {
-        code = "relay.container_gateway";
         snprintf(fix, sizeof(fix),
                  "if the clients behind %s are yours, add that network to mynetworks (%s) - or "
                  "better, have them authenticate with SASL on port 587; if %s is a domain you "
                  "receive mail for, add it to relay_domains or virtual_mailbox_domains",
                  addr, private_kind, rdomain);
     } else if (starget == TARGET_LOCAL) {
-        code = "relay.local_sender";
         snprintf(fix, sizeof(fix),
                  "configure the mail client of %s to send through port 587 with authentication "
                  "(SASL); if %s is a server of yours, add it to mynetworks",
                  sender, addr);
     } else {
-        code = "relay.not_mynetworks";
         snprintf(fix, sizeof(fix),
                  "if %s is your client, add it to mynetworks or have it authenticate with SASL on "
                  "port 587; if %s is a domain you receive mail for, add it to relay_domains "

@@ -116,13 +116,13 @@ static long long evaluate_now_ms(void)
  * in full, uncounted.
  */
 static int evaluate_repeat(const struct evaluation *ev, const char *check, const char *code,
-                           const char *subject, struct repeat_ref *ref)
+                           const char *subject, int composed, struct repeat_ref *ref)
 {
     if (!code)
         return 1;
     stats_cause(code);
     int full =
-        repeat_decide(check, code, subject, request_get(ev->req, ATTR_INSTANCE),
+        repeat_decide(check, code, subject, request_get(ev->req, ATTR_INSTANCE), composed,
                       ev->cfg->diagnosis_repeat_interval, evaluate_now_ms(), time(NULL), ref);
     if (full)
         stats.diagnoses_full++;
@@ -146,7 +146,7 @@ static void evaluate_diagnose(const struct evaluation *ev, const struct check_ca
     struct repeat_ref ref;
     const char *name = ev->cfg->check_defs[c->slot]->name;
     evaluate_subject(ev, c, subject, sizeof(subject));
-    int full = evaluate_repeat(ev, name, code, subject, &ref);
+    int full = evaluate_repeat(ev, name, code, subject, cause != NULL, &ref);
     if (!full)
         evaluate_brief_action(action ? action : "", brief, sizeof(brief));
     request_log_key(ev->req, key, sizeof(key));
@@ -156,14 +156,15 @@ static void evaluate_diagnose(const struct evaluation *ev, const struct check_ca
         snprintf(head, sizeof(head), "%s: ", what);
     const char *act = what ? (full ? action : brief) : "";
     if (!code)
-        log_info("%s: %s: %s%s; cause=%s; fix=%s", key, name, head, act, cause,
+        log_info("%s: %s: %s%s; cause=%s; fix=%s", key, name, head, act, cause ? cause : "",
                  fix && *fix ? fix : "none needed");
     else if (full)
         log_info("%s: %s: %s%s; cause_code=%s; cause=%s; fix=%s", key, name, head, act, code, cause,
                  fix && *fix ? fix : "none needed");
     else
         log_info("%s: %s: %s%s; cause_code=%s; as explained at %s for %s, %lu time%s since", key,
-                 name, head, act, code, ref.at, subject, ref.times, ref.times == 1 ? "" : "s");
+                 name, head, act, code, ref.at[0] ? ref.at : "an earlier time", subject, ref.times,
+                 ref.times == 1 ? "" : "s");
 }
 
 /* evaluate_log_verdict - the diagnosis line of one check's verdict. */
@@ -319,7 +320,7 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
                                   ev->cfg->check_defs[i]->name);
     snprintf(subject, sizeof(subject), "client %s", request_get(ev->req, ATTR_CLIENT_ADDRESS));
     request_log_key(ev->req, key, sizeof(key));
-    if (evaluate_repeat(ev, "deadline", "deadline.fallback", subject, &ref))
+    if (evaluate_repeat(ev, "deadline", "deadline.fallback", subject, 1, &ref))
         log_warn("%s: deadline: no answer after %ld ms, answered %s; cause_code=%s; late: %s; "
                  "fix=if this repeats, check the DNS servers (dns_servers) or raise "
                  "request_deadline (keep it well below Postfix's smtpd_policy_service_timeout)",
@@ -455,7 +456,7 @@ static void call_set(struct check_call *call, enum verdict v, const char *code, 
     call->sent = NULL; /* a new verdict: check_call_prepend_once sets it again after this */
     call->code = code;
     call->action = xstrdup(action ? action : "");
-    call->cause = xstrdup(cause ? cause : "");
+    call->cause = cause ? xstrdup(cause) : NULL; /* NULL: not composed (check_call_explained) */
     call->fix = xstrdup(fix ? fix : "");
 }
 
@@ -465,7 +466,8 @@ void check_call_action(struct check_call *call, const char *code, const char *ac
     enum action_kind kind = action_kind_of(action);
     if (kind == ACTION_DUNNO) {
         /* Configured to let it pass (e.g. rdns_mismatch_action = DUNNO): no verdict. */
-        check_call_note(call, "%s: %s (answered DUNNO by configuration)", code, cause);
+        check_call_note(call, "%s: %s (answered DUNNO by configuration)", code,
+                        cause ? cause : "explained earlier");
         return;
     }
     if (kind == ACTION_WARN) {
@@ -496,7 +498,7 @@ void check_call_defer(struct check_call *call, const char *code, const char *act
     if (action_kind_of(action) == ACTION_DUNNO) {
         /* DEFER answered as DUNNO by configuration: keep the note, give no verdict. */
         check_call_note(call, "%s: temporary problem, answered DUNNO by configuration: %s", code,
-                        cause);
+                        cause ? cause : "explained earlier");
         return;
     }
     call_set(call, VERDICT_DEFER, code, action, cause, fix);
@@ -511,6 +513,18 @@ void check_call_subject(struct check_call *call, const char *what, const char *n
         call->subject_what = what;
         call->subject = xstrdup(name);
     }
+}
+
+int check_call_explained(struct check_call *call, const char *code)
+{
+    const struct evaluation *ev = call->ev;
+    char subject[640];
+    if (ev->cfg->diagnosis_repeat_interval <= 0)
+        return 0;
+    evaluate_subject(ev, call, subject, sizeof(subject));
+    return repeat_peek(ev->cfg->check_defs[call->slot]->name, code, subject,
+                       request_get(ev->req, ATTR_INSTANCE), ev->cfg->diagnosis_repeat_interval,
+                       evaluate_now_ms());
 }
 
 void check_call_count(struct check_call *call, const char *code)

@@ -156,8 +156,32 @@ static const char *repeat_clock(time_t now)
     return text;
 }
 
+int repeat_peek(const char *check, const char *code, const char *subject, const char *instance,
+                long interval_ms, long long now_ms)
+{
+    char key[1024];
+    if (interval_ms <= 0)
+        return 0;
+    if (*instance) {
+        repeat_key(key, sizeof(key), instance, check, code);
+        uint64_t h = hash_str(key);
+        struct repeat_entry *m = repeat_find(&repeat_messages, key, h);
+        if (!m || m->used_ms <= now_ms - interval_ms)
+            return 0; /* the message's first line of this cause: full */
+        repeat_touch(&repeat_messages, m, now_ms);
+    }
+    repeat_key(key, sizeof(key), check, code, subject);
+    uint64_t h = hash_str(key);
+    struct repeat_entry *e = repeat_find(&repeat_causes, key, h);
+    if (!e || e->at[0] == 0 || now_ms - e->full_ms >= interval_ms)
+        return 0;
+    repeat_touch(&repeat_causes, e, now_ms); /* kept until the line is written */
+    return 1;
+}
+
 int repeat_decide(const char *check, const char *code, const char *subject, const char *instance,
-                  long interval_ms, long long now_ms, time_t now, struct repeat_ref *ref)
+                  int composed, long interval_ms, long long now_ms, time_t now,
+                  struct repeat_ref *ref)
 {
     if (interval_ms <= 0)
         return 1;
@@ -169,6 +193,17 @@ int repeat_decide(const char *check, const char *code, const char *subject, cons
     repeat_key(key, sizeof(key), check, code, subject);
     uint64_t h = hash_str(key);
     struct repeat_entry *e = repeat_find(&repeat_causes, key, h);
+    if (!composed) {
+        /* No full text to write (repeat_peek said short): refer to the last full line, even if
+         * the interval ended meanwhile; "" when it is forgotten altogether. */
+        memset(ref, 0, sizeof(*ref));
+        if (e) {
+            repeat_touch(&repeat_causes, e, now_ms);
+            ref->times = ++e->times;
+            memcpy(ref->at, e->at, sizeof(ref->at));
+        }
+        return 0;
+    }
     if (e)
         repeat_touch(&repeat_causes, e, now_ms);
     else

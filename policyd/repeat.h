@@ -30,10 +30,18 @@ struct repeat_ref {
  * what it is about ("client 203.0.113.51"), instance the message ("" when unknown). now_ms is
  * a monotonic clock in milliseconds, now the wall clock. Returns 1 for a full line (remembered
  * as explained now), 0 for a short one, with *ref filled. interval_ms <= 0: always 1, nothing
- * remembered.
+ * remembered. composed 0: the check wrote no full text (repeat_peek said short): always 0,
+ * referring to the last full line (ref->at "" when it is forgotten).
  */
 int repeat_decide(const char *check, const char *code, const char *subject, const char *instance,
-                  long interval_ms, long long now_ms, time_t now, struct repeat_ref *ref);
+                  int composed, long interval_ms, long long now_ms, time_t now,
+                  struct repeat_ref *ref);
+
+/* repeat_peek - 1 if repeat_decide would now answer 0 (short) for these arguments; nothing is
+ * counted, but the cause and the message mark are kept as recently used, so that a decision
+ * made soon after finds them. */
+int repeat_peek(const char *check, const char *code, const char *subject, const char *instance,
+                long interval_ms, long long now_ms);
 
 /* repeat_count - causes (what = 0) or message marks (what = 1) remembered now. */
 size_t repeat_count(int what);

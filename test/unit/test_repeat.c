@@ -19,7 +19,7 @@ static struct repeat_ref ref;
 static int decide(const char *code, const char *subject, const char *instance, long long now_ms)
 {
     memset(&ref, 0, sizeof(ref));
-    return repeat_decide("relay", code, subject, instance, 10 * MIN, now_ms,
+    return repeat_decide("relay", code, subject, instance, 1, 10 * MIN, now_ms,
                          (time_t)(1700000000 + now_ms / 1000), &ref);
 }
 
@@ -46,7 +46,7 @@ static void test_interval(void)
     CHECK(decide(c, "client 192.0.2.2", "", 11 * MIN + 1) == 0);
     CHECK(repeat_count(0) == 3);
     /* A different check with the same code text is another cause. */
-    CHECK(repeat_decide("rdns", c, s, "", 10 * MIN, 11 * MIN, 0, &ref) == 1);
+    CHECK(repeat_decide("rdns", c, s, "", 1, 10 * MIN, 11 * MIN, 0, &ref) == 1);
 }
 
 static void test_messages(void)
@@ -68,9 +68,41 @@ static void test_off(void)
 {
     repeat_clear();
     for (int i = 0; i < 5; i++)
-        CHECK(repeat_decide("relay", "relay.not_mynetworks", "client 192.0.2.1", "m", 0, i * 1000,
-                            0, &ref) == 1);
+        CHECK(repeat_decide("relay", "relay.not_mynetworks", "client 192.0.2.1", "m", 1, 0,
+                            i * 1000, 0, &ref) == 1);
+    CHECK(repeat_peek("relay", "relay.not_mynetworks", "client 192.0.2.1", "m", 0, 9000) == 0);
     CHECK(repeat_count(0) == 0 && repeat_count(1) == 0);
+}
+
+/* peek - repeat_peek with a 10-minute interval. */
+static int peek(const char *code, const char *subject, const char *instance, long long now_ms)
+{
+    return repeat_peek("relay", code, subject, instance, 10 * MIN, now_ms);
+}
+
+static void test_peek(void)
+{
+    /* A check may ask first and skip composing the full text when the line will be short. */
+    repeat_clear();
+    const char *c = "relay.not_mynetworks", *s = "client 192.0.2.9";
+    CHECK(peek(c, s, "m1", 0) == 0); /* never explained: compose */
+    CHECK(decide(c, s, "m1", 0) == 1);
+    CHECK(peek(c, s, "m1", 1000) == 1);     /* explained, and this message had it */
+    CHECK(peek(c, s, "m2", 1000) == 0);     /* a new message: compose */
+    CHECK(peek(c, s, "", 1000) == 1);       /* no message known */
+    CHECK(peek(c, s, "m1", 10 * MIN) == 0); /* the interval is over */
+    CHECK(repeat_count(1) == 1);            /* peeking marks nothing */
+    /* Without composed text the line is short, referring to the last full one, and counted;
+     * even when the interval ended between the question and the line. */
+    CHECK(peek(c, s, "m1", 2000) == 1);
+    CHECK(repeat_decide("relay", c, s, "m1", 0, 10 * MIN, 2000, 0, &ref) == 0 && ref.times == 1);
+    CHECK(repeat_decide("relay", c, s, "m1", 0, 10 * MIN, 10 * MIN + 5, 0, &ref) == 0);
+    CHECK(ref.times == 2 && ref.at[0] != 0);
+    CHECK(decide(c, s, "m1", 10 * MIN + 10) == 1); /* composed: explained again */
+    /* Forgotten altogether (swept): still short, with no time to refer to. */
+    CHECK(repeat_decide("relay", c, "client 192.0.2.10", "", 0, 10 * MIN, 60 * MIN, 0, &ref) == 0);
+    CHECK(ref.at[0] == 0 && ref.times == 0);
+    CHECK(repeat_count(0) == 0); /* nothing remembered without a full line */
 }
 
 static void test_cap_and_sweep(void)
@@ -104,6 +136,7 @@ int main(void)
     test_interval();
     test_messages();
     test_off();
+    test_peek();
     test_cap_and_sweep();
     repeat_clear();
     return UNIT_END();
