@@ -75,6 +75,7 @@ test_maildirsize_LAYERS := mail lib
 test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
 test_evaluate_LAYERS    := core mail dns maps protocol lib
+test_repeat_LAYERS      := core lib
 test_runtool_LAYERS     := lib
 test_report_LAYERS      := report lib
 fuzz_report_LAYERS      := report lib
@@ -130,7 +131,7 @@ FUZZ_BIN := $(FUZZ_SRC:test/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 20
 
 .PHONY: all check test unit fuzz bench run install clean format format-check deps man deb
-all: policyd/policyd
+all: policyd/policyd man
 
 policyd/policyd: $(BUILD)/policyd/policyd
 	cp $< $@
@@ -157,8 +158,20 @@ $(BUILD)/bench/%: test/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(LIBS) -lpthread
 
+# The manual page of the cause codes, generated from their table in checks/causes.c (dated
+# by that file).
+CAUSES_DATE = $(shell date -u -r checks/causes.c '+%B %-d, %Y')
+man: $(BUILD)/man/policyd-causes.7
+
+$(BUILD)/man/mkcauses: etc/man/mkcauses.c checks/causes.c checks/causes.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ etc/man/mkcauses.c checks/causes.c
+
+$(BUILD)/man/policyd-causes.7: $(BUILD)/man/mkcauses
+	$(BUILD)/man/mkcauses "$(CAUSES_DATE)" >$@.tmp && mv $@.tmp $@
+
 # Everything the test suite runs, for one build flavour.
-unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN)
+unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN) $(BUILD)/man/policyd-causes.7
 .PHONY: unit-bins
 
 # make check: release suite, then the sanitizer suite, then bounded fuzzing.
@@ -227,6 +240,8 @@ install: all man
 	install -m 0644 $(BUILD)/man/policyd.8 $(DESTDIR)$(MANDIR)/man8/policyd.8
 	install -m 0644 $(BUILD)/man/policyd.conf.5 $(DESTDIR)$(MANDIR)/man5/policyd.conf.5
 	install -m 0644 etc/main.cf.snippet etc/policyd.conf README.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0644 $(BUILD)/man/policyd-causes.7 $(DESTDIR)$(PREFIX)/share/man/man7/policyd-causes.7
 
 # dpkg-buildpackage runs in a copy of the tree (test/package/test_package.sh), so no build
 # output lands in the sources; the .deb, its build log and lintian's report go to build/deb/.

@@ -22,6 +22,8 @@
  *   2. Its settings go into policyd/settings.def under a "-- NAME check (checks/NAME.c) --"
  *      heading, named NAME_...; a setting NAME_mode (S_MODE) gives it warn mode.
  *   3. One line `X(NAME)` in REGISTRY_CHECKS in checks/registry.c, the only list of checks.
+ *   4. Its cause codes (NAME.CAUSE, one per distinct explanation it gives) with their meaning
+ *      and fix in checks/causes.c, the manual's table.
  *   The Makefile finds the file by its folder; `checks = ..., NAME` turns it on.
  */
 #ifndef CHECKS_CHECK_H
@@ -91,20 +93,42 @@ struct event_base *check_call_base(const struct check_call *call);
 struct dns *check_call_dns(const struct check_call *call);
 
 /*
- * Verdicts. cause and fix are plain sentences for the diagnosis log line ("client 203.0.113.7
- * is not in mynetworks (127.0.0.0/8)"; "add the network to mynetworks"). Calling one of these
- * again replaces the earlier verdict.
+ * Verdicts. code is the cause code, a static string literal "CHECK.CAUSE" (relay.not_mynetworks)
+ * naming one distinct explanation; every code is documented once, with its meaning and fix, in
+ * checks/causes.c (the manual's policyd-causes(7) is made from it, and test_causes.sh fails on a
+ * code used here but missing there, or documented but unused). cause and fix are plain
+ * sentences for the diagnosis log line ("client 203.0.113.7 is not in mynetworks
+ * (127.0.0.0/8)"; "add the network to mynetworks"). Calling one of these again replaces the
+ * earlier verdict.
+ *
+ * The line: "KEY: CHECK: reject: ACTION; cause_code=CODE; cause=CAUSE; fix=FIX". A cause that was
+ * explained lately (diagnosis_repeat_interval) for the same subject - the client, unless
+ * check_call_subject says otherwise - is logged short, pointing at the full line: "KEY: CHECK:
+ * reject: 554 5.7.1; cause_code=CODE; as explained at 16:38:58 for client 192.0.2.1, 7 times
+ * since"; the first line of a cause in each message (Postfix's instance) is always in full.
  *
  * check_call_action - act as the configured action says: a 5xx/REJECT is a refusal, a 4xx/DEFER
  * a deferral (answered when this check is the first decisive one in enforce mode; in warn mode
  * the evaluator logs "would reject" and answers DUNNO); PREPEND adds a header; WARN/INFO logs
  * the diagnosis and leaves the decision to the other checks; DUNNO gives no verdict (a note).
  */
-void check_call_action(struct check_call *call, const char *action, const char *cause,
-                       const char *fix);
+void check_call_action(struct check_call *call, const char *code, const char *action,
+                       const char *cause, const char *fix);
 /* A temporary problem: the configured temporary action (4xx / DEFER / DUNNO), never 5xx. */
-void check_call_defer(struct check_call *call, const char *action, const char *cause,
-                      const char *fix);
+void check_call_defer(struct check_call *call, const char *code, const char *action,
+                      const char *cause, const char *fix);
+/* What this call's diagnoses are about, for telling repeats apart: what is "sender domain",
+ * "HELO name", "recipient", ..., name its value. The default is the client address ("client
+ * 192.0.2.1"). Set it before the verdict; copied. */
+void check_call_subject(struct check_call *call, const char *what, const char *name);
+/* 1 when a diagnosis of code about this call's subject would be logged short now (explained
+ * lately, and not the first line of this cause in this message): the check may then skip
+ * composing its cause and fix and pass NULL for both to the verdict call, which is then always
+ * logged short. Ask right before the verdict (after check_call_subject). 0: compose as usual. */
+int check_call_explained(struct check_call *call, const char *code);
+/* Count one occurrence of code that is no diagnosis line of this request (a DNS list that
+ * refuses our resolver, logged once an hour): the counters by cause code see it. */
+void check_call_count(struct check_call *call, const char *code);
 /* PREPEND a header (ignored at END-OF-MESSAGE, where Postfix would drop it). */
 void check_call_prepend(struct check_call *call, const char *header);
 /* PREPEND a header that belongs once to a message (e.g. Received-SPF): sent(state, key), with
@@ -116,11 +140,10 @@ void check_call_prepend_once(struct check_call *call, const char *header, check_
 /* A note for the verbose log (-v): formatted only when verbose logging is on. */
 void check_call_note(struct check_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* A diagnosis line outside a verdict, keyed like the verdict lines so that a grep for the
- * message finds it: "QUEUEID: client=NAME[ADDR], from=<S>, to=<R>, helo=<H>: CHECK: text"
- * (NOQUEUE before a queue id). Logged at once, at info level. */
-void check_call_log(struct check_call *call, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* A diagnosis line outside a verdict (an SPF softfail answered with a header), keyed like the
+ * verdict lines so that a grep for the message finds it, logged at once at info level, in full
+ * or short as above: "KEY: CHECK: note; cause_code=CODE; cause=CAUSE; fix=FIX". */
+void check_call_log(struct check_call *call, const char *code, const char *cause, const char *fix);
 /* An asynchronous check has finished (with or without a verdict). Never from inside run().
  * The call's data is freed, and the call may be, before this returns: touch neither after. */
 void check_call_done(struct check_call *call);

@@ -283,7 +283,12 @@ static enum check_status dkim_check_run(struct check_call *call)
                  "client %s (mynetworks %s) sends from %s, whose signing %s; receivers will find "
                  "the signature invalid",
                  addr, entry ? entry : "", domain, problem->problem);
-    check_call_action(call, action, cause, problem->fix);
+    const char *code = problem->r.outcome == DKIM_KEYS_NO_RECORD  ? "dkim.key_missing"
+                       : problem->r.outcome == DKIM_KEYS_REVOKED  ? "dkim.key_revoked"
+                       : problem->r.outcome == DKIM_KEYS_MISMATCH ? "dkim.key_mismatch"
+                                                                  : "dkim.key_bad_record";
+    check_call_subject(call, "sender domain", domain);
+    check_call_action(call, code, action, cause, problem->fix);
     return CHECK_DONE;
 }
 

@@ -223,10 +223,20 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
         }
         action[n < sizeof(action) ? n : sizeof(action) - 1] = 0;
         char cause[3072], subject[280] = "client";
+        const char *code = "dnsbl.listed";
         if (dc->first_listed != (size_t)-1)
             dnsbl_subject_text(dc, dc->first_listed, subject, sizeof(subject));
         else
             snprintf(subject, sizeof(subject), "client %s", dc->addr);
+        if (dc->first_listed != (size_t)-1 &&
+            dc->slot_subject[dc->first_listed] != SUBJECT_CLIENT) {
+            code = "dnsbl.domain_listed";
+            check_call_subject(call,
+                               dc->slot_subject[dc->first_listed] == SUBJECT_SENDER
+                                   ? "sender domain"
+                                   : "HELO name",
+                               dc->slot_domain[dc->first_listed]);
+        }
         snprintf(cause, sizeof(cause),
                  "%s is listed: score %d reaches dnsbl_threshold %ld (%s)%s%s", subject, dc->score,
                  cfg->dnsbl_threshold, detail, dc->reason[0] ? "; reason: " : "", dc->reason);
@@ -236,12 +246,13 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
                  "proxy, spam from a customer, a spamvertised domain), stop it, then ask for "
                  "delisting: %s",
                  subject, fix);
-        check_call_action(call, action, cause, fixall);
+        check_call_action(call, code, action, cause, fixall);
     } else if (cfg->dnsbl_warn_threshold > 0 && dc->score >= cfg->dnsbl_warn_threshold) {
         char key[1024];
         snprintf(key, sizeof(key), "client %s scores %d (warn at %ld, reject at %ld): %s", dc->addr,
                  dc->score, cfg->dnsbl_warn_threshold, cfg->dnsbl_threshold, detail);
-        check_call_log(call, "%s", key);
+        check_call_log(call, "dnsbl.warn_score", key,
+                       "none needed: the score stays under dnsbl_threshold");
         if (*cfg->dnsbl_warn_header) {
             char header[1200];
             snprintf(header, sizeof(header), "%s: %s", cfg->dnsbl_warn_header, key);
@@ -306,14 +317,16 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
             if (verdict < 0) {
                 /* An error answer: the list refuses us, not the client. */
                 dc->listed[i] = -1;
+                const char *code = "dnsbl.error_answer";
+                check_call_count(dc->call, code);
                 if (now - s->last_error_log >= cfg->dnsbl_error_log_interval / 1000) {
                     s->last_error_log = now;
                     log_error("dnsbl: %s answered %s, an error code, not a listing: the list "
                               "refuses queries from this resolver (a public or open resolver, "
-                              "a typo in the zone, or over the free-use limit); fix: query it "
-                              "through your own recursive resolver (dns_servers) or a "
-                              "registered data-feed zone; until then the list is useless",
-                              s->list.zone, r->items[k]);
+                              "a typo in the zone, or over the free-use limit); cause_code=%s; "
+                              "fix: query it through your own recursive resolver (dns_servers) "
+                              "or a registered data-feed zone; until then the list is useless",
+                              s->list.zone, r->items[k], code);
                 }
                 break;
             }
@@ -331,10 +344,13 @@ static void dnsbl_record(struct dnsbl_call *dc, size_t i, const struct dns_resul
         snprintf(dc->answer[i], sizeof(dc->answer[i]), "%s", r->detail);
         if (r->status == DNS_TEMPFAIL && strstr(r->detail, "timeout") &&
             ++s->timeouts >= cfg->dnsbl_timeout_limit) {
+            const char *code = "dnsbl.list_timeout";
             s->skip_until = now + cfg->dnsbl_skip_time / 1000;
-            log_warn("dnsbl: %s timed out %d times in a row: skipped for %ld s; check that the "
-                     "list's zone is right and that your resolver can reach it",
-                     s->list.zone, s->timeouts, cfg->dnsbl_skip_time / 1000);
+            check_call_count(dc->call, code);
+            log_warn("dnsbl: %s timed out %d times in a row: skipped for %ld s; cause_code=%s; "
+                     "fix: check that the list's zone is right and that your resolver can reach "
+                     "it",
+                     s->list.zone, s->timeouts, cfg->dnsbl_skip_time / 1000, code);
             s->timeouts = 0;
         }
     }

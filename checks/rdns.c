@@ -186,7 +186,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
         snprintf(fix, sizeof(fix),
                  "if this repeats for many clients, check the DNS servers policyd uses "
                  "(dns_servers, or /etc/resolv.conf)");
-        check_call_defer(call, cfg->rdns_tempfail_action, cause, fix);
+        check_call_defer(call, "rdns.tempfail", cfg->rdns_tempfail_action, cause, fix);
         return;
     }
     const char *name = rc->confirmed ? rc->names[rc->confirmed - 1] : NULL;
@@ -209,7 +209,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "record to a name that resolves back to %s, e.g. mail.example.org with an %s "
                  "record %s; only they can, not the domain's DNS",
                  rc->addr, rc->addr, rc->family == AF_INET ? "A" : "AAAA", rc->addr);
-        check_call_action(call, cfg->rdns_no_ptr_action, cause, fix);
+        check_call_action(call, "rdns.no_ptr", cfg->rdns_no_ptr_action, cause, fix);
         return;
     }
     if (!rc->confirmed) {
@@ -220,7 +220,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
             snprintf(fix, sizeof(fix),
                      "none on the client's side yet; if this repeats, check "
                      "the DNS servers policyd uses");
-            check_call_defer(call, cfg->rdns_tempfail_action, cause, fix);
+            check_call_defer(call, "rdns.tempfail", cfg->rdns_tempfail_action, cause, fix);
             return;
         }
         size_t n = (size_t)snprintf(cause, sizeof(cause), "client %s has PTR record%s ", rc->addr,
@@ -239,7 +239,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "make them agree: add an %s record %s for %s in that domain's DNS, or have the "
                  "address owner point the PTR to a name that already resolves to %s",
                  rc->family == AF_INET ? "A" : "AAAA", rc->addr, rc->names[0], rc->addr);
-        check_call_action(call, cfg->rdns_mismatch_action, cause, fix);
+        check_call_action(call, "rdns.mismatch", cfg->rdns_mismatch_action, cause, fix);
         return;
     }
     {
@@ -252,7 +252,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "a mail server should have a PTR naming the mail service (e.g. mail.example.org), "
                  "set by the address owner; a client on an access line should send through its "
                  "provider's submission server (port 587) instead");
-        check_call_action(call, cfg->rdns_generic_action, cause, fix);
+        check_call_action(call, "rdns.generic", cfg->rdns_generic_action, cause, fix);
     }
 }
 

@@ -339,7 +339,9 @@ static enum check_status recipient_run(struct check_call *call)
         char cause[512];
         snprintf(cause, sizeof(cause), "the table %s could not be read while looking up %s",
                  table_spec(found_in), rcpt);
-        check_call_defer(call, NULL, cause, "see the table's error above; rebuild it with postmap");
+        check_call_subject(call, "table", table_spec(found_in));
+        check_call_defer(call, "recipient.table_error", NULL, cause,
+                         "see the table's error above; rebuild it with postmap");
         return CHECK_DONE;
     }
     if (rc == 0) {
@@ -361,7 +363,8 @@ static enum check_status recipient_run(struct check_call *call)
                  "postmap on it; policyd picks the change up within %lds); if the sender "
                  "mistyped, nothing to fix here",
                  rcpt, table_spec(st->tables[0]), cfg->recipient_table_check_interval / 1000);
-        check_call_action(call, cfg->recipient_unknown_action, cause, fix);
+        check_call_subject(call, "recipient", rcpt);
+        check_call_action(call, "recipient.unknown", cfg->recipient_unknown_action, cause, fix);
         return CHECK_DONE;
     }
     check_call_note(call, "%s found as %s in %s", rcpt, keys[k - 1], table_spec(found_in));
@@ -415,7 +418,8 @@ static enum check_status recipient_run(struct check_call *call)
     snprintf(fix, sizeof(fix),
              "the user must delete or archive mail (or the quota be raised); the sender retries "
              "the temporary refusal for days, so nothing is lost if room appears in time");
-    check_call_action(call, cfg->recipient_full_action, cause, fix);
+    check_call_subject(call, "recipient", rcpt);
+    check_call_action(call, "recipient.full", cfg->recipient_full_action, cause, fix);
     return CHECK_DONE;
 }
 

@@ -134,7 +134,9 @@ static enum check_status relay_run(struct check_call *call)
         char cause[512];
         snprintf(cause, sizeof(cause), "the %s table could not be read while checking %s", list,
                  rdomain);
-        check_call_defer(call, NULL, cause, "see the warning above about the table and fix it");
+        check_call_subject(call, "table", list);
+        check_call_defer(call, "relay.table_error", NULL, cause,
+                         "see the warning above about the table and fix it");
         return CHECK_DONE;
     }
 
@@ -158,7 +160,24 @@ static enum check_status relay_run(struct check_call *call)
         return CHECK_DONE;
     }
 
-    /* Denied: say every reason, and the fix for the case that looks most likely. */
+    /* Denied. Which explanation fits: a gateway address, one of our users, or a stranger. */
+    const char *private_kind = addr_private_kind(addr);
+    const char *sender = request_get(req, ATTR_SENDER);
+    const char *sdomain = relay_domain_of(sender);
+    const char *slist = NULL, *sentry = NULL;
+    enum relay_target starget =
+        *sender && *sdomain ? relay_classify(cfg, sdomain, &slist, &sentry) : TARGET_ERROR;
+    const char *code = private_kind              ? "relay.container_gateway"
+                       : starget == TARGET_LOCAL ? "relay.local_sender"
+                                                 : "relay.not_mynetworks";
+    if (check_call_explained(call, code)) {
+        /* Explained lately for this client: a short line, nothing to compose (a flood of
+         * probes costs little more than the answer). */
+        check_call_action(call, code, cfg->relay_action, NULL, NULL);
+        return CHECK_DONE;
+    }
+
+    /* Say every reason, and the fix for the case that looks most likely. */
     char cause[2048], fix[1024], shown[5][160];
     relay_show(shown[0], sizeof(shown[0]), netlist_text(cfg->net_mynetworks));
     relay_show(shown[1], sizeof(shown[1]), domainlist_text(cfg->dom_mydestination));
@@ -184,12 +203,6 @@ static enum check_status relay_run(struct check_call *call)
                               "relay_domains (%s)",
                               rdomain, shown[1], shown[2], shown[3], shown[4]);
 
-    const char *private_kind = addr_private_kind(addr);
-    const char *sender = request_get(req, ATTR_SENDER);
-    const char *sdomain = relay_domain_of(sender);
-    const char *slist = NULL, *sentry = NULL;
-    enum relay_target starget =
-        *sender && *sdomain ? relay_classify(cfg, sdomain, &slist, &sentry) : TARGET_ERROR;
     const char *port = request_get(req, ATTR_SERVER_PORT);
 
     if (private_kind && n < sizeof(cause)) {
@@ -235,7 +248,7 @@ static enum check_status relay_run(struct check_call *call)
                  "this server refused to be an open relay",
                  addr, rdomain);
     }
-    check_call_action(call, cfg->relay_action, cause, fix);
+    check_call_action(call, code, cfg->relay_action, cause, fix);
     return CHECK_DONE;
 }
 

@@ -44,7 +44,9 @@ struct spf_act {
 /* A decision, as kept in the per-message cache. */
 struct spf_verdict {
     enum { V_NONE, V_REJECT, V_DEFER, V_PREPEND, V_LOG } kind;
-    char *action, *cause, *fix, *header;
+    const char *code;         /* the cause code (a literal) */
+    const char *subject_what; /* "sender domain" or "HELO name" */
+    char *action, *cause, *fix, *header, *subject;
 };
 
 struct spf_entry {
@@ -115,6 +117,7 @@ static void verdict_free(struct spf_verdict *v)
     free(v->cause);
     free(v->fix);
     free(v->header);
+    free(v->subject);
     memset(v, 0, sizeof(*v));
 }
 
@@ -171,6 +174,9 @@ static struct spf_entry *cache_put(struct spf_state *st, const char *key,
     e->v.cause = dup_or_null(v->cause);
     e->v.fix = dup_or_null(v->fix);
     e->v.header = dup_or_null(v->header);
+    e->v.code = v->code;
+    e->v.subject_what = v->subject_what;
+    e->v.subject = dup_or_null(v->subject);
     int32_t *b = &st->buckets[e->hash & (st->nbuckets - 1)];
     e->next = *b;
     *b = i;
@@ -478,14 +484,38 @@ static void diagnosis(const struct spf_call *sc, const struct spf_outcome *o, in
     }
 }
 
-/* decide - the verdict for one identity's outcome. */
+/* spf_code - the cause code of a result. */
+static const char *spf_code(enum spf_result r)
+{
+    switch (r) {
+    case SPF_PASS:
+        return "spf.pass";
+    case SPF_FAIL:
+        return "spf.fail";
+    case SPF_SOFTFAIL:
+        return "spf.softfail";
+    case SPF_NEUTRAL:
+        return "spf.neutral";
+    case SPF_NONE:
+        return "spf.none";
+    case SPF_TEMPERROR:
+        return "spf.temperror";
+    default:
+        return "spf.permerror";
+    }
+}
+
+/* decide - the verdict for one identity's outcome, under cause code. */
 static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_identity,
-                   const struct spf_act *a, struct spf_verdict *v)
+                   const struct spf_act *a, const char *code, struct spf_verdict *v)
 {
     char cause[1400], fix[700], header[1800], action[900];
     memset(v, 0, sizeof(*v));
     if (a->kind == ACT_DUNNO)
         return;
+    v->code = code;
+    v->subject_what = helo_identity ? "HELO name" : "sender domain";
+    v->subject = dup_or_null(o->domain);
     /* The diagnosis is written only where it is logged: not for a plain pass or none. */
     int logged = a->kind == ACT_ACTION || o->result == SPF_FAIL || o->result == SPF_SOFTFAIL ||
                  o->result >= SPF_TEMPERROR;
@@ -533,17 +563,18 @@ static void spf_header_sent(void *state, const char *key)
  * reply that carries it (e, the message's cache entry, notes that; NULL: no cache). */
 static void apply(struct check_call *call, const struct spf_verdict *v, struct spf_entry *e)
 {
+    if (v->subject)
+        check_call_subject(call, v->subject_what, v->subject);
     switch (v->kind) {
     case V_REJECT:
-        check_call_action(call, v->action, v->cause, v->fix);
+        check_call_action(call, v->code, v->action, v->cause, v->fix);
         break;
     case V_DEFER:
-        check_call_defer(call, v->action, v->cause, v->fix);
+        check_call_defer(call, v->code, v->action, v->cause, v->fix);
         break;
     case V_PREPEND:
         if (v->cause && !(e && e->logged))
-            check_call_log(call, "%s; fix=%s", v->cause,
-                           v->fix && *v->fix ? v->fix : "none needed");
+            check_call_log(call, v->code, v->cause, v->fix);
         if (e)
             e->logged = 1;
         if (request_state(check_call_request(call)) == STATE_END_OF_MESSAGE)
@@ -565,6 +596,7 @@ static void conclude(struct spf_call *sc)
     const struct spf_outcome *primary = sc->null_sender ? &sc->o_helo : &sc->o_mf;
     int helo_identity = sc->null_sender;
     const struct spf_act *act = &sc->st->acts[primary->result];
+    const char *code = spf_code(primary->result);
     /* A non-null sender: a HELO fail is answered with spf_helo_fail_action (RFC 7208 2.3:
      * refusing on it is allowed); other HELO results are only noted. */
     if (!sc->null_sender && sc->helo_todo == 0 && sc->in_helo.sender &&
@@ -572,8 +604,9 @@ static void conclude(struct spf_call *sc)
         primary = &sc->o_helo;
         helo_identity = 1;
         act = &sc->st->helo_fail;
+        code = "spf.helo_fail";
     }
-    decide(sc, primary, helo_identity, act, &v);
+    decide(sc, primary, helo_identity, act, code, &v);
     check_call_note(sc->call, "SPF %s for %s (%s)", spf_result_name(primary->result),
                     primary->domain, primary->problem[0] ? primary->problem : primary->mechanism);
     struct spf_entry *e =

@@ -7,6 +7,9 @@
  * the answer never depends on which check happened to finish first. Calls not needed for the
  * decision are cancelled. A call owns the data its check hands it and frees it when the call
  * ends, whichever way. Nothing here blocks; checks that pend finish from event callbacks.
+ * Every diagnosis line carries the check's cause code and is counted by it (stats_cause); a
+ * cause explained lately about the same subject is written short, pointing at its full line
+ * (policyd/repeat.c decides, by diagnosis_repeat_interval and Postfix's instance).
  * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks).
  */
 #include "policyd/evaluate.h"
@@ -15,6 +18,7 @@
 #include "policyd/config.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/repeat.h"
 #include "policyd/stats.h"
 #include "protocol/action.h"
 #include "protocol/request.h"
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum call_state { CALL_RUNNING, CALL_PENDING, CALL_DONE, CALL_CANCELLED };
 enum verdict { VERDICT_NONE, VERDICT_REJECT, VERDICT_DEFER, VERDICT_PREPEND };
@@ -34,9 +39,12 @@ struct check_call {
     size_t slot;
     enum call_state state;
     enum verdict verdict;
-    char *action; /* reply text of the verdict */
+    char *action;     /* reply text of the verdict */
+    const char *code; /* its cause code (a static string), NULL for a header */
     char *cause;
     char *fix;
+    const char *subject_what; /* check_call_subject: "sender domain" (NULL: the client) */
+    char *subject;
     char *note; /* last note, for -v and for deadline messages */
     void *data;
     check_free_fn *free_data; /* frees data when the call ends */
@@ -70,14 +78,100 @@ static void evaluate_release_data(struct check_call *c)
         free_data(data);
 }
 
+/* evaluate_brief_action - the start of an action for a short line: "554 5.7.1" of "554 5.7.1
+ * Relay access denied", "REJECT" of "REJECT text". */
+static void evaluate_brief_action(const char *action, char *out, size_t outlen)
+{
+    size_t n = strcspn(action, " ");
+    if (n == 3 && action[0] >= '2' && action[0] <= '5' && action[3] == ' ') {
+        const char *dsn = action + 4;
+        size_t d = strcspn(dsn, " ");
+        if (d >= 5 && d <= 11 && dsn[0] == action[0] && dsn[1] == '.')
+            n = 4 + d; /* "554 5.7.1" */
+    }
+    snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1), action);
+}
+
+/* evaluate_subject - what a call's diagnosis is about: "client 203.0.113.7" by default. */
+static void evaluate_subject(const struct evaluation *ev, const struct check_call *c, char *out,
+                             size_t outlen)
+{
+    if (c->subject)
+        snprintf(out, outlen, "%s %s", c->subject_what, c->subject);
+    else
+        snprintf(out, outlen, "client %s", request_get(ev->req, ATTR_CLIENT_ADDRESS));
+}
+
+/* evaluate_now_ms - the monotonic clock in milliseconds. */
+static long long evaluate_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * evaluate_repeat - count a diagnosis of check under code about subject and decide whether it
+ * is written in full (1) or short (0, *ref says where the full one is). Without a code: always
+ * in full, uncounted.
+ */
+static int evaluate_repeat(const struct evaluation *ev, const char *check, const char *code,
+                           const char *subject, int composed, struct repeat_ref *ref)
+{
+    if (!code)
+        return 1;
+    stats_cause(code);
+    int full =
+        repeat_decide(check, code, subject, request_get(ev->req, ATTR_INSTANCE), composed,
+                      ev->cfg->diagnosis_repeat_interval, evaluate_now_ms(), time(NULL), ref);
+    if (full)
+        stats.diagnoses_full++;
+    else
+        stats.diagnoses_short++;
+    return full;
+}
+
+/*
+ * evaluate_diagnose - one diagnosis line of c's check, keyed like Postfix's lines:
+ *   KEY: CHECK: WHAT: ACTION; cause_code=CODE; cause=CAUSE; fix=FIX
+ * (what NULL: a note, "KEY: CHECK: note; cause_code=..."), or, for a cause explained lately,
+ *   KEY: CHECK: WHAT: 554 5.7.1; cause_code=CODE; as explained at 16:38:58 for SUBJECT, N times
+ * since
+ */
+static void evaluate_diagnose(const struct evaluation *ev, const struct check_call *c,
+                              const char *what, const char *action, const char *code,
+                              const char *cause, const char *fix)
+{
+    char key[2048], head[256], brief[64] = "", subject[640];
+    struct repeat_ref ref;
+    const char *name = ev->cfg->check_defs[c->slot]->name;
+    evaluate_subject(ev, c, subject, sizeof(subject));
+    int full = evaluate_repeat(ev, name, code, subject, cause != NULL, &ref);
+    if (!full)
+        evaluate_brief_action(action ? action : "", brief, sizeof(brief));
+    request_log_key(ev->req, key, sizeof(key));
+    if (!what)
+        snprintf(head, sizeof(head), "note");
+    else
+        snprintf(head, sizeof(head), "%s: ", what);
+    const char *act = what ? (full ? action : brief) : "";
+    if (!code)
+        log_info("%s: %s: %s%s; cause=%s; fix=%s", key, name, head, act, cause ? cause : "",
+                 fix && *fix ? fix : "none needed");
+    else if (full)
+        log_info("%s: %s: %s%s; cause_code=%s; cause=%s; fix=%s", key, name, head, act, code, cause,
+                 fix && *fix ? fix : "none needed");
+    else
+        log_info("%s: %s: %s%s; cause_code=%s; as explained at %s for %s, %lu time%s since", key,
+                 name, head, act, code, ref.at[0] ? ref.at : "an earlier time", subject, ref.times,
+                 ref.times == 1 ? "" : "s");
+}
+
 /* evaluate_log_verdict - the diagnosis line of one check's verdict. */
 static void evaluate_log_verdict(const struct evaluation *ev, const struct check_call *c,
                                  const char *what)
 {
-    char key[2048];
-    request_log_key(ev->req, key, sizeof(key));
-    log_info("%s: %s: %s: %s; cause=%s; fix=%s", key, ev->cfg->check_defs[c->slot]->name, what,
-             c->action, c->cause, c->fix && *c->fix ? c->fix : "none needed");
+    evaluate_diagnose(ev, c, what, c->action, c->code, c->cause, c->fix);
 }
 
 /* evaluate_cancel_call - stop a call that is still running; its callback must not come. The
@@ -185,6 +279,8 @@ static int evaluate_try_decide(struct evaluation *ev)
             log_debug("%s: %s: %s%s%s", key, ev->cfg->check_defs[i]->name,
                       ev->calls[i].verdict == VERDICT_NONE ? "dunno" : "no decision",
                       ev->calls[i].note ? ": " : "", ev->calls[i].note ? ev->calls[i].note : "");
+    } else if (prepend && prepend->code) {
+        stats_cause(prepend->code); /* a header answered for a cause: counted, logged with -v */
     }
     if (prepend && prepend->sent)
         prepend->sent(ev->cfg->check_states[prepend->slot], prepend->sent_key);
@@ -215,11 +311,26 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
                               *waits ? " (" : "", waits, *waits ? ")" : "");
     }
     stats.deadline_hits++;
+    /* The late checks' names alone for a short line; what they waited for in the full one. */
+    char subject[640], names[512] = "";
+    struct repeat_ref ref;
+    for (size_t i = 0, m = 0; i < ev->ncalls && m < sizeof(names); i++)
+        if (ev->calls[i].state == CALL_PENDING)
+            m += (size_t)snprintf(names + m, sizeof(names) - m, "%s%s", m ? ", " : "",
+                                  ev->cfg->check_defs[i]->name);
+    snprintf(subject, sizeof(subject), "client %s", request_get(ev->req, ATTR_CLIENT_ADDRESS));
     request_log_key(ev->req, key, sizeof(key));
-    log_warn("%s: deadline: no answer after %ld ms, answered %s; late: %s; fix=if this repeats, "
-             "check the DNS servers (dns_servers) or raise request_deadline (keep it well below "
-             "Postfix's smtpd_policy_service_timeout)",
-             key, ev->cfg->request_deadline, ev->cfg->fallback_action, late);
+    if (evaluate_repeat(ev, "deadline", "deadline.fallback", subject, 1, &ref))
+        log_warn("%s: deadline: no answer after %ld ms, answered %s; cause_code=%s; late: %s; "
+                 "fix=if this repeats, check the DNS servers (dns_servers) or raise "
+                 "request_deadline (keep it well below Postfix's smtpd_policy_service_timeout)",
+                 key, ev->cfg->request_deadline, ev->cfg->fallback_action, "deadline.fallback",
+                 late);
+    else
+        log_warn("%s: deadline: no answer after %ld ms, answered %s; cause_code=%s; late: %s; "
+                 "as explained at %s for %s, %lu time%s since",
+                 key, ev->cfg->request_deadline, ev->cfg->fallback_action, "deadline.fallback",
+                 names, ref.at, subject, ref.times, ref.times == 1 ? "" : "s");
     evaluate_finish(ev, ev->cfg->fallback_action);
     ev->done(ev, ev->arg);
 }
@@ -285,6 +396,7 @@ void evaluate_free(struct evaluation *ev)
         free(c->fix);
         free(c->note);
         free(c->sent_key);
+        free(c->subject);
     }
     if (ev->deadline)
         event_free(ev->deadline);
@@ -334,46 +446,45 @@ struct dns *check_call_dns(const struct check_call *call)
 }
 
 /* call_set - replace a call's verdict. */
-static void call_set(struct check_call *call, enum verdict v, const char *action, const char *cause,
-                     const char *fix)
+static void call_set(struct check_call *call, enum verdict v, const char *code, const char *action,
+                     const char *cause, const char *fix)
 {
     free(call->action);
     free(call->cause);
     free(call->fix);
     call->verdict = v;
     call->sent = NULL; /* a new verdict: check_call_prepend_once sets it again after this */
+    call->code = code;
     call->action = xstrdup(action ? action : "");
-    call->cause = xstrdup(cause ? cause : "");
+    call->cause = cause ? xstrdup(cause) : NULL; /* NULL: not composed (check_call_explained) */
     call->fix = xstrdup(fix ? fix : "");
 }
 
-void check_call_action(struct check_call *call, const char *action, const char *cause,
-                       const char *fix)
+void check_call_action(struct check_call *call, const char *code, const char *action,
+                       const char *cause, const char *fix)
 {
     enum action_kind kind = action_kind_of(action);
     if (kind == ACTION_DUNNO) {
         /* Configured to let it pass (e.g. rdns_mismatch_action = DUNNO): no verdict. */
-        check_call_note(call, "%s (answered DUNNO by configuration)", cause);
+        check_call_note(call, "%s: %s (answered DUNNO by configuration)", code,
+                        cause ? cause : "explained earlier");
         return;
     }
     if (kind == ACTION_WARN) {
         /* WARN/INFO: the diagnosis is logged, the decision left to the other checks. */
-        char key[2048];
-        request_log_key(call->ev->req, key, sizeof(key));
-        log_info("%s: %s: warn: %s; cause=%s; fix=%s", key,
-                 call->ev->cfg->check_defs[call->slot]->name, action, cause, fix);
+        evaluate_diagnose(call->ev, call, "warn", action, code, cause, fix);
         return;
     }
     if (kind == ACTION_PREPEND) {
-        call_set(call, VERDICT_PREPEND, action, cause, fix); /* a header, not a refusal */
+        call_set(call, VERDICT_PREPEND, code, action, cause, fix); /* a header, not a refusal */
         return;
     }
     enum verdict v = kind == ACTION_DEFER ? VERDICT_DEFER : VERDICT_REJECT;
-    call_set(call, v, action, cause, fix);
+    call_set(call, v, code, action, cause, fix);
 }
 
-void check_call_defer(struct check_call *call, const char *action, const char *cause,
-                      const char *fix)
+void check_call_defer(struct check_call *call, const char *code, const char *action,
+                      const char *cause, const char *fix)
 {
     const char *fallback = call->ev->cfg->fallback_action;
     if (!action || !action_is_temporary_safe(action)) {
@@ -381,22 +492,52 @@ void check_call_defer(struct check_call *call, const char *action, const char *c
         action = fallback;
     }
     if (action_kind_of(action) == ACTION_WARN || action_kind_of(action) == ACTION_PREPEND) {
-        check_call_action(call, action, cause, fix); /* logged or prepended, not decisive */
+        check_call_action(call, code, action, cause, fix); /* logged or prepended, not decisive */
         return;
     }
     if (action_kind_of(action) == ACTION_DUNNO) {
         /* DEFER answered as DUNNO by configuration: keep the note, give no verdict. */
-        check_call_note(call, "temporary problem, answered DUNNO by configuration: %s", cause);
+        check_call_note(call, "%s: temporary problem, answered DUNNO by configuration: %s", code,
+                        cause ? cause : "explained earlier");
         return;
     }
-    call_set(call, VERDICT_DEFER, action, cause, fix);
+    call_set(call, VERDICT_DEFER, code, action, cause, fix);
+}
+
+void check_call_subject(struct check_call *call, const char *what, const char *name)
+{
+    free(call->subject);
+    call->subject = NULL;
+    call->subject_what = NULL;
+    if (what && name) {
+        call->subject_what = what;
+        call->subject = xstrdup(name);
+    }
+}
+
+int check_call_explained(struct check_call *call, const char *code)
+{
+    const struct evaluation *ev = call->ev;
+    char subject[640];
+    if (ev->cfg->diagnosis_repeat_interval <= 0)
+        return 0;
+    evaluate_subject(ev, call, subject, sizeof(subject));
+    return repeat_peek(ev->cfg->check_defs[call->slot]->name, code, subject,
+                       request_get(ev->req, ATTR_INSTANCE), ev->cfg->diagnosis_repeat_interval,
+                       evaluate_now_ms());
+}
+
+void check_call_count(struct check_call *call, const char *code)
+{
+    (void)call;
+    stats_cause(code);
 }
 
 void check_call_prepend(struct check_call *call, const char *header)
 {
     char action[2048];
     snprintf(action, sizeof(action), "PREPEND %s", header);
-    call_set(call, VERDICT_PREPEND, action, header, "");
+    call_set(call, VERDICT_PREPEND, NULL, action, header, "");
 }
 
 void check_call_prepend_once(struct check_call *call, const char *header, check_sent_fn *sent,
@@ -421,15 +562,9 @@ void check_call_note(struct check_call *call, const char *fmt, ...)
     call->note = xstrdup(text);
 }
 
-void check_call_log(struct check_call *call, const char *fmt, ...)
+void check_call_log(struct check_call *call, const char *code, const char *cause, const char *fix)
 {
-    char key[2048], text[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    request_log_key(call->ev->req, key, sizeof(key));
-    log_info("%s: %s: %s", key, call->ev->cfg->check_defs[call->slot]->name, text);
+    evaluate_diagnose(call->ev, call, NULL, NULL, code, cause, fix);
 }
 
 void check_call_done(struct check_call *call)

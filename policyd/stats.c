@@ -1,8 +1,13 @@
 /*
  * stats.c - the process-wide counters and their log line.
+ *
+ * The counters by cause code sit in a small open-addressing table keyed by the code's text
+ * (pointer compared first: the codes are literals), so counting a diagnosis costs one hash of a
+ * short string; the codes are also kept in order of first use for the iterator.
  */
 #include "policyd/stats.h"
 
+#include "policyd/lib/hash.h"
 #include "policyd/lib/log.h"
 
 #include <stdio.h>
@@ -21,6 +26,50 @@ struct stats_check *stats_check(const char *name)
     return &stats.checks[stats.ncheck++];
 }
 
+#define STATS_SLOTS 512 /* a power of two, twice STATS_MAX_CAUSES */
+
+struct stats_cause_slot {
+    const char *code;
+    unsigned long long count;
+};
+
+static struct stats_cause_slot stats_cause_slots[STATS_SLOTS];
+static unsigned stats_cause_order[STATS_MAX_CAUSES + 1]; /* slot indexes, in order of first use */
+static unsigned stats_ncauses;
+
+void stats_cause(const char *code)
+{
+    uint64_t h = hash_str(code);
+    for (unsigned k = 0; k < STATS_SLOTS; k++) {
+        unsigned i = (unsigned)(h + k) & (STATS_SLOTS - 1);
+        struct stats_cause_slot *s = &stats_cause_slots[i];
+        if (s->code == code || (s->code && strcmp(s->code, code) == 0)) {
+            s->count++;
+            return;
+        }
+        if (!s->code) {
+            if (stats_ncauses >= STATS_MAX_CAUSES && strcmp(code, "other") != 0) {
+                stats_cause("other");
+                return;
+            }
+            s->code = code;
+            s->count = 1;
+            stats_cause_order[stats_ncauses++] = i;
+            return;
+        }
+    }
+}
+
+int stats_cause_next(unsigned *pos, const char **code, unsigned long long *count)
+{
+    if (*pos >= stats_ncauses)
+        return 0;
+    const struct stats_cause_slot *s = &stats_cause_slots[stats_cause_order[(*pos)++]];
+    *code = s->code;
+    *count = s->count;
+    return 1;
+}
+
 void stats_log(void)
 {
     char line[2048];
@@ -29,18 +78,29 @@ void stats_log(void)
                      "other=%llu deadline_hits=%llu protocol_errors=%llu limit_errors=%llu "
                      "connections=%llu connections_now=%llu connections_peak=%llu "
                      "connections_evicted=%llu connections_refused=%llu idle_closes=%llu "
-                     "read_timeouts=%llu write_timeouts=%llu reloads=%llu reload_failures=%llu",
+                     "read_timeouts=%llu write_timeouts=%llu reloads=%llu reload_failures=%llu "
+                     "diagnoses_full=%llu diagnoses_short=%llu",
                      stats.requests, stats.replies_dunno, stats.replies_reject, stats.replies_defer,
                      stats.replies_prepend, stats.replies_other, stats.deadline_hits,
                      stats.protocol_errors, stats.limit_errors, stats.connections_total,
                      stats.connections_now, stats.connections_peak, stats.connections_evicted,
                      stats.connections_refused, stats.idle_closes, stats.read_timeouts,
-                     stats.write_timeouts, stats.reloads, stats.reload_failures);
+                     stats.write_timeouts, stats.reloads, stats.reload_failures,
+                     stats.diagnoses_full, stats.diagnoses_short);
     for (unsigned i = 0; i < stats.ncheck && n > 0 && (size_t)n < sizeof(line); i++) {
         const struct stats_check *c = &stats.checks[i];
         n += snprintf(line + n, sizeof(line) - (size_t)n,
                       " %s.reject=%llu %s.defer=%llu %s.prepend=%llu %s.warn_only=%llu", c->name,
                       c->reject, c->name, c->defer, c->name, c->prepend, c->name, c->warn_only);
     }
+    log_info("%s", line);
+    if (!stats_ncauses)
+        return;
+    const char *code;
+    unsigned long long count;
+    unsigned pos = 0;
+    n = snprintf(line, sizeof(line), "statistics: causes:");
+    while (stats_cause_next(&pos, &code, &count) && n > 0 && (size_t)n < sizeof(line))
+        n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%llu", code, count);
     log_info("%s", line);
 }

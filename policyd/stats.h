@@ -1,8 +1,9 @@
 /*
  * stats.h - process-wide counters, logged on SIGUSR1 and at exit.
  *
- * The counters are the only process-wide state besides the active configuration. They are
- * plain integers touched only from the event loop thread.
+ * The counters are the only process-wide state besides the active configuration (and the
+ * memory of recent diagnoses, policyd/repeat.c). They are plain integers touched only from the
+ * event loop thread. Diagnoses are also counted by cause code (stats_cause), for the metrics.
  */
 #ifndef POLICYD_STATS_H
 #define POLICYD_STATS_H
@@ -34,6 +35,8 @@ struct stats {
     unsigned long long write_timeouts;      /* write_timeout */
     unsigned long long reloads;
     unsigned long long reload_failures;
+    /* diagnosis lines written in full, and short (a cause explained lately) */
+    unsigned long long diagnoses_full, diagnoses_short;
     /* per check, by name: verdicts given (reject/defer/prepend) and "would" verdicts in warn */
     struct stats_check checks[32];
     unsigned ncheck;
@@ -44,7 +47,17 @@ extern struct stats stats;
 /* stats_check - the per-check counter block for name (static storage). */
 struct stats_check *stats_check(const char *name);
 
-/* stats_log - log every counter in one line. */
+/* stats_cause - count one diagnosis (or event) of cause code, a static string
+ * ("relay.not_mynetworks"): the pointer is kept. Past STATS_MAX_CAUSES distinct codes, counted
+ * under "other". */
+#define STATS_MAX_CAUSES 256
+void stats_cause(const char *code);
+
+/* stats_cause_next - iterate over the cause counters: start with *pos = 0; returns 1 with the
+ * next code and its count (in order of first use), 0 at the end. */
+int stats_cause_next(unsigned *pos, const char **code, unsigned long long *count);
+
+/* stats_log - log every counter: one line, and one line of the counts by cause code. */
 void stats_log(void);
 
 #endif

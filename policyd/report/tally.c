@@ -340,9 +340,13 @@ static void add_policyd(struct tally *t, const struct logline *l)
         const struct logline_span *text = l->cause.n ? &l->cause : &l->action;
         logline_normalise(text->p, text->n, 0, 1, label, sizeof(label));
     }
+    /* Warn mode ("would reject") is kept apart from what was refused, code or not. */
+    int would = l->verdict == LOGV_WOULD_REJECT || l->verdict == LOGV_WOULD_DEFER ||
+                l->verdict == LOGV_WOULD_PREPEND;
     if (has_code)
-        k = (size_t)snprintf(key, sizeof(key), "%.*s\037code\037%.*s", (int)l->check.n, l->check.p,
-                             (int)l->cause_code.n, l->cause_code.p);
+        k = (size_t)snprintf(key, sizeof(key), "%.*s\037code%s\037%.*s", (int)l->check.n,
+                             l->check.p, would ? "-warn" : "", (int)l->cause_code.n,
+                             l->cause_code.p);
     else
         k = (size_t)snprintf(
             key, sizeof(key), "%.*s\037%s\037%s", (int)l->check.n, l->check.p,

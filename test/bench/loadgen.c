@@ -5,7 +5,7 @@
  * in a preallocated array: the generator stays cheap on a 2-core machine it shares.
  *
  *   loadgen -s unix:/path|inet:127.0.0.1:PORT [-c CONNS] [-d SECONDS] [-w WARMUP] [-p PID]
- *           [-m relay|hosted|mixed]
+ *           [-m relay|hosted|mixed|refused] [-F N [-R]] [-M RCPTS]
  *           [-A pool|fresh] [-x STUCK-ADDRESS] [-S warm|cold] [-D DEAD-PERCENT]
  *   loadgen -s ... -i IDLE -p PID     hold IDLE idle connections, print the server's RSS delta
  *   loadgen -s unix:... -F FLOOD [-R] -d SECONDS [-p PID]   idle flood: a thread opens FLOOD
@@ -25,6 +25,10 @@
  * -D PCT: (with -S) PCT% of the requests have a sender at a new nN.dead.example (DNS never
  * answers): left out of the latency figures, counted and timed on a line of their own.
  * With -S, a line "actions: ..." counts the replies by their first word (others / dead).
+ * -m refused: every request a relay probe that policyd refuses: 4 clients (203.0.113.1-4, a
+ * quarter of the connections each, like a few bots with many sessions) to foreign recipients,
+ * each connection sending messages of RCPTS recipients (-M, default 1), a new instance
+ * (message) each; the requests are formatted as they go, for the reference server too.
  *
  * -F: last line RESULT flood=... probes=... probe_p50_us=... probe_p99_us=... probe_max_us=...
  * probe_failed=... reopened=... server_fds=...
@@ -56,8 +60,9 @@ struct conn {
     size_t sent, got_len;
     char tail[2]; /* last bytes seen, to find "\n\n" across reads */
     double started;
-    int dead;     /* the request in flight is a dead-domain one (-D) */
-    char act[16]; /* the first bytes after "action=" */
+    int dead;                 /* the request in flight is a dead-domain one (-D) */
+    unsigned long msg, rcpts; /* -m refused: this connection's message, recipients sent in it */
+    char act[16];             /* the first bytes after "action=" */
 };
 
 static char *requests[NREQ];
@@ -69,6 +74,8 @@ static unsigned long fresh_counter;
 static const char *spf_mode;
 static int dead_pct;
 static unsigned long spf_counter;
+static int refused_mode;
+static unsigned long rcpts_per_msg = 1;
 
 /* Reply classes by the action's first word: [0] the measured requests, [1] the dead ones. */
 #define NCLASS 8
@@ -201,6 +208,16 @@ static const char *next_request(struct conn *c, int index, size_t *len, char *sc
         /* a new instance (message) each time: the per-message cache never answers */
         *len = format_request3(scratch, cap, c->req, addr, "example.com", sender,
                                0x100000ul + n + (unsigned long)getpid() * 0x10000000ul);
+        return scratch;
+    }
+    if (refused_mode) {
+        char addr[32], sender[64];
+        if (c->rcpts++ % rcpts_per_msg == 0)
+            c->msg++;
+        snprintf(addr, sizeof(addr), "203.0.113.%d", index % 4 + 1);
+        snprintf(sender, sizeof(sender), "spam%d@bulk%d.example", c->req, index % 4);
+        *len = format_request3(scratch, cap, c->req, addr, "foreign.example", sender,
+                               ((unsigned long)index << 28) + c->msg);
         return scratch;
     }
     if (stuck_addr && index == 0) {
@@ -436,7 +453,7 @@ int main(int argc, char **argv)
     long pid = -1;
     const char *mode = "mixed";
 
-    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:S:D:F:R")) != -1) {
+    while ((opt = getopt(argc, argv, "s:c:d:w:p:i:m:A:x:S:D:F:RM:")) != -1) {
         switch (opt) {
         case 's':
             target = optarg;
@@ -477,9 +494,13 @@ int main(int argc, char **argv)
         case 'R':
             reopen = 1;
             break;
+        case 'M':
+            rcpts_per_msg = strtoul(optarg, NULL, 10) ? strtoul(optarg, NULL, 10) : 1;
+            break;
         default:
-            fprintf(stderr, "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
-                            "[-p PID] [-i IDLE] [-m relay|hosted|mixed]\n");
+            fprintf(stderr,
+                    "usage: loadgen -s unix:/path|inet:ADDR:PORT [-c N] [-d S] [-w S] "
+                    "[-p PID] [-i IDLE] [-m relay|hosted|mixed|refused] [-F N [-R]] [-M RCPTS]\n");
             return 2;
         }
     }
@@ -495,6 +516,7 @@ int main(int argc, char **argv)
     if (flood)
         return flood_mode(flood, reopen, seconds, pid);
     make_requests(mode);
+    refused_mode = strcmp(mode, "refused") == 0;
 
     int ep = epoll_create1(0);
     struct conn *c = calloc((size_t)nconn, sizeof(*c));

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # run.sh BUILD_DIR - make bench: the load generator against the reference DUNNO server and
 # against policyd (relay check), 100 connections over a unix socket, then 1,000 idle
-# connections, then an idle flood of 20,000 connections (a fresh client's latency meanwhile). Prints a summary with the targets (>= 80% of the reference's requests/s,
+# connections. Prints a summary with the targets (>= 80% of the reference's requests/s,
 # p99 < 1 ms, 1,000 idle connections < 10 MB). Scenarios are functions: add more below.
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
-# BENCH_ONLY=spf runs the SPF scenarios alone; BENCH_SPF_CONNS sets the cold-cache connections.
+# Then a flood of refusals from a few clients (issue 13): log bytes per refused request with
+# every diagnosis in full and with short repeats, and requests/s against the reference.
+# BENCH_ONLY=main|slots|flood|spf runs one part alone; BENCH_SPF_CONNS sets the cold-cache connections;
+# BENCH_FLOOD_RCPTS the recipients per message of the flood (10).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}
@@ -30,6 +33,9 @@ wait_socket() {
     return 1
 }
 field() { sed -n "s/.* $1=\([0-9.-]*\).*/\1/p" <<<"$2" | tail -1; }
+# part NAME - run this part (all of them unless BENCH_ONLY names one)
+part() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }'; }
 
 # start_policyd NAME [config lines] - the daemon on $TMP/NAME.sock; sets PID.
 start_policyd() {
@@ -50,7 +56,7 @@ start_policyd() {
     wait_socket "$TMP/$name.sock"
 }
 
-if [ "${BENCH_ONLY:-}" != spf ]; then
+if part main; then
 echo "== reference server (answers DUNNO), $CONNS connections, ${SECONDS_RUN}s"
 "$REF" -s "unix:$TMP/ref.sock" &
 REF_PID=$!
@@ -72,20 +78,6 @@ echo "$hosted_out" | head -1
 echo "== policyd, 1,000 idle connections"
 idle_out=$("$LOADGEN" -s "unix:$TMP/relay.sock" -i 1000 -p "$RELAY_PID")
 echo "$idle_out" | head -1
-
-# --- Fair slots (issue 12): an idle flood of 20,000 connections against max_connections 4096;
-# a fresh client every 10 ms times connect-to-answer. Then the same with every connection the
-# daemon closes reopened at once (a reconnect storm). loadgen raises its descriptor limit to the
-# hard limit; the daemon raises its own.
-echo "== policyd, idle flood: 20,000 connections against max_connections 4096, a fresh client every 10 ms"
-start_policyd flood "checks = relay"
-FLOOD_PID=$PID
-flood_out=$("$LOADGEN" -s "unix:$TMP/flood.sock" -F 20000 -d 5 -p "$FLOOD_PID")
-echo "$flood_out" | head -2
-echo "== the same, each connection the daemon closes reopened at once (a reconnect storm)"
-storm_out=$("$LOADGEN" -s "unix:$TMP/flood.sock" -F 20000 -R -d 5 -p "$FLOOD_PID")
-echo "$storm_out" | head -2
-kill "$FLOOD_PID" 2>/dev/null
 
 # --- DNS checks (issue 3): the suite's DNS server on loopback serves the data. ---
 DNSPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -136,6 +128,73 @@ rcpt_out=$("$LOADGEN" -s "unix:$TMP/rcpt.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 
 echo "$rcpt_out" | head -1
 fi
 
+# --- A flood of refusals (issue 13): 4 clients (a quarter of the connections each, like a few
+# bots with many sessions), every request a relay probe that is refused, messages of
+# FLOOD_RCPTS recipients (a spam run), a new instance (message) each. Once with every
+# diagnosis in full (diagnosis_repeat_interval = 0: the lines as before issue 13), once with the
+# default (a cause explained once per client and interval, and for each message's first
+# recipient; the rest short). Log bytes per refused request from the log file's growth during
+# the run; the reference server answers the same load. Then every probe its own message (1
+# recipient): each is a message's first recipient, so each is explained in full.
+FLOOD_RCPTS=${BENCH_FLOOD_RCPTS:-10}
+# flood NAME RCPTS [config lines] - sets FLOOD_OUT (the load generator's output) and FLOOD_BPR
+# (log bytes per refused request).
+flood() {
+    local name=$1 rcpts=$2 b0 b1 refused
+    shift 2
+    start_policyd "$name" "checks = relay" "$@"
+    local pid=$PID
+    sleep 0.2
+    b0=$(stat -c %s "$TMP/$name.log")
+    FLOOD_OUT=$("$LOADGEN" -s "unix:$TMP/$name.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m refused -M "$rcpts" -p "$pid")
+    kill "$pid"
+    wait "$pid" 2>/dev/null
+    b1=$(stat -c %s "$TMP/$name.log")
+    refused=$(sed -n 's/.* other \([0-9]*\),.*/\1/p' <<<"$FLOOD_OUT")
+    FLOOD_BPR=$(((b1 - b0) / (refused > 0 ? refused : 1)))
+    echo "$FLOOD_OUT" | head -1
+    echo "log: $((b1 - b0)) bytes for $refused refused requests: $FLOOD_BPR bytes each" \
+        "($(grep -c '; cause=' "$TMP/$name.log") full lines, $(grep -c '; as explained at ' "$TMP/$name.log") short)"
+    rm -f "$TMP/$name.log"
+}
+if part slots; then
+# --- Fair slots (issue 12): an idle flood of 20,000 connections against max_connections 4096;
+# a fresh client every 10 ms times connect-to-answer. Then the same with every connection the
+# daemon closes reopened at once (a reconnect storm). loadgen raises its descriptor limit to the
+# hard limit; the daemon raises its own.
+echo "== policyd, idle flood: 20,000 connections against max_connections 4096, a fresh client every 10 ms"
+start_policyd slots "checks = relay"
+FLOOD_PID=$PID
+slots_out=$("$LOADGEN" -s "unix:$TMP/slots.sock" -F 20000 -d 5 -p "$FLOOD_PID")
+echo "$slots_out" | head -2
+echo "== the same, each connection the daemon closes reopened at once (a reconnect storm)"
+storm_out=$("$LOADGEN" -s "unix:$TMP/slots.sock" -F 20000 -R -d 5 -p "$FLOOD_PID")
+echo "$storm_out" | head -2
+kill "$FLOOD_PID" 2>/dev/null
+fi
+
+if part flood; then
+echo "== reference server, every request a relay probe from 4 clients, $FLOOD_RCPTS recipients per message"
+"$REF" -s "unix:$TMP/reffl.sock" &
+REFFL_PID=$!
+pids+=("$REFFL_PID")
+wait_socket "$TMP/reffl.sock"
+reffl_out=$("$LOADGEN" -s "unix:$TMP/reffl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m refused -M "$FLOOD_RCPTS" -p "$REFFL_PID")
+echo "$reffl_out" | head -1
+kill "$REFFL_PID"
+echo "== policyd, the same flood, every diagnosis in full (diagnosis_repeat_interval = 0)"
+flood floodfull "$FLOOD_RCPTS" "diagnosis_repeat_interval = 0"
+floodfull_out=$FLOOD_OUT floodfull_bpr=$FLOOD_BPR
+echo "== policyd, the same flood, short repeats (diagnosis_repeat_interval = 10m, the default)"
+flood floodshort "$FLOOD_RCPTS"
+floodshort_out=$FLOOD_OUT floodshort_bpr=$FLOOD_BPR
+echo "== policyd, every probe its own message (1 recipient), in full and with short repeats"
+flood floodone0 1 "diagnosis_repeat_interval = 0"
+floodone0_bpr=$FLOOD_BPR
+flood floodone 1
+floodone_out=$FLOOD_OUT floodone_bpr=$FLOOD_BPR
+fi
+
 # --- SPF (checks = spf). Scenario 1: testdns.py serves 8 warm domains, each record with an
 # include; a new instance (message) per request, so every request is evaluated from the DNS
 # cache. Scenarios 2 and 3: every sender a new domain, answered 20 ms later by delaydns (a C
@@ -143,6 +202,7 @@ fi
 # and on a busy 2-core machine caps the rate near 2,500-3,000/s, measuring itself instead of
 # the daemon; a short run against it shows its figure). dns.c asks its servers in order (live
 # servers first), so several testdns.py instances would not share the load.
+if part spf; then
 SPF_CONNS=${BENCH_SPF_CONNS:-200}
 SPFCONF=("checks = spf" "myhostname = bench.example" "spf_skip_mynetworks = no"
     "spf_check_helo = no" "dns_timeout = 500ms" "dns_tries = 1" "request_deadline = 1s")
@@ -189,18 +249,19 @@ spfdead_451=$(sed -n 's/^actions:.* 451 [0-9]*\/\([0-9]*\).*/\1/p' <<<"$spfdead_
 kill "$DELAYDNS_PID" 2>/dev/null
 wait "$DELAYDNS_PID" 2>/dev/null
 tail -1 "$TMP/delaydns.out"
+fi
 
-if [ "${BENCH_ONLY:-}" != spf ]; then
+verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
+echo
+echo "| measure | reference | policyd | target | |"
+echo "| --- | --- | --- | --- | --- |"
+if part main; then
 ref_rps=$(field rps "$ref_out")
 rps=$(field rps "$relay_out")
 p99=$(field p99_us "$relay_out")
 delta=$(field delta_kb "$idle_out")
 ratio=$(awk -v a="$rps" -v b="$ref_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
-verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
-us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
-echo
-echo "| measure | reference | policyd (relay) | target | |"
-echo "| --- | --- | --- | --- | --- |"
 echo "| requests/s, $CONNS connections, 25% relay attempts (logged) | $ref_rps | $rps ($ratio%) | >= 80% of reference | $(verdict $((ratio >= 80))) |"
 hosted_rps=$(field rps "$hosted_out")
 echo "| requests/s, all accepted | $ref_rps | $hosted_rps ($(awk -v a="$hosted_rps" -v b="$ref_rps" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')%) | >= 80% of reference | |"
@@ -215,14 +276,21 @@ echo "| 1,000 connections, fresh DNS per request: requests/s, errors | | $(field
 rcpt_ratio=$(awk -v a="$(field rps "$rcpt_out")" -v b="$(field rps "$relayusers_out")" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
 echo "| relay + recipient, 1,000,000-entry lmdb, random users, requests/s | | $(field rps "$rcpt_out") ($rcpt_ratio% of relay-only on the same load: $(field rps "$relayusers_out")) | >= 80% of relay-only | $(verdict $((rcpt_ratio >= 80))) |"
 echo "| 1,000 idle connections (kB) | | +$delta | < 10240 kB | $(verdict $((delta < 10240))) |"
-fl_max=$(field probe_max_us "$flood_out")
-echo "| fresh client during a 20,000-connection idle flood, max_connections 4096: p50 / p99 / max (ms) | | $(us_ms "$(field probe_p50_us "$flood_out")") / $(us_ms "$(field probe_p99_us "$flood_out")") / $(us_ms "$fl_max") once the flood is open ($(field probes "$flood_out") clients, $(field probe_failed "$flood_out") failed, $(field server_fds "$flood_out") descriptors at most); while its $(field opened "$flood_out") connections were being opened ($(field open_s "$flood_out") s): p50 $(us_ms "$(field burst_p50_us "$flood_out")"), max $(us_ms "$(field burst_max_us "$flood_out")") (in the listen queue behind the flood); under a reconnect storm of $(field opened "$storm_out") connections in 5 s: p50 $(us_ms "$(field probe_p50_us "$storm_out")"), max $(us_ms "$(field probe_max_us "$storm_out")"), $(field probe_failed "$storm_out") failed | < 10 ms | $(verdict $((${fl_max%.*} < 10000 && $(field probe_failed "$flood_out") == 0))) |"
-else
-verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
-echo
-echo "| measure | | policyd | target | |"
-echo "| --- | --- | --- | --- | --- |"
 fi
+if part slots; then
+fl_max=$(field probe_max_us "$slots_out")
+echo "| fresh client during a 20,000-connection idle flood, max_connections 4096: p50 / p99 / max (ms) | | $(us_ms "$(field probe_p50_us "$slots_out")") / $(us_ms "$(field probe_p99_us "$slots_out")") / $(us_ms "$fl_max") once the flood is open ($(field probes "$slots_out") clients, $(field probe_failed "$slots_out") failed, $(field server_fds "$slots_out") descriptors at most); while its $(field opened "$slots_out") connections were being opened ($(field open_s "$slots_out") s): p50 $(us_ms "$(field burst_p50_us "$slots_out")"), max $(us_ms "$(field burst_max_us "$slots_out")") (in the listen queue behind the flood); under a reconnect storm of $(field opened "$storm_out") connections in 5 s: p50 $(us_ms "$(field probe_p50_us "$storm_out")"), max $(us_ms "$(field probe_max_us "$storm_out")"), $(field probe_failed "$storm_out") failed | < 10 ms | $(verdict $((${fl_max%.*} < 10000 && $(field probe_failed "$slots_out") == 0))) |"
+fi
+if part flood; then
+fl_ref=$(field rps "$reffl_out")
+fl_rps=$(field rps "$floodshort_out")
+fl_ratio=$(pct "$fl_rps" "$fl_ref")
+fl_gain=$(awk -v a="$floodfull_bpr" -v b="$floodshort_bpr" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }')
+echo "| requests/s, every request a refused relay probe (4 clients, $FLOOD_RCPTS recipients per message, short repeats) | $fl_ref | $fl_rps ($fl_ratio%; every line in full: $(field rps "$floodfull_out"), $(pct "$(field rps "$floodfull_out")" "$fl_ref")%) | >= 80% of reference | $(verdict $((fl_ratio >= 80))) |"
+echo "| log bytes per refused request, the same flood | | $floodshort_bpr with short repeats, $floodfull_bpr every line in full: ${fl_gain}x smaller | >= 3x smaller | $(verdict "$(awk -v g="$fl_gain" 'BEGIN { print (g >= 3) }')") |"
+echo "| log bytes per refused request, every probe its own message | | $floodone_bpr with short repeats, $floodone0_bpr every line in full (each is a message's first recipient: explained in full by design); $(field rps "$floodone_out") requests/s | | |"
+fi
+if part spf; then
 us_ms() { awk -v u="$1" 'BEGIN { printf "%.1f", u / 1000 }'; }
 sw_rps=$(field rps "$spfwarm_out")
 sw_rel=""
@@ -235,3 +303,4 @@ sd_p99=$(field p99_us "$spfdead_out")
 sd_oldest=$(field dead_oldest_us "$spfdead_out")
 sd_ok=$(((${sd_p99%.*} <= 3 * ${sc_p99%.*} / 2) && ${sd_oldest%.*} < 1100000 && $(field errors "$spfdead_out") == 0))
 echo "| SPF, 10% dead sender domains: p50 / p99 of the others (ms); the dead ones | | $(us_ms "$(field p50_us "$spfdead_out")") / $(us_ms "$sd_p99") (cold alone: $(us_ms "$sc_p99")); $(field dead "$spfdead_out") dead answered (${spfdead_451:-0} with 451 4.4.3, $spfdead_deadline at the 1 s deadline), max $(us_ms "$(field dead_max_us "$spfdead_out")") ms, none older than $(us_ms "$sd_oldest") ms unanswered | others' p99 <= 1.5x cold; dead answered < 1.1 s | $(verdict $sd_ok) |"
+fi

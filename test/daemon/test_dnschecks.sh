@@ -55,13 +55,13 @@ expect() {
 if start_daemon "$WORK/dns.conf"; then
     expect "no PTR: 450 4.7.1" 203.0.113.7 "action=450 4.7.1 Client host rejected: cannot find your reverse hostname"
     check "no PTR: the diagnosis names the query, the answer and the fix" \
-        grep -q "client=unknown\[203.0.113.7\].*rdns: defer: 450 4.7.1.*cause=client 203.0.113.7 has no PTR record (PTR lookup of 7.113.0.203.in-addr.arpa: NXDOMAIN).*fix=the owner of the address (the ISP or hosting provider of 203.0.113.7) must set a PTR record to a name that resolves back to 203.0.113.7" "$WORK/policyd.log"
+        grep -q "client=unknown\[203.0.113.7\].*rdns: defer: 450 4.7.1[^;]*; cause_code=rdns.no_ptr; cause=client 203.0.113.7 has no PTR record (PTR lookup of 7.113.0.203.in-addr.arpa: NXDOMAIN).*fix=the owner of the address (the ISP or hosting provider of 203.0.113.7) must set a PTR record to a name that resolves back to 203.0.113.7" "$WORK/policyd.log"
     expect "listed client refused, lists and TXT reason in the reply" 203.0.113.8 "action=554 5.7.1 Service unavailable; client \[203.0.113.8\] blocked using bl.test; Listed for spam, see http://bl.test/q?203.0.113.8"
     check "listing diagnosis: each list's answer, the score, the delisting page" \
-        grep -q "dnsbl: reject: .*cause=client 203.0.113.8 is listed: score 3 reaches dnsbl_threshold 3 (bl.test: 127.0.0.2 (listed, weight 3); al.test: not listed; err.test: not listed).*fix=.*bl.test: http://bl.test/delist" "$WORK/policyd.log"
+        grep -q "dnsbl: reject: .*; cause_code=dnsbl.listed; cause=client 203.0.113.8 is listed: score 3 reaches dnsbl_threshold 3 (bl.test: 127.0.0.2 (listed, weight 3); al.test: not listed; err.test: not listed).*fix=.*bl.test: http://bl.test/delist" "$WORK/policyd.log"
     expect "PTR does not resolve back: rdns_mismatch_action" 203.0.113.9 "action=450 4.7.1 Client host rejected: cannot find your hostname"
     check "mismatch diagnosis shows what the name resolves to" \
-        grep -q "cause=client 203.0.113.9 has PTR record mismatch.example (A: 198.51.100.1) but no name resolves back to 203.0.113.9" "$WORK/policyd.log"
+        grep -q "cause_code=rdns.mismatch; cause=client 203.0.113.9 has PTR record mismatch.example (A: 198.51.100.1) but no name resolves back to 203.0.113.9" "$WORK/policyd.log"
     expect "generic PTR name: rdns_generic_action" 203.0.113.10 "action=DEFER_IF_PERMIT generic reverse DNS"
     check "generic diagnosis says why" grep -q "looks generic (it embeds the address (203-0-113-10))" "$WORK/policyd.log"
     expect "PTR lookup times out: temporary, DUNNO" 203.0.113.11 "action=DUNNO"
@@ -71,7 +71,7 @@ if start_daemon "$WORK/dns.conf"; then
     expect "answer outside the filter is not a listing" 203.0.113.14 "action=DUNNO"
     expect "error-code answer 127.255.255.254 is not a listing" 203.0.113.15 "action=DUNNO"
     check "error-code answer logged loudly as a configuration problem" \
-        grep -q "error: dnsbl: err.test answered 127.255.255.254, an error code, not a listing" "$WORK/policyd.log"
+        grep -q "error: dnsbl: err.test answered 127.255.255.254, an error code, not a listing: .*; cause_code=dnsbl.error_answer; fix: query it" "$WORK/policyd.log"
     expect "error-code answer a second time" 203.0.113.15 "action=DUNNO"
     check "error-code answer logged once per interval" test "$(grep -c 'err.test answered 127.255.255.254' "$WORK/policyd.log")" -eq 1
     n_before=$(wc -l <"$WORK/queries.log")
@@ -94,10 +94,10 @@ if start_daemon "$WORK/rhs.conf"; then
     check "listed sender domain refused, list and TXT reason in the reply" \
         test "$got" = "action=554 5.7.1 Service unavailable; client [2001:db8::25] blocked using dbl.test; spamvertised domain"
     check "sender-domain listing diagnosis" \
-        grep -q "cause=sender domain spammy.example is listed: score 1 reaches dnsbl_threshold 1 (bl.test: not listed; dbl.test (sender domain spammy.example): 127.0.1.2 (listed, weight 1); dbl.test (HELO name mail.good.example): not listed)" "$WORK/policyd.log"
+        grep -q "cause_code=dnsbl.domain_listed; cause=sender domain spammy.example is listed: score 1 reaches dnsbl_threshold 1 (bl.test: not listed; dbl.test (sender domain spammy.example): 127.0.1.2 (listed, weight 1); dbl.test (HELO name mail.good.example): not listed)" "$WORK/policyd.log"
     got=$(rhs_reply sender=a@example.org helo_name=bad-helo.example)
     check "listed HELO name refused" test "$got" = "action=554 5.7.1 Service unavailable; client [2001:db8::25] blocked using dbl.test"
-    check "HELO listing diagnosis" grep -q "cause=HELO name bad-helo.example is listed" "$WORK/policyd.log"
+    check "HELO listing diagnosis" grep -q "cause_code=dnsbl.domain_listed; cause=HELO name bad-helo.example is listed" "$WORK/policyd.log"
     got=$(rhs_reply sender=a@odd.example helo_name=mail.good.example)
     check "domain-list answer outside the filter is not a listing" test "$got" = "action=DUNNO"
     got=$(rhs_reply sender= helo_name=[192.0.2.1])
@@ -112,7 +112,7 @@ if start_daemon "$WORK/soft.conf"; then
     expect "mismatch with the default DUNNO action: accepted" 203.0.113.9 "action=DUNNO"
     expect "generic with a WARN action: accepted" 203.0.113.10 "action=DUNNO"
     check "DUNNO by configuration logs no reject line" test -z "$(grep 'rdns: reject: DUNNO' "$WORK/policyd.log")"
-    check "WARN logs the diagnosis as a warning" grep -q "rdns: warn: WARN generic rDNS; cause=client 203.0.113.10 has forward-confirmed PTR" "$WORK/policyd.log"
+    check "WARN logs the diagnosis as a warning" grep -q "rdns: warn: WARN generic rDNS; cause_code=rdns.generic; cause=client 203.0.113.10 has forward-confirmed PTR" "$WORK/policyd.log"
     stop_daemon
 fi
 
@@ -124,7 +124,7 @@ write_conf "$WORK/warn.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example
 if start_daemon "$WORK/warn.conf"; then
     expect "score at the warn threshold: a header, no refusal" 203.0.113.8 "action=PREPEND X-DNSBL-Warn: client 203.0.113.8 scores 3 *"
     check "the score line carries the request's key" \
-        grep -q "NOQUEUE: client=unknown\[203.0.113.8\], from=<[^>]*>, to=<someone@example.com>, helo=<[^>]*>: dnsbl: client 203.0.113.8 scores 3 (warn at 3, reject at 10): bl.test: 127.0.0.2 (listed, weight 3)" "$WORK/policyd.log"
+        grep -q "NOQUEUE: client=unknown\[203.0.113.8\], from=<[^>]*>, to=<someone@example.com>, helo=<[^>]*>: dnsbl: note; cause_code=dnsbl.warn_score; cause=client 203.0.113.8 scores 3 (warn at 3, reject at 10): bl.test: 127.0.0.2 (listed, weight 3)" "$WORK/policyd.log"
     stop_daemon
 fi
 
@@ -140,7 +140,7 @@ write_conf "$WORK/skip.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example
 if start_daemon "$WORK/skip.conf"; then
     expect "list times out (1): DUNNO" 198.51.100.71 "action=DUNNO"
     expect "list times out (2): DUNNO" 198.51.100.72 "action=DUNNO"
-    check "a list that keeps timing out is reported" grep -q "dnsbl: dead.test timed out 2 times in a row: skipped for 60 s" "$WORK/policyd.log"
+    check "a list that keeps timing out is reported" grep -q "dnsbl: dead.test timed out 2 times in a row: skipped for 60 s; cause_code=dnsbl.list_timeout; fix: " "$WORK/policyd.log"
     t0=$(date +%s%N)
     expect "while skipped: answered without asking the list" 198.51.100.73 "action=DUNNO"
     t1=$(date +%s%N)
@@ -167,7 +167,7 @@ if start_daemon "$WORK/dead.conf"; then
     check "DNS dead: none is a 5xx" test -z "$(grep -E '^action=5' <<<"$out")"
     check "DNS dead: answered within the deadline (1 s, plus slack)" awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 3.5) }'
     check "deadline line names the late checks and what they waited for" \
-        grep -q "deadline: no answer after 1000 ms, answered DUNNO; late: dnsbl (queries to 3 DNS lists), rdns (PTR lookup of 1.100.51.198.in-addr.arpa)" "$WORK/policyd.log"
+        grep -q "deadline: no answer after 1000 ms, answered DUNNO; cause_code=deadline.fallback; late: dnsbl (queries to 3 DNS lists), rdns (PTR lookup of 1.100.51.198.in-addr.arpa)" "$WORK/policyd.log"
     check "daemon exits 0" stop_daemon
 fi
 # A slow DNS server (every answer 2 s late) and a SERVFAIL one: temporary answers only.

@@ -129,11 +129,11 @@ if start_daemon "$WORK/daemon.conf"; then
         sender=bob@mismatch.example recipient=someone@foreign.example)
     check "authenticated sender from a broken domain: accepted (the check never rejects)" test "$got" = "action=DUNNO"
     check "authenticated sender from a broken domain: the diagnosis says DKIM will fail and why" \
-        grep -q "dkim: warn: WARN outbound mail from mismatch.example will fail DKIM; cause=client authenticated as alice sends from mismatch.example, whose signing key sel._domainkey.mismatch.example ($KEYS/sel.private): DNS record does not match the private key.*fix=publish the public key" "$WORK/policyd.log"
+        grep -q "dkim: warn: WARN outbound mail from mismatch.example will fail DKIM; cause_code=dkim.key_mismatch; cause=client authenticated as alice sends from mismatch.example, whose signing key sel._domainkey.mismatch.example ($KEYS/sel.private): DNS record does not match the private key.*fix=publish the public key" "$WORK/policyd.log"
     got=$(send client_address=127.0.0.1 sender=a@Revoked.Example recipient=someone@foreign.example)
     check "mynetworks sender from a revoked domain: accepted" test "$got" = "action=DUNNO"
     check "mynetworks sender from a revoked domain: diagnosis" \
-        grep -q "dkim: warn: WARN outbound mail from Revoked.Example will fail DKIM; cause=client 127.0.0.1 (mynetworks 127.0.0.0/8) sends from Revoked.Example, whose signing key old._domainkey.revoked.example .*revoked" "$WORK/policyd.log"
+        grep -q "dkim: warn: WARN outbound mail from Revoked.Example will fail DKIM; cause_code=dkim.key_revoked; cause=client 127.0.0.1 (mynetworks 127.0.0.0/8) sends from Revoked.Example, whose signing key old._domainkey.revoked.example .*revoked" "$WORK/policyd.log"
     send client_address=127.0.0.1 sender=a@Revoked.Example recipient=second@foreign.example instance=msg-2rcpt >/dev/null
     send client_address=127.0.0.1 sender=a@Revoked.Example recipient=third@foreign.example instance=msg-2rcpt >/dev/null
     check "one warning per message, not per recipient" test "$(warns_for Revoked.Example)" -eq 2

@@ -40,13 +40,13 @@ if start_daemon "$WORK/r.conf"; then
     expect "other domains are not ours to judge" nobody@foreign.example 0 "action=DUNNO"
     expect "unknown user refused 550 5.1.1" alicee@example.com 0 "action=550 5.1.1 User unknown"
     check "unknown: the diagnosis names tables, keys and the close match" \
-        grep -q "recipient: reject: 550 5.1.1 User unknown; cause=example.com is in virtual_mailbox_domains (a domain this server hosts), but no table knows alicee@example.com: looked up alicee@example.com, @example.com in lmdb:$WORK/vmailbox, texthash:$WORK/virtual; close matches: alice@example.com; fix=if alicee@example.com should receive mail, add it to lmdb:$WORK/vmailbox (for a hash: or lmdb: table, then run postmap" "$WORK/policyd.log"
+        grep -q "recipient: reject: 550 5.1.1 User unknown; cause_code=recipient.unknown; cause=example.com is in virtual_mailbox_domains (a domain this server hosts), but no table knows alicee@example.com: looked up alicee@example.com, @example.com in lmdb:$WORK/vmailbox, texthash:$WORK/virtual; close matches: alice@example.com; fix=if alicee@example.com should receive mail, add it to lmdb:$WORK/vmailbox (for a hash: or lmdb: table, then run postmap" "$WORK/policyd.log"
     expect "unknown user with an extension" zed+x@example.com 0 "action=550 5.1.1 User unknown"
     check "extension: both keys tried" grep -q "looked up zed+x@example.com, zed@example.com, @example.com" "$WORK/policyd.log"
     expect "user with room" alice@example.com 5000 "action=DUNNO"
     expect "full mailbox by bytes: 452 4.2.2" bob@example.com 200 "action=452 4.2.2 Mailbox full"
     check "full: usage and quota in the diagnosis" \
-        grep -q "cause=mailbox of bob@example.com ($WORK/mail/example.com/bob/) is full: 900 bytes in 3 messages used, quota 1000 bytes / 10 messages; this message announces 200 bytes" "$WORK/policyd.log"
+        grep -q "cause_code=recipient.full; cause=mailbox of bob@example.com ($WORK/mail/example.com/bob/) is full: 900 bytes in 3 messages used, quota 1000 bytes / 10 messages; this message announces 200 bytes" "$WORK/policyd.log"
     expect "the same mailbox fits a small message" bob@example.com 50 "action=DUNNO"
     expect "quota from the table field is not used unless configured" erin@example.com 200 "action=DUNNO"
     expect "no maildirsize: no decision" carol@example.com 100 "action=DUNNO"

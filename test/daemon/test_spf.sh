@@ -87,18 +87,18 @@ if start_daemon "$WORK/spf.conf"; then
     expect "fail: every recipient of the message is refused" 'action=550 5.7.23 *' \
         198.51.100.1 forged@pass.example "" msg-forged second@mx.test.example
     check "fail: the diagnosis line, keyed like Postfix, with the record, the term and the fix" \
-        grep -q 'NOQUEUE: client=unknown\[198.51.100.1\], from=<forged@pass.example>, to=<bob@mx.test.example>.*spf: reject: 550 5.7.23 .*cause=SPF fail: sender domain pass.example does not permit client 198.51.100.1 (the term .-all. decided; record of pass.example: "v=spf1 ip4:203.0.113.0/24 -all".*fix=.*must list it in the SPF record.*SRS' "$WORK/policyd.log"
+        grep -q 'NOQUEUE: client=unknown\[198.51.100.1\], from=<forged@pass.example>, to=<bob@mx.test.example>.*spf: reject: 550 5.7.23 .*; cause_code=spf.fail; cause=SPF fail: sender domain pass.example does not permit client 198.51.100.1 (the term .-all. decided; record of pass.example: "v=spf1 ip4:203.0.113.0/24 -all".*fix=.*must list it in the SPF record.*SRS' "$WORK/policyd.log"
 
     expect "softfail: header, and the diagnosis is logged" 'action=PREPEND Received-SPF: softfail *identity=mailfrom; mechanism="~all"' \
         198.51.100.2 x@soft.example
-    check "softfail: diagnosis line" grep -q 'from=<x@soft.example>.*spf: SPF softfail: sender domain soft.example does not permit client 198.51.100.2' "$WORK/policyd.log"
+    check "softfail: diagnosis line" grep -q 'from=<x@soft.example>.*spf: note; cause_code=spf.softfail; cause=SPF softfail: sender domain soft.example does not permit client 198.51.100.2' "$WORK/policyd.log"
 
     expect "null sender: the HELO identity, envelope-from <>" \
         'action=PREPEND Received-SPF: pass (mx.test.example: domain of postmaster@helo.example designates 203.0.113.9 as permitted sender) client-ip=203.0.113.9; envelope-from="<>"; helo="helo.example"; receiver=mx.test.example; identity=helo; mechanism="ip4:203.0.113.0/24"' \
         203.0.113.9 "" helo.example
     expect "a HELO fail refuses a non-null sender too (RFC 7208 2.3)" 'action=550 5.7.23 *' \
         198.51.100.3 someone@nospf.example helo.example
-    check "HELO fail: the diagnosis says it was the HELO name" grep -q 'from=<someone@nospf.example>.*cause=SPF fail: HELO name helo.example does not permit client 198.51.100.3' "$WORK/policyd.log"
+    check "HELO fail: the diagnosis says it was the HELO name" grep -q 'from=<someone@nospf.example>.*; cause_code=spf.helo_fail; cause=SPF fail: HELO name helo.example does not permit client 198.51.100.3' "$WORK/policyd.log"
     expect "none: a header saying so" 'action=PREPEND Received-SPF: none (mx.test.example: domain of a@nospf.example does not designate permitted sender hosts *' \
         203.0.113.7 a@nospf.example
     expect "exempted network: no check" 'action=DUNNO' 192.0.2.5 forged@pass.example
@@ -109,7 +109,7 @@ if start_daemon "$WORK/spf.conf"; then
     expect "permerror: header with the problem (PREPEND by default)" \
         'action=PREPEND Received-SPF: permerror *identity=mailfrom; problem="syntax error in the record of broken.example: unknown mechanism ?foo?"' \
         203.0.113.7 a@broken.example
-    check "permerror: diagnosis line with the fix" grep -q 'from=<a@broken.example>.*spf: SPF permerror: the SPF record of sender domain broken.example is unusable: syntax error.*fix=the owner of broken.example must correct the SPF record' "$WORK/policyd.log"
+    check "permerror: diagnosis line with the fix" grep -q 'from=<a@broken.example>.*spf: note; cause_code=spf.permerror; cause=SPF permerror: the SPF record of sender domain broken.example is unusable: syntax error.*fix=the owner of broken.example must correct the SPF record' "$WORK/policyd.log"
 
     # TTL-0 records down an include chain: answers held by the evaluation, no livelock.
     expect "TTL-0 include chain: pass" 'action=PREPEND Received-SPF: pass *mechanism="include:inc1.zero.example"' 203.0.113.7 a@zero.example

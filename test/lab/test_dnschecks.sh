@@ -33,7 +33,7 @@ check "client without PTR deferred at RCPT with 450 4.7.1" \
 check "Postfix's NOQUEUE line for it" \
     lab_wait_grep 'postfix/smtpd\[[0-9]+\]: NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.7\]: 450 4\.7\.1 <noptr@example\.com>' "$MAILLOG"
 check "policyd's diagnosis beside it" \
-    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<a@example\.org>, to=<noptr@example\.com>.*rdns: defer: 450 4\.7\.1.*cause=client 203\.0\.113\.7 has no PTR record \(PTR lookup of 7\.113\.0\.203\.in-addr\.arpa: NXDOMAIN\)' "$MAILLOG"
+    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<a@example\.org>, to=<noptr@example\.com>.*rdns: defer: 450 4\.7\.1.*; cause_code=rdns\.no_ptr; cause=client 203\.0\.113\.7 has no PTR record \(PTR lookup of 7\.113\.0\.203\.in-addr\.arpa: NXDOMAIN\)' "$MAILLOG"
 
 lab_send "$LAB/listed.out" --from a@example.org --to listed@example.com \
     --xclient-addr 203.0.113.8 --xclient-name mail.listed.example

@@ -26,14 +26,14 @@ check "unknown user refused at RCPT with 550 5.1.1" \
 check "Postfix's NOQUEUE line" \
     lab_wait_grep 'postfix/smtpd\[[0-9]+\]: NOQUEUE: reject: RCPT from mail\.example\.org\[203\.0\.113\.30\]: 550 5\.1\.1 <rooom@example\.com>' "$MAILLOG"
 check "policyd's diagnosis beside it, with the close match" \
-    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=mail\.example\.org\[203\.0\.113\.30\], from=<a@example\.org>, to=<rooom@example\.com>, .*recipient: reject: 550 5\.1\.1 User unknown; cause=.*close matches: room@example\.com' "$MAILLOG"
+    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=mail\.example\.org\[203\.0\.113\.30\], from=<a@example\.org>, to=<rooom@example\.com>, .*recipient: reject: 550 5\.1\.1 User unknown; cause_code=recipient\.unknown; cause=.*close matches: room@example\.com' "$MAILLOG"
 
 lab_send "$LAB/full.out" --from a@example.org --to full@example.com \
     --xclient-addr 203.0.113.30 --xclient-name mail.example.org
 check "full mailbox deferred at RCPT with 452 4.2.2" \
     grep -qE '<\*\* 452 4\.2\.2 <full@example\.com>: Recipient address rejected: Mailbox full' "$LAB/full.out"
 check "policyd's quota diagnosis in the maillog" \
-    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: .*to=<full@example\.com>.*recipient: defer: 452 4\.2\.2 Mailbox full; cause=mailbox of full@example\.com .* is full: 900 bytes in 2 messages used, quota 100000 bytes / 2 messages' "$MAILLOG"
+    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: .*to=<full@example\.com>.*recipient: defer: 452 4\.2\.2 Mailbox full; cause_code=recipient\.full; cause=mailbox of full@example\.com .* is full: 900 bytes in 2 messages used, quota 100000 bytes / 2 messages' "$MAILLOG"
 
 lab_send "$LAB/room.out" --from a@example.org --to room@example.com \
     --xclient-addr 203.0.113.30 --xclient-name mail.example.org

@@ -21,7 +21,7 @@ check "relay attempt refused at RCPT with policyd's 5.7.1" \
 check "Postfix logged its NOQUEUE reject" \
     lab_wait_grep 'postfix/smtpd\[[0-9]+\]: NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.7\]: 554 5\.7\.1 <victim@foreign\.example>.*from=<a@example\.org> to=<victim@foreign\.example>' "$MAILLOG"
 check "policyd's diagnosis is in the same maillog, keyed like Postfix's line" \
-    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<a@example\.org>, to=<victim@foreign\.example>, helo=<h\.example\.org>: relay: reject: 554 5\.7\.1 Relay access denied by policyd; cause=.*not in mynetworks \(127\.0\.0\.0/8\).*relay_domains \(example\.com\).*; fix=' "$MAILLOG"
+    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<a@example\.org>, to=<victim@foreign\.example>, helo=<h\.example\.org>: relay: reject: 554 5\.7\.1 Relay access denied by policyd; cause_code=relay\.not_mynetworks; cause=.*not in mynetworks \(127\.0\.0\.0/8\).*relay_domains \(example\.com\).*; fix=' "$MAILLOG"
 check "grep on the recipient finds both lines" \
     test "$(grep -c 'to=<victim@foreign.example>' "$MAILLOG")" -ge 2
 check "policyd's line for the refusal is keyed NOQUEUE" \

@@ -36,7 +36,7 @@ check "forged sender refused at RCPT with 550 5.7.23" \
 check "Postfix's NOQUEUE reject line for it" \
     lab_wait_grep 'postfix/smtpd\[[0-9]+\]: NOQUEUE: reject: RCPT from unknown\[203\.0\.113\.7\]: 550 5\.7\.23 <victim@example\.com>: Recipient address rejected: .*from=<boss@forged\.example> to=<victim@example\.com>' "$MAILLOG"
 check "policyd's SPF fail diagnosis beside it" \
-    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<boss@forged\.example>, to=<victim@example\.com>, helo=<[^>]*>: spf: reject: .*cause=SPF fail: .*; fix=' "$MAILLOG"
+    lab_wait_grep 'policyd\[[0-9]+\]: NOQUEUE: client=unknown\[203\.0\.113\.7\], from=<boss@forged\.example>, to=<victim@example\.com>, helo=<[^>]*>: spf: reject: .*; cause_code=spf\.fail; cause=SPF fail: .*; fix=' "$MAILLOG"
 check "forged message did not reach the sink" bash -c "! grep -lF 'victim@example.com' '$LAB'/sink/* >/dev/null 2>&1"
 
 # 2. passing sender, two recipients -> one Received-SPF: pass header.

@@ -3,7 +3,9 @@
  * order the test chooses: the same answer for every completion order, warn mode logs "would
  * reject" and answers DUNNO, the deadline answers fallback_action and names the late check, a
  * once-per-message header is marked sent only when the reply carries it, cancel() and the data's
- * free function run exactly once, and the checks' start/stop hooks hand a reload over.
+ * free function run exactly once, the checks' start/stop hooks hand a reload over, and the
+ * diagnosis lines carry the cause code and are written short when the cause was explained
+ * lately (per subject and message; diagnosis_repeat_interval = 0 writes every line in full).
  *
  * The stubs are registered through config_use_checks() and configured by config_load() from a
  * policyd.conf in a temporary directory; each pending stub is completed from a zero-delay timer
@@ -16,6 +18,7 @@
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/repeat.h"
 #include "protocol/request.h"
 #include "unit.h"
 
@@ -35,9 +38,10 @@ enum stub_verdict { SV_NONE, SV_REJECT, SV_DEFER, SV_PREPEND, SV_ONCE, SV_WARN, 
 struct stub_plan {
     int pend;
     enum stub_verdict verdict;
-    int log_line;   /* also write a keyed line with check_call_log */
-    int reset_data; /* hand over data twice: the first must be freed at once */
-    int fail_start; /* start() refuses */
+    int log_line;        /* also write a keyed line with check_call_log */
+    int reset_data;      /* hand over data twice: the first must be freed at once */
+    int fail_start;      /* start() refuses */
+    const char *subject; /* the sender domain the verdict is about (NULL: the client) */
 };
 
 struct stub_state {
@@ -146,16 +150,18 @@ static void stub_answer(struct check_call *call, int id)
     char action[64], header[64], cause[64];
     char c = (char)('A' + id);
     snprintf(cause, sizeof(cause), "stub%c found something", c);
+    if (plan[id].subject)
+        check_call_subject(call, "sender domain", plan[id].subject);
     switch (plan[id].verdict) {
     case SV_NONE:
         break;
     case SV_REJECT:
         snprintf(action, sizeof(action), "554 5.7.1 stub%c rejects", c);
-        check_call_action(call, action, cause, "fix the stub");
+        check_call_action(call, "stub.reject", action, cause, "fix the stub");
         break;
     case SV_DEFER:
         snprintf(action, sizeof(action), "450 4.7.1 stub%c defers", c);
-        check_call_action(call, action, cause, "wait");
+        check_call_action(call, "stub.defer", action, cause, "wait");
         break;
     case SV_PREPEND:
         snprintf(header, sizeof(header), "X-Stub: %c", c);
@@ -168,14 +174,16 @@ static void stub_answer(struct check_call *call, int id)
         break;
     case SV_WARN:
         snprintf(action, sizeof(action), "WARN stub%c warns", c);
-        check_call_action(call, action, cause, "look");
+        check_call_action(call, "stub.warn", action, cause, "look");
         break;
     case SV_DUNNO:
-        check_call_action(call, "DUNNO", cause, "");
+        check_call_action(call, "stub.dunno", "DUNNO", cause, "");
         break;
     }
-    if (plan[id].log_line)
-        check_call_log(call, "stub%c says %d", c, 42);
+    if (plan[id].log_line) {
+        snprintf(cause, sizeof(cause), "stub%c says %d", c, 42);
+        check_call_log(call, "stub.says", cause, "");
+    }
 }
 
 static enum check_status stub_run(struct check_call *call)
@@ -267,6 +275,8 @@ static void complete_cb(evutil_socket_t fd, short what, void *arg)
     check_call_done(call);
 }
 
+static const char *req_instance = "1234.5678"; /* Postfix's instance: the message */
+
 static struct request *make_request(const char *state)
 {
     const char *pairs[] = {"request",
@@ -284,7 +294,7 @@ static struct request *make_request(const char *state)
                            "recipient",
                            "bob@example.org",
                            "instance",
-                           "1234.5678",
+                           req_instance,
                            NULL,
                            NULL};
     return request_new_from_pairs(pairs);
@@ -496,8 +506,8 @@ static void test_warn_mode(struct config *cfg)
     const char *log = log_since(off);
     CHECK(strstr(log, "NOQUEUE: client=mx.example.net[192.0.2.7], from=<alice@example.net>, "
                       "to=<bob@example.org>, helo=<mx.example.net>: stubB: would reject (warn "
-                      "mode): 554 5.7.1 stubB rejects; cause=stubB found something; fix=fix the "
-                      "stub") != NULL);
+                      "mode): 554 5.7.1 stubB rejects; cause_code=stub.reject; cause=stubB found "
+                      "something; fix=fix the stub") != NULL);
     CHECK(strstr(log, ": stubB: reject:") == NULL);
 
     /* Warn mode does not hide a later enforcing check's refusal; both are logged. */
@@ -507,7 +517,8 @@ static void test_warn_mode(struct config *cfg)
     CHECK_STR(got, "450 4.7.1 stubD defers");
     log = log_since(off);
     CHECK(strstr(log, ": stubB: would reject (warn mode): ") != NULL);
-    CHECK(strstr(log, ": stubD: defer: 450 4.7.1 stubD defers; cause=stubD found") != NULL);
+    CHECK(strstr(log, ": stubD: defer: 450 4.7.1 stubD defers; cause_code=stub.defer; "
+                      "cause=stubD found") != NULL);
     cfg->check_modes[1] = MODE_ENFORCE;
 
     /* In enforce mode the same verdict refuses and is logged as such. */
@@ -529,11 +540,12 @@ static void test_log_lines(struct config *cfg)
     CHECK(run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got)) == 0);
     CHECK_STR(got, "DUNNO");
     const char *log = log_since(off);
+    CHECK(strstr(log, "]: NOQUEUE: client=mx.example.net[192.0.2.7], from=<alice@example.net>, "
+                      "to=<bob@example.org>, helo=<mx.example.net>: stubA: note; "
+                      "cause_code=stub.says; cause=stubA says 42; fix=none needed\n") != NULL);
     CHECK(strstr(log,
-                 "]: NOQUEUE: client=mx.example.net[192.0.2.7], from=<alice@example.net>, "
-                 "to=<bob@example.org>, helo=<mx.example.net>: stubA: stubA says 42\n") != NULL);
-    CHECK(strstr(log, "to=<bob@example.org>, helo=<mx.example.net>: stubB: warn: WARN stubB "
-                      "warns; cause=stubB found something; fix=look") != NULL);
+                 "to=<bob@example.org>, helo=<mx.example.net>: stubB: warn: WARN stubB "
+                 "warns; cause_code=stub.warn; cause=stubB found something; fix=look") != NULL);
 }
 
 static void test_prepend_once(struct config *cfg)
@@ -623,10 +635,11 @@ static void test_deadline(struct config *cfg)
     evaluate_free(ev);
     CHECK(cancels[1] == 1 && frees[1] == 1); /* not again when freed */
     const char *log = log_since(off);
-    CHECK(strstr(log, "warning: NOQUEUE: client=mx.example.net[192.0.2.7], "
-                      "from=<alice@example.net>, to=<bob@example.org>, helo=<mx.example.net>: "
-                      "deadline: no answer after 100 ms, answered 451 4.3.5 stub fallback; "
-                      "late: stubB (the answer of stub B); fix=") != NULL);
+    CHECK(strstr(log,
+                 "warning: NOQUEUE: client=mx.example.net[192.0.2.7], "
+                 "from=<alice@example.net>, to=<bob@example.org>, helo=<mx.example.net>: "
+                 "deadline: no answer after 100 ms, answered 451 4.3.5 stub fallback; "
+                 "cause_code=deadline.fallback; late: stubB (the answer of stub B); fix=") != NULL);
     CHECK(strstr(log, "late: stubB (the answer of stub B), ") == NULL); /* stubB alone */
 }
 
@@ -649,6 +662,113 @@ static void test_freed_while_pending(struct config *cfg)
     /* Nothing comes back from the loop afterwards. */
     event_base_loop(base, EVLOOP_NONBLOCK);
     CHECK(done_calls == 0 && cancels[0] == 1);
+}
+
+/* count_lines - lines of text containing needle. */
+static int count_lines(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* one_verdict - run one evaluation with stub plan (all answer inside run()), return the log
+ * lines it wrote. */
+static const char *one_verdict(struct config *cfg, enum stub_verdict a, enum stub_verdict b,
+                               const char *subject)
+{
+    long off = log_size();
+    int order[NSTUBS] = {0, 1, 2, 3};
+    char got[256];
+    set_plan(a, b, SV_NONE, SV_NONE);
+    for (size_t i = 0; i < NSTUBS; i++)
+        plan[i].pend = 0;
+    plan[1].subject = subject;
+    CHECK(run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got)) == 0);
+    return log_since(off);
+}
+
+static void test_repeats(struct config *on, struct config *off)
+{
+    const char *full = "stubB: reject: 554 5.7.1 stubB rejects; cause_code=stub.reject; "
+                       "cause=stubB found something; fix=fix the stub\n";
+    const char *brief = "stubB: reject: 554 5.7.1; cause_code=stub.reject; as explained at ";
+    repeat_clear();
+    req_instance = "msg-1";
+    /* The first time: in full; again in the same message: short, counted. */
+    CHECK(strstr(one_verdict(on, SV_NONE, SV_REJECT, NULL), full) != NULL);
+    const char *log = one_verdict(on, SV_NONE, SV_REJECT, NULL);
+    CHECK(strstr(log, brief) != NULL && strstr(log, " for client 192.0.2.7, 1 time since\n"));
+    CHECK(strstr(log, "cause=") == NULL);
+    log = one_verdict(on, SV_NONE, SV_REJECT, NULL);
+    CHECK(strstr(log, " for client 192.0.2.7, 2 times since\n") != NULL);
+    /* A subject of its own (a sender domain): explained on its own, then short. */
+    CHECK(strstr(one_verdict(on, SV_NONE, SV_REJECT, "a.example"), full) != NULL);
+    log = one_verdict(on, SV_NONE, SV_REJECT, "a.example");
+    CHECK(strstr(log, " for sender domain a.example, 1 time since\n") != NULL);
+    CHECK(strstr(one_verdict(on, SV_NONE, SV_REJECT, "b.example"), full) != NULL);
+    /* The first line of a cause in a new message is full; its next one short. */
+    req_instance = "msg-2";
+    CHECK(strstr(one_verdict(on, SV_NONE, SV_REJECT, NULL), full) != NULL);
+    log = one_verdict(on, SV_NONE, SV_REJECT, NULL);
+    CHECK(strstr(log, brief) != NULL && strstr(log, " for client 192.0.2.7, 1 time since\n"));
+    /* Warn actions and lines without a verdict repeat the same way. */
+    plan[0].log_line = 0;
+    log = one_verdict(on, SV_WARN, SV_NONE, NULL);
+    CHECK(strstr(log, "stubA: warn: WARN stubA warns; cause_code=stub.warn; cause=") != NULL);
+    log = one_verdict(on, SV_WARN, SV_NONE, NULL);
+    CHECK(strstr(log, "stubA: warn: WARN; cause_code=stub.warn; as explained at ") != NULL);
+    set_plan(SV_NONE, SV_NONE, SV_NONE, SV_NONE);
+    plan[0].log_line = 1;
+    for (size_t i = 0; i < NSTUBS; i++)
+        plan[i].pend = 0;
+    int order[NSTUBS] = {0, 1, 2, 3};
+    char got[256];
+    long at = log_size();
+    CHECK(run_order(on, "RCPT", order, NSTUBS, got, sizeof(got)) == 0);
+    CHECK(run_order(on, "RCPT", order, NSTUBS, got, sizeof(got)) == 0);
+    log = log_since(at);
+    CHECK(count_lines(log, "stubA: note; cause_code=stub.says; cause=stubA says 42; fix=") == 1);
+    CHECK(count_lines(log, "stubA: note; cause_code=stub.says; as explained at ") == 1);
+    /* Interval 0: today's behaviour, every line in full, nothing remembered. */
+    size_t remembered = repeat_count(0);
+    at = log_size();
+    for (int i = 0; i < 3; i++)
+        one_verdict(off, SV_NONE, SV_REJECT, NULL);
+    log = log_since(at);
+    CHECK(count_lines(log, full) == 3);
+    CHECK(strstr(log, "as explained") == NULL);
+    CHECK(repeat_count(0) == remembered);
+    repeat_clear();
+    CHECK(repeat_count(0) == 0 && repeat_count(1) == 0);
+    req_instance = "1234.5678";
+}
+
+static void test_deadline_repeats(struct config *quick)
+{
+    /* A deadline line repeats short too, naming the late checks without the details. */
+    repeat_clear();
+    for (int k = 0; k < 2; k++) {
+        int timed_out = 0;
+        set_plan(SV_NONE, SV_NONE, SV_NONE, SV_NONE);
+        for (size_t i = 0; i < NSTUBS; i++)
+            plan[i].pend = i == 1;
+        reset_counters();
+        struct evaluation *ev =
+            evaluate_start(base, NULL, quick, make_request("RCPT"), break_on_done, NULL);
+        struct timeval bound = {5, 0};
+        struct event *guard = evtimer_new(base, stop_loop_cb, &timed_out);
+        evtimer_add(guard, &bound);
+        event_base_dispatch(base);
+        event_free(guard);
+        CHECK(!timed_out && evaluate_finished(ev));
+        evaluate_free(ev);
+    }
+    const char *log = log_since(0);
+    CHECK(strstr(log, "deadline: no answer after 100 ms, answered 451 4.3.5 stub fallback; "
+                      "cause_code=deadline.fallback; late: stubB; as explained at ") != NULL);
+    repeat_clear();
 }
 
 static void test_start_stop(const char *dir)
@@ -703,9 +823,13 @@ int main(void)
     base = event_base_new();
     CHECK(base != NULL);
 
-    struct config *cfg = load(dir, "policyd.conf", "checks = stubA, stubB, stubC, stubD\n");
+    /* Every line in full for the tests that look at the lines of the same causes again. */
+    struct config *cfg = load(dir, "policyd.conf",
+                              "checks = stubA, stubB, stubC, stubD\n"
+                              "diagnosis_repeat_interval = 0\n");
     struct config *quick = load(dir, "quick.conf",
                                 "checks = stubA, stubB, stubC, stubD\n"
+                                "diagnosis_repeat_interval = 0\n"
                                 "request_deadline = 100ms\n"
                                 "fallback_action = 451 4.3.5 stub fallback\n");
     CHECK(cfg && quick);
@@ -719,6 +843,20 @@ int main(void)
         test_freed_while_pending(cfg);
         test_start_stop(dir);
     }
+    struct config *on = load(dir, "repeat.conf",
+                             "checks = stubA, stubB, stubC, stubD\n"
+                             "diagnosis_repeat_interval = 1h\n");
+    struct config *quick_on = load(dir, "quickrepeat.conf",
+                                   "checks = stubA, stubB, stubC, stubD\n"
+                                   "request_deadline = 100ms\n"
+                                   "fallback_action = 451 4.3.5 stub fallback\n");
+    CHECK(on && quick_on);
+    if (base && cfg && on && quick_on) {
+        test_repeats(on, cfg);
+        test_deadline_repeats(quick_on);
+    }
+    config_unref(on);
+    config_unref(quick_on);
     config_unref(cfg);
     config_unref(quick);
     if (base)

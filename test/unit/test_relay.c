@@ -5,6 +5,7 @@
 #include "policyd/config.h"
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
+#include "policyd/stats.h"
 #include "protocol/request.h"
 #include "unit.h"
 #include "checks/registry.h"
@@ -73,6 +74,34 @@ static int log_contains(const char *text)
     return strstr(buf, text) != NULL;
 }
 
+/* log_line_with - the last log line containing text, with its newline, into out. */
+static int log_line_with(const char *text, char *out, size_t outlen)
+{
+    FILE *fp = fopen(logpath, "r");
+    char line[8192];
+    int found = 0;
+    while (fp && fgets(line, sizeof(line), fp))
+        if (strstr(line, text)) {
+            snprintf(out, outlen, "%s", line);
+            found = 1;
+        }
+    if (fp)
+        fclose(fp);
+    return found;
+}
+
+/* cause_count - the counter of code. */
+static unsigned long long cause_count(const char *code)
+{
+    const char *c;
+    unsigned long long n;
+    unsigned pos = 0;
+    while (stats_cause_next(&pos, &c, &n))
+        if (strcmp(c, code) == 0)
+            return n;
+    return 0;
+}
+
 int main(void)
 {
     config_use_checks(registry_find, registry_names);
@@ -81,7 +110,9 @@ int main(void)
     close(fd);
     CHECK(log_open("policyd", "mail", logpath, 0, err, sizeof(err)) == 0);
 
-    struct config *cfg = load("mynetworks = 127.0.0.0/8 [::1]/128 10.0.0.0/8\n"
+    /* Every line in full: the same cause is logged again and again below. */
+    struct config *cfg = load("diagnosis_repeat_interval = 0\n"
+                              "mynetworks = 127.0.0.0/8 [::1]/128 10.0.0.0/8\n"
                               "mydestination = $myhostname, localhost\n"
                               "myhostname = mx.example.net\n"
                               "relay_domains = example.com\n"
@@ -118,7 +149,8 @@ int main(void)
     decide(cfg, "203.0.113.7", "victim@foreign.example", "server_port", "25");
     CHECK(log_contains("NOQUEUE: client=unknown[203.0.113.7], from=<a@sender.example>, "
                        "to=<victim@foreign.example>, helo=<h.example>: relay: reject: 554 5.7.1 "
-                       "Relay access denied; cause=relay denied: client 203.0.113.7 (unknown) is "
+                       "Relay access denied; cause_code=relay.not_mynetworks; cause=relay "
+                       "denied: client 203.0.113.7 (unknown) is "
                        "not in mynetworks (127.0.0.0/8 [::1]/128 10.0.0.0/8) and did not "
                        "authenticate"));
     CHECK(log_contains("recipient domain foreign.example is in none of mydestination "
@@ -130,9 +162,15 @@ int main(void)
     CHECK(log_contains("; fix=if 203.0.113.7 is your client, add it to mynetworks"));
     decide(cfg, "172.17.0.1", "x@foreign.example", NULL, NULL);
     CHECK(log_contains("172.17.0.1 is a Docker bridge gateway (172.17.0.0/16) address"));
+    CHECK(log_contains("to=<x@foreign.example>, helo=<h.example>: relay: reject: 554 5.7.1 Relay "
+                       "access denied; cause_code=relay.container_gateway; cause=relay denied: "
+                       "client 172.17.0.1 "));
     decide(cfg, "203.0.113.8", "x@foreign.example", "sender", "me@mbox.example");
     CHECK(log_contains("the sender me@mbox.example is in a domain this server hosts "
                        "(virtual_mailbox_domains)"));
+    CHECK(log_contains("from=<me@mbox.example>, to=<x@foreign.example>, helo=<h.example>: relay: "
+                       "reject: 554 5.7.1 Relay access denied; cause_code=relay.local_sender; "
+                       "cause=relay denied: client 203.0.113.8 "));
     CHECK(log_contains("fix=configure the mail client of me@mbox.example to send through port "
                        "587 with authentication"));
     config_unref(cfg);
@@ -143,7 +181,53 @@ int main(void)
     if (cfg) {
         CHECK_STR(decide(cfg, "203.0.113.9", "w@foreign.example", NULL, NULL), "DUNNO");
         CHECK(log_contains("to=<w@foreign.example>, helo=<h.example>: relay: would reject (warn "
-                           "mode): 554 5.7.1 Relay access denied; cause="));
+                           "mode): 554 5.7.1 Relay access denied; "
+                           "cause_code=relay.not_mynetworks; cause="));
+        config_unref(cfg);
+    }
+    /* Repeats: the full text once per (cause, client) and message, short lines after it. */
+    cfg = load("mynetworks = 127.0.0.0/8\n");
+    CHECK(cfg != NULL);
+    if (cfg) {
+        CHECK(cfg->diagnosis_repeat_interval == 600000); /* the default: 10m */
+        unsigned long long full0 = stats.diagnoses_full, short0 = stats.diagnoses_short;
+        unsigned long long code0 = cause_count("relay.not_mynetworks");
+        decide(cfg, "198.51.100.1", "r1@foreign.example", NULL, NULL);
+        CHECK(log_contains("to=<r1@foreign.example>, helo=<h.example>: relay: reject: 554 5.7.1 "
+                           "Relay access denied; cause_code=relay.not_mynetworks; cause=relay "
+                           "denied: client 198.51.100.1 (unknown) is not in mynetworks"));
+        decide(cfg, "198.51.100.1", "r2@foreign.example", NULL, NULL);
+        decide(cfg, "198.51.100.1", "r3@foreign.example", NULL, NULL);
+        char line[1024];
+        CHECK(log_line_with("to=<r3@foreign.example>", line, sizeof(line)));
+        CHECK(strstr(line, "NOQUEUE: client=unknown[198.51.100.1], from=<a@sender.example>, "
+                           "to=<r3@foreign.example>, helo=<h.example>: relay: reject: 554 5.7.1; "
+                           "cause_code=relay.not_mynetworks; as explained at ") != NULL);
+        CHECK(strstr(line, " for client 198.51.100.1, 2 times since\n") != NULL);
+        CHECK(strstr(line, "cause=") == NULL && strstr(line, "fix=") == NULL);
+        CHECK(strlen(line) < 300); /* the syslog prefix included */
+        CHECK(log_line_with("to=<r2@foreign.example>", line, sizeof(line)) &&
+              strstr(line, ", 1 time since\n") != NULL);
+        /* Another client: its own full text. */
+        decide(cfg, "198.51.100.2", "r4@foreign.example", NULL, NULL);
+        CHECK(log_line_with("to=<r4@foreign.example>", line, sizeof(line)) &&
+              strstr(line, "; cause=relay denied: client 198.51.100.2 ") != NULL);
+        /* A new message (Postfix's instance): its first recipient gets the full text again,
+         * the next ones are short. */
+        decide(cfg, "198.51.100.1", "r5@foreign.example", "instance", "A1.B2.C3.0");
+        decide(cfg, "198.51.100.1", "r6@foreign.example", "instance", "A1.B2.C3.0");
+        CHECK(log_line_with("to=<r5@foreign.example>", line, sizeof(line)) &&
+              strstr(line, "; cause=relay denied: client 198.51.100.1 ") != NULL);
+        CHECK(log_line_with("to=<r6@foreign.example>", line, sizeof(line)) &&
+              strstr(line, " as explained at ") && strstr(line, ", 1 time since\n"));
+        /* Another cause of the same client is explained on its own. */
+        decide(cfg, "198.51.100.1", "r7@foreign.example", "sender", "me@localhost");
+        CHECK(log_line_with("to=<r7@foreign.example>", line, sizeof(line)) &&
+              strstr(line, "cause_code=relay.local_sender; cause=relay denied") != NULL);
+        /* Counted by cause code, full and short. */
+        CHECK(cause_count("relay.not_mynetworks") == code0 + 6);
+        CHECK(stats.diagnoses_full == full0 + 4);
+        CHECK(stats.diagnoses_short == short0 + 3);
         config_unref(cfg);
     }
     /* A configured action is used as written. */
