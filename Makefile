@@ -19,7 +19,7 @@ DESTDIR  ?=
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 SBINDIR  := $(PREFIX)/sbin
 DOCDIR   := $(PREFIX)/share/doc/policyd
-PKGS     := libevent libcares opendkim openssl
+PKGS     := libevent libcares opendkim openssl libsystemd
 OPT      ?= -O2
 CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -g $(OPT) \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
