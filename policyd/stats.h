@@ -14,6 +14,9 @@ struct stats_check {
     unsigned long long reject, defer, prepend, warn_only;
 };
 
+/* Buckets of the request latency histogram (their bounds: stats_latency_bounds), +Inf after. */
+#define STATS_LATENCY_NBUCKETS 16
+
 struct stats {
     unsigned long long requests;
     unsigned long long replies_dunno;
@@ -29,6 +32,13 @@ struct stats {
     unsigned long long connections_peak;
     unsigned long long reloads;
     unsigned long long reload_failures;
+    long long last_reload_ok; /* when the configuration in use was loaded (Unix seconds) */
+    int last_reload_failed;   /* the last reload was refused */
+    long long started;        /* when the daemon started (Unix seconds) */
+    /* request latency, from the request read to its answer known: requests per bucket (not
+     * cumulative; the last one is +Inf) and the sum */
+    unsigned long long latency_buckets[STATS_LATENCY_NBUCKETS + 1];
+    unsigned long long latency_sum_us;
     /* per check, by name: verdicts given (reject/defer/prepend) and "would" verdicts in warn */
     struct stats_check checks[32];
     unsigned ncheck;
@@ -38,6 +48,12 @@ extern struct stats stats;
 
 /* stats_check - the per-check counter block for name (static storage). */
 struct stats_check *stats_check(const char *name);
+
+/* stats_observe_latency - count one answered request that took usec microseconds. */
+void stats_observe_latency(long long usec);
+
+/* stats_latency_bounds - the buckets' upper bounds in microseconds (STATS_LATENCY_NBUCKETS). */
+const long long *stats_latency_bounds(void);
 
 /* stats_log - log every counter in one line. */
 void stats_log(void);

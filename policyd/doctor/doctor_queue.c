@@ -152,8 +152,8 @@ static void q_report(struct doctor *d, struct q_state *q, int truncated)
                          best->text);
             else
                 snprintf(obs, sizeof(obs), "%zu recipients: %.400s", best->count, best->text);
-            doctor_report_add(d->report, q_status((enum deferral_kind)c), "queue", dg->name, obs, dg->why,
-                              dg->fix);
+            doctor_report_add(d->report, q_status((enum deferral_kind)c), "queue", dg->name, obs,
+                              dg->why, dg->fix);
             best->count = 0; /* shown */
             if (c != DEFERRAL_OTHER || ++shown == 3)
                 break;

@@ -21,8 +21,7 @@ static const struct deferral_entry {
 } deferral_table[DEFERRAL_NKINDS] = {
     [DEFERRAL_RELAY] = {{"relay access denied", "relaying denied", "not permitted to relay",
                          "relay not permitted", "unable to relay", NULL},
-                        {"relay refused", "relay", 1,
-                         "the next hop does not relay for this server",
+                        {"relay refused", "relay", 1, "the next hop does not relay for this server",
                          "check relayhost, and authenticate to it (smtp_sasl_auth_enable = yes, "
                          "smtp_sasl_password_maps); direct delivery never meets this answer"}},
     [DEFERRAL_GREYLIST] = {{"greylist", "graylist", "grey-list", "gray-list", NULL},
