@@ -12,10 +12,10 @@ echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-se
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     make gcc clang libclang-rt-14-dev pkg-config clang-format \
-    libevent-dev libc-ares-dev libopendkim-dev liblmdb-dev libdb5.3-dev libssl-dev \
+    libevent-dev libc-ares-dev libopendkim-dev liblmdb-dev libdb5.3-dev libssl-dev libsystemd-dev \
     postfix postfix-lmdb swaks dnsmasq-base iproute2 libsasl2-modules opendkim-tools openssl \
     python3 python3-dnslib python3-dnspython python3-yaml python3-cryptography procps psmisc \
-    util-linux
+    util-linux curl systemd prometheus
 # The daemon's default unprivileged user.
 if ! getent passwd policyd >/dev/null; then
     useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin policyd

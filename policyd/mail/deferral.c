@@ -188,7 +188,7 @@ int deferral_parse_line(const char *line, struct deferral_message *msg)
         return -1;
     char key[64] = "", *val = xmalloc(DEFERRAL_MAX_STRING);
     size_t cap = 0;
-    int depth = 0;
+    int depth = 0, in_rcpts = 0;           /* objects deep; inside the recipients array */
     struct deferral_recipient *cur = NULL; /* the recipient object being read */
     while (*p) {
         if (*p == '"') {
@@ -217,10 +217,14 @@ int deferral_parse_line(const char *line, struct deferral_message *msg)
                 cur->reason = xstrdup(val);
                 cur = NULL;
             }
+        } else if (*p == '[' || *p == ']') {
+            if (depth == 1)
+                in_rcpts = *p == '[' && strcmp(key, "recipients") == 0;
+            p++;
         } else if (*p == '{') {
             depth++;
-            /* an object in the recipients array: a new recipient */
-            cur = depth == 2 && strcmp(key, "recipients") == 0 ? deferral_add_rcpt(msg, &cap) : cur;
+            if (depth == 2 && in_rcpts) /* an object in the recipients array: a recipient */
+                cur = deferral_add_rcpt(msg, &cap);
             p++;
         } else if (*p == '}') {
             if (depth == 2)
