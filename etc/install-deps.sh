@@ -16,6 +16,11 @@ apt-get install -y -q --no-install-recommends \
     postfix postfix-lmdb swaks dnsmasq-base iproute2 libsasl2-modules opendkim-tools openssl \
     python3 python3-dnslib python3-dnspython python3-yaml python3-cryptography procps psmisc \
     util-linux curl systemd prometheus
+# promtool (the metrics test) comes only in the prometheus package; the Prometheus server it
+# also installs is not wanted here: stopped and disabled where systemd runs.
+if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
 # The daemon's default unprivileged user.
 if ! getent passwd policyd >/dev/null; then
     useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin policyd
