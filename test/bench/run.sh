@@ -5,6 +5,7 @@
 # p99 < 1 ms, 1,000 idle connections < 10 MB). Scenarios are functions: add more below.
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
 # BENCH_ONLY=spf runs the SPF scenarios alone; BENCH_SPF_CONNS sets the cold-cache connections.
+# Last, test/bench/metrics.sh: the same relay load with 100 Prometheus scrapes at once.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}
@@ -216,3 +217,9 @@ sd_p99=$(field p99_us "$spfdead_out")
 sd_oldest=$(field dead_oldest_us "$spfdead_out")
 sd_ok=$(((${sd_p99%.*} <= 3 * ${sc_p99%.*} / 2) && ${sd_oldest%.*} < 1100000 && $(field errors "$spfdead_out") == 0))
 echo "| SPF, 10% dead sender domains: p50 / p99 of the others (ms); the dead ones | | $(us_ms "$(field p50_us "$spfdead_out")") / $(us_ms "$sd_p99") (cold alone: $(us_ms "$sc_p99")); $(field dead "$spfdead_out") dead answered (${spfdead_451:-0} with 451 4.4.3, $spfdead_deadline at the 1 s deadline), max $(us_ms "$(field dead_max_us "$spfdead_out")") ms, none older than $(us_ms "$sd_oldest") ms unanswered | others' p99 <= 1.5x cold; dead answered < 1.1 s | $(verdict $sd_ok) |"
+
+# Prometheus scrapes under load (test/bench/metrics.sh, its own table).
+if [ "${BENCH_ONLY:-}" != spf ]; then
+    echo
+    bash test/bench/metrics.sh "$BUILD"
+fi
