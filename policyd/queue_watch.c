@@ -309,7 +309,8 @@ static void qw_take(struct queue_watch *qw, struct qw_job *job)
 
     long long now = qw_now_ms();
     qw_forget_old(qw, now);
-    qsort(job->groups, job->ngroups, sizeof(*job->groups), qw_by_messages);
+    if (job->ngroups)
+        qsort(job->groups, job->ngroups, sizeof(*job->groups), qw_by_messages);
     size_t logged = 0, held = 0;
     for (size_t i = 0; i < job->ngroups; i++) {
         const struct qw_group *g = &job->groups[i];
