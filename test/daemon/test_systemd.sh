@@ -17,6 +17,7 @@ if ! command -v systemd-socket-activate >/dev/null; then
     exit 0
 fi
 NOTIFY=$WORK/notify.sock
+MPORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 NLOG=$WORK/notify.log
 $PY "$TESTDIR/notify_listener.py" "$NOTIFY" "$NLOG" >"$WORK/listener.out" 2>&1 &
 LISTENER=$!
@@ -99,8 +100,8 @@ listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 : >"$NLOG"
 : >"$WORK/policyd.log"
-printf 'postfix_config_directory =\nuser = root\nlog_file = %s\nmetrics_listen = inet:127.0.0.1:9132\n' \
-    "$WORK/policyd.log" >"$WORK/a.conf"
+printf 'postfix_config_directory =\nuser = root\nlog_file = %s\nmetrics_listen = inet:127.0.0.1:%s\n' \
+    "$WORK/policyd.log" "$MPORT" >"$WORK/a.conf"
 activate "$WORK/a.conf" "$WORK/act.sock"
 check "systemd-socket-activate listens on the socket" test -S "$WORK/act.sock"
 out=$(req client_address=127.0.0.1 | $PY "$TESTDIR/client.py" "$WORK/act.sock" -)
@@ -109,8 +110,9 @@ check "the passed socket is logged with its name" \
     wait_log "socket activation: unix:$WORK/act.sock passed by systemd \(descriptor 3, policyd.socket\)"
 check "it is served" wait_log "listening on unix:$WORK/act.sock"
 check "READY=1 under socket activation" wait_notify $'\tREADY=1'
-check "listen left at its default: 127.0.0.1:10031 not bound" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/10031) 2>/dev/null"
-check "metrics_listen not passed: bound by the daemon" listening 9132
+check "listen left at its default: 127.0.0.1:10031 not bound" \
+    bash -c "! grep -q 'listening on inet:127.0.0.1:10031' '$WORK/policyd.log' && test \$(grep -c 'listening on' '$WORK/policyd.log') = 1"
+check "metrics_listen not passed: bound by the daemon" listening "$MPORT"
 check "a second request on a new connection" grep -qx "action=DUNNO" < <(req client_address=127.0.0.1 | $PY "$TESTDIR/client.py" "$WORK/act.sock" -)
 stop_daemon
 check "the passed socket file is left in place (systemd owns it)" test -S "$WORK/act.sock"
@@ -118,17 +120,17 @@ check "no stale-socket handling on a passed socket" bash -c "! grep -qE 'stale|a
 
 # listen written: the entry with the passed address takes it, the others are bound.
 : >"$WORK/policyd.log"
-printf 'postfix_config_directory =\nuser = root\nlog_file = %s\nlisten = unix:%s, unix:%s\nmetrics_listen = inet:127.0.0.1:9132\n' \
-    "$WORK/policyd.log" "$WORK/own.sock" "$WORK/act.sock" >"$WORK/b.conf"
-activate "$WORK/b.conf" "$WORK/act.sock" -l 127.0.0.1:9132
+printf 'postfix_config_directory =\nuser = root\nlog_file = %s\nlisten = unix:%s, unix:%s\nmetrics_listen = inet:127.0.0.1:%s\n' \
+    "$WORK/policyd.log" "$WORK/own.sock" "$WORK/act.sock" "$MPORT" >"$WORK/b.conf"
+activate "$WORK/b.conf" "$WORK/act.sock" -l "127.0.0.1:$MPORT"
 out=$(req client_address=127.0.0.1 | $PY "$TESTDIR/client.py" "$WORK/act.sock" -)
 check "listen written: the passed socket answers" grep -qx "action=DUNNO" <<<"$out"
 check "listen written: the other entry is bound by the daemon" \
     grep -qx "action=DUNNO" < <(req client_address=127.0.0.1 | $PY "$TESTDIR/client.py" "$WORK/own.sock" -)
 check "the metrics socket passed too is matched to metrics_listen" \
-    bash -c "curl -sf http://127.0.0.1:9132/metrics | grep -q '^policyd_build_info'"
+    bash -c "curl -sf http://127.0.0.1:$MPORT/metrics | grep -q '^policyd_build_info'"
 check "both passed sockets logged, the metrics one not served as a policy socket" \
-    bash -c "grep -q 'socket activation: inet:127.0.0.1:9132 passed' '$WORK/policyd.log' && ! grep -q 'listening on inet:127.0.0.1:9132' '$WORK/policyd.log'"
+    bash -c "grep -q 'socket activation: inet:127.0.0.1:$MPORT passed' '$WORK/policyd.log' && ! grep -q 'listening on inet:127.0.0.1:$MPORT' '$WORK/policyd.log'"
 stop_daemon
 check "our own socket is removed at exit, the passed one stays" \
     test ! -e "$WORK/own.sock" -a -S "$WORK/act.sock"
@@ -161,9 +163,15 @@ wait "$HOLDER"
 check "both daemons exited 0" test "$(grep -c '^exited 0$' "$WORK/holder.out")" -eq 2
 
 # A passed descriptor that is no stream socket is refused with the reason.
-out=$(systemd-socket-activate --datagram -l "$WORK/dgram.sock" "$POLICYD" -c "$WORK/a.conf" -f 2>&1 &
-    sleep 0.3; $PY -c "import socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'x', '$WORK/dgram.sock')"; wait)
-check "a datagram socket is refused: ListenStream= needed" grep -q "is not a listening stream socket: the socket unit must use ListenStream=" <<<"$out"
+timeout 20 systemd-socket-activate --datagram -l "$WORK/dgram.sock" "$POLICYD" -c "$WORK/a.conf" -f \
+    >"$WORK/dgram.out" 2>&1 &
+DGRAM=$!
+for _ in $(seq 1 100); do [ -S "$WORK/dgram.sock" ] && break; sleep 0.05; done
+$PY -c "import socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b'x', '$WORK/dgram.sock')"
+rc=0
+wait "$DGRAM" || rc=$?
+check "a datagram socket is refused: exit 1, ListenStream= needed" test "$rc" = 1 -a -n \
+    "$(grep 'is not a listening stream socket: the socket unit must use ListenStream=' "$WORK/dgram.out")"
 
 kill "$LISTENER" 2>/dev/null
 finish
