@@ -29,7 +29,7 @@ MANDIR   := $(PREFIX)/share/man
 UNITDIR  ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 VERSION  := $(or $(shell head -n1 debian/changelog 2>/dev/null | cut -d' ' -f2 | tr -d '()'),unknown)
 MANDATE  := $(shell date -u -d "$$(sed -n '/^ -- /{s/^ -- .*>  //p;q}' debian/changelog 2>/dev/null)" '+%B %-d, %Y' 2>/dev/null)
-PKGS     := libevent libcares opendkim openssl
+PKGS     := libevent libcares opendkim openssl libsystemd
 OPT      ?= -O2
 CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -g $(OPT) \
 	-Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -72,6 +72,7 @@ test_table_LAYERS       := maps lib
 test_dns_LAYERS         := dns lib
 test_protocol_LAYERS    := protocol lib
 test_maildirsize_LAYERS := mail lib
+test_deferral_LAYERS    := mail lib
 test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
 test_evaluate_LAYERS    := core mail dns maps protocol lib
@@ -87,6 +88,7 @@ test_relay_LAYERS       := $(LAYERS)
 fuzz_config_LAYERS      := $(LAYERS)
 fuzz_dns_LAYERS         := dns lib
 fuzz_maildirsize_LAYERS := mail lib
+fuzz_deferral_LAYERS    := mail lib
 fuzz_request_LAYERS     := protocol lib
 fuzz_spf_LAYERS         := mail dns maps lib
 fuzz_table_LAYERS       := maps lib

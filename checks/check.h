@@ -40,6 +40,12 @@ struct event_base;
 
 enum check_status { CHECK_DONE, CHECK_PENDING };
 
+/* What a check's report() calls once per sample of its gauges (see check_def.report): name
+ * ("dkim_keys", shown as policyd_dkim_keys), help (one line), one label and its value, the
+ * number. Samples of one name come together. */
+typedef void check_report_fn(void *arg, const char *name, const char *help, const char *label,
+                             const char *value, double number);
+
 struct check_def {
     const char *name; /* as written in `checks = ...`; also the log tag */
     /* Build the check's state from a freshly loaded configuration. Return NULL and write
@@ -68,6 +74,9 @@ struct check_def {
     /* What a pending call waits for ("PTR lookup of 7.113.0.203.in-addr.arpa"), for the
      * deadline's log line; asked only then. May be NULL. */
     void (*describe)(const struct check_call *call, char *buf, size_t buflen);
+    /* Optional, on the event loop: the state's gauges for the metrics page, through emit(arg,
+     * ...) (check_report_fn). Cheap (a scrape runs on the loop); no I/O. May be NULL. */
+    void (*report)(void *state, check_report_fn *emit, void *arg);
 };
 
 /* The request being checked; valid until done or cancel. */

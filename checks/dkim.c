@@ -292,6 +292,29 @@ static enum check_status dkim_check_run(struct check_call *call)
     return CHECK_DONE;
 }
 
+/* dkim_report - the keys by the state of their latest check, for the metrics page. */
+static void dkim_report(void *state, check_report_fn *emit, void *arg)
+{
+    static const char *const names[] = {[DKIM_KEYS_MATCH] = "ok",
+                                        [DKIM_KEYS_NO_RECORD] = "no_record",
+                                        [DKIM_KEYS_REVOKED] = "revoked",
+                                        [DKIM_KEYS_MISMATCH] = "mismatch",
+                                        [DKIM_KEYS_BAD_RECORD] = "bad_record",
+                                        [DKIM_KEYS_DNS_TROUBLE] = "dns_trouble",
+                                        [DKIM_KEYS_UNREADABLE] = "unreadable"};
+    const size_t nstates = sizeof(names) / sizeof(names[0]);
+    const struct dkim_state *st = state;
+    size_t count[sizeof(names) / sizeof(names[0]) + 1] = {0}; /* the last: not checked yet */
+    for (size_t i = 0; i < st->list->nkeys; i++) {
+        const struct dkim_slot *s = &st->slots[i];
+        count[s->checked && (size_t)s->r.outcome < nstates ? (size_t)s->r.outcome : nstates]++;
+    }
+    const char *help = "DKIM signing keys by the state of their DNS record at the last check";
+    for (size_t k = 0; k <= nstates; k++)
+        emit(arg, "dkim_keys", help, "state", k < nstates ? names[k] : "unchecked",
+             (double)count[k]);
+}
+
 const struct check_def dkim_check = {
     .name = "dkim",
     .configure = dkim_configure,
@@ -299,4 +322,5 @@ const struct check_def dkim_check = {
     .start = dkim_start,
     .stop = dkim_stop,
     .run = dkim_check_run,
+    .report = dkim_report,
 };

@@ -288,6 +288,14 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         snprintf(err, errlen, "%s: listen: %s", WHERE("listen"), reason);
         return -1;
     }
+    if (*cfg->metrics_listen) {
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        if (endpoint_parse(cfg->metrics_listen, &ss, &sslen, reason, sizeof(reason)) != 0) {
+            snprintf(err, errlen, "%s: metrics_listen: %s", WHERE("metrics_listen"), reason);
+            return -1;
+        }
+    }
     if (!action_is_temporary_safe(cfg->fallback_action)) {
         snprintf(err, errlen,
                  "%s: fallback_action: '%s' rejects permanently; the fallback answers temporary "

@@ -63,6 +63,7 @@ struct evaluation {
     int finished;
     int in_start; /* inside evaluate_start: completions are handled on return */
     const char *action;
+    struct timespec started; /* for the latency histogram (stats_observe_latency) */
     size_t ncalls;
     struct check_call calls[];
 };
@@ -193,6 +194,10 @@ static void evaluate_finish(struct evaluation *ev, const char *action)
     ev->finished = 1;
     ev->action = action && *action ? action : "DUNNO";
     stats.requests++;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    stats_observe_latency((long long)(now.tv_sec - ev->started.tv_sec) * 1000000 +
+                          (now.tv_nsec - ev->started.tv_nsec) / 1000);
     switch (action_kind_of(ev->action)) {
     case ACTION_DUNNO:
         stats.replies_dunno++;
@@ -348,6 +353,7 @@ struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, stru
     ev->arg = arg;
     ev->ncalls = n;
     ev->in_start = 1;
+    clock_gettime(CLOCK_MONOTONIC, &ev->started);
     int pending = 0;
     for (size_t i = 0; i < n; i++) {
         struct check_call *c = &ev->calls[i];

@@ -5,14 +5,18 @@
  *   policyd -c FILE -t            check the configuration: "FILE:LINE: reason", exit 1
  *   policyd -c FILE -n            print the settings that differ from the defaults
  *   policyd -c FILE -S            serve one connection on stdin/stdout (Postfix spawn(8), tests)
+ *   policyd -V                    print the version
  *
  * Order matters: load and validate the configuration (which checks that `user` can read every
- * file it names), open the log (a new file is given to `user`), bind the sockets, write the pid
- * file, drop privileges (and say which files the user cannot remove at the stop), then serve.
- * SIGHUP reloads (a bad file keeps the running configuration) and reopens the log file;
- * SIGTERM stops accepting and answers every request already sent, within the drain deadline
- * (request_deadline + 2 s); SIGUSR1 logs the counters.
+ * file it names), open the log (a new file is given to `user`), take the sockets systemd passed
+ * (socket activation), bind the others and the metrics socket, write the pid file, drop
+ * privileges (and say which files the user cannot remove at the stop), then serve and tell
+ * systemd READY=1. SIGHUP reloads (a bad file keeps the running configuration) and reopens the
+ * log file; SIGTERM stops accepting and answers every request already sent, within the drain
+ * deadline (request_deadline + 2 s); SIGUSR1 logs the counters; systemd hears of each
+ * (policyd/notify.c).
  */
+#include "policyd/activation.h"
 #include "policyd/config.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/report/report.h"
@@ -20,9 +24,13 @@
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/metrics.h"
+#include "policyd/notify.h"
+#include "policyd/queue_watch.h"
 #include "policyd/reload.h"
 #include "policyd/server.h"
 #include "policyd/stats.h"
+#include "policyd/version.h"
 #include "checks/registry.h"
 
 #include <event2/event.h>
@@ -36,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef POLICYD_CONFIG
@@ -47,6 +56,9 @@ struct daemon {
     struct reload *reload; /* SIGHUP */
     struct dns *dns;
     struct server *server;
+    struct metrics *metrics;   /* NULL: metrics_listen empty, or its default address taken */
+    struct queue_watch *queue; /* Postfix's deferred queue, watched */
+    struct notify *notify;     /* systemd's watchdog */
     const char *config_path;
     char *pid_file; /* written by us: removed at exit where we may */
     int foreground;
@@ -60,6 +72,7 @@ static void main_usage(void)
                     "       policyd -c FILE -n            print settings that differ from "
                     "defaults\n"
                     "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
+                    "       policyd -V                    print the version\n"
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
                     "NAME]... [--json]\n"
                     "                                     check this server's deliverability\n"
@@ -151,6 +164,8 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
         log_info("stopping on signal %d: no new connections; answering every request already "
                  "sent, those waiting in the listen queue included",
                  (int)sig);
+        notify_stopping("stopping on signal %d: answering the requests in flight", (int)sig);
+        metrics_stopping(d->metrics);
         long grace = config_active()->request_deadline + 2000;
         struct timeval tv = {grace / 1000, (grace % 1000) * 1000};
         if (!(d->stop_timer = evtimer_new(d->base, main_stop_timer_cb, d)))
@@ -254,6 +269,9 @@ static void main_say_leftovers(const struct daemon *d, const struct config *cfg)
 static void main_cleanup(struct daemon *d)
 {
     reload_free(d->reload);
+    metrics_free(d->metrics);
+    queue_watch_free(d->queue);
+    notify_free(d->notify);
     log_attach(NULL);
     server_free(d->server);
     evaluate_stop_checks(config_active()); /* the checks' lookups go before the DNS engine */
@@ -291,6 +309,37 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     return 0;
 }
 
+/* main_reloaded - a reload made cfg active: the parts that follow settings follow it. */
+static void main_reloaded(void *arg, const struct config *cfg)
+{
+    struct daemon *d = arg;
+    queue_watch_configure(d->queue, cfg);
+}
+
+/* main_metrics - serve metrics_listen (a socket systemd passed for it, or our own). An address
+ * written in the file that cannot be served stops the start; the default one only warns (a
+ * second instance on the host finds it taken). 0 / -1 with a reason. */
+static int main_metrics(struct daemon *d, const struct config *cfg, int fd, char *err,
+                        size_t errlen)
+{
+    if (!*cfg->metrics_listen)
+        return 0;
+    d->metrics = metrics_new(d->base, cfg->metrics_listen, fd, d->dns, d->queue, err, errlen);
+    if (d->metrics) {
+        log_info("metrics on %s (GET /metrics, GET /health)", cfg->metrics_listen);
+        return 0;
+    }
+    if (config_source_line(cfg, "metrics_listen") > 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " (metrics_listen; empty turns metrics off)");
+        return -1;
+    }
+    log_warn("no metrics: %s (the default metrics_listen; write another address, or an empty "
+             "one for none)",
+             err);
+    return 0;
+}
+
 /* main_serve - the daemon: bind, detach, drop privileges, serve until SIGTERM. */
 static int main_serve(struct daemon *d, struct config *cfg)
 {
@@ -299,13 +348,24 @@ static int main_serve(struct daemon *d, struct config *cfg)
     int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
 
     struct dns_options dopts = reload_dns_options(cfg);
+    stats.started = stats.last_reload_ok = (long long)time(NULL);
     if (!(d->base = event_base_new())) {
         snprintf(err, sizeof(err), "cannot create the event loop");
         goto fail;
     }
     if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
         goto fail;
-    if (!(d->server = server_new(d->base, d->dns, cfg, err, sizeof(err))))
+    if (activation_take(err, sizeof(err)) < 0)
+        goto fail;
+    /* the metrics socket systemd may pass first: every other passed socket is a policy one */
+    int metrics_fd = *cfg->metrics_listen ? activation_claim(cfg->metrics_listen) : -1;
+    if (!(d->server = server_new(d->base, d->dns, cfg, err, sizeof(err)))) {
+        if (metrics_fd >= 0)
+            close(metrics_fd);
+        goto fail;
+    }
+    d->queue = queue_watch_new(d->base);
+    if (main_metrics(d, cfg, metrics_fd, err, sizeof(err)) != 0)
         goto fail;
     if (!d->foreground && (main_daemonize() != 0 || event_reinit(d->base) != 0)) {
         snprintf(err, sizeof(err), "cannot detach from the terminal: %s", strerror(errno));
@@ -329,10 +389,14 @@ static int main_serve(struct daemon *d, struct config *cfg)
             xalloc_fail(0);
         evsignal_add(sigev[i], NULL);
     }
+    reload_set_hook(d->reload, main_reloaded, d);
+    queue_watch_configure(d->queue, cfg);
+    d->notify = notify_new(d->base);
     log_attach(d->base);
-    log_info("starting: configuration %s; %s; checks: %s", d->config_path, cfg->postfix_note,
-             cfg->checks);
+    log_info("starting policyd %s: configuration %s; %s; checks: %s", POLICYD_VERSION,
+             d->config_path, cfg->postfix_note, cfg->checks);
     server_start(d->server);
+    notify_ready("serving; configuration %s; checks: %s", d->config_path, cfg->checks);
     event_base_dispatch(d->base);
     stats_log();
     main_log_dns_stats(d);
@@ -356,7 +420,7 @@ int main(int argc, char **argv)
     char err[2048];
 
     config_use_checks(registry_find, registry_names);
-    while ((opt = getopt(argc, argv, "+c:fvtnSh")) != -1) {
+    while ((opt = getopt(argc, argv, "+c:fvtnSVh")) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -376,6 +440,9 @@ int main(int argc, char **argv)
         case 'S':
             stdio = 1;
             break;
+        case 'V':
+            printf("policyd %s\n", POLICYD_VERSION);
+            return 0;
         default:
             main_usage();
         }

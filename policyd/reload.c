@@ -10,6 +10,7 @@
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/evaluate.h"
+#include "policyd/notify.h"
 #include "policyd/stats.h"
 
 #include <event2/event.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct reload {
@@ -33,6 +35,8 @@ struct reload {
     int running;
     struct config *cfg;
     char err[2048];
+    reload_hook_fn *hook; /* told of each configuration swapped in */
+    void *hook_arg;
 };
 
 struct dns_options reload_dns_options(const struct config *cfg)
@@ -67,18 +71,26 @@ static void *reload_thread(void *arg)
     return NULL;
 }
 
+/* reload_refused - count and log a refused reload, and tell systemd (the reason, one line). */
+static void reload_refused(const char *why)
+{
+    stats.reload_failures++;
+    stats.last_reload_failed = 1;
+    log_error("reload refused: %s; the running configuration stays in use", why);
+    notify_ready("reload refused: %s; the running configuration stays in use", why);
+}
+
 void reload_request(struct reload *r)
 {
     if (r->running) {
         log_info("reload already in progress: this SIGHUP is merged into it");
         return;
     }
+    notify_reloading();
     r->running = 1;
     if (pthread_create(&r->thread, NULL, reload_thread, r) != 0) {
         r->running = 0;
-        stats.reload_failures++;
-        log_error("reload refused: cannot start the loader thread; the running configuration "
-                  "stays in use");
+        reload_refused("cannot start the loader thread");
     }
 }
 
@@ -96,16 +108,14 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
     struct config *cfg = r->cfg;
     r->cfg = NULL;
     if (!cfg) {
-        stats.reload_failures++;
-        log_error("reload refused: %s; the running configuration stays in use", r->err);
+        reload_refused(r->err);
         return;
     }
     /* The checks' timers and lookups: the new configuration's start (which may take over
      * what the old one's state holds), before anything else changes, so a refused start
      * leaves everything as it was; then the old one's stop. */
     if (evaluate_start_checks(cfg, old, r->base, r->dns, err, sizeof(err)) != 0) {
-        stats.reload_failures++;
-        log_error("reload refused: %s; the running configuration stays in use", err);
+        reload_refused(err);
         config_unref(cfg);
         return;
     }
@@ -124,7 +134,18 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
     evaluate_stop_checks(old);
     config_activate(cfg);
     stats.reloads++;
+    stats.last_reload_ok = (long long)time(NULL);
+    stats.last_reload_failed = 0;
     log_info("reloaded %s (%s)", r->path, cfg->postfix_note);
+    notify_ready("reloaded %s; checks: %s", r->path, cfg->checks);
+    if (r->hook)
+        r->hook(r->hook_arg, cfg);
+}
+
+void reload_set_hook(struct reload *r, reload_hook_fn *hook, void *arg)
+{
+    r->hook = hook;
+    r->hook_arg = arg;
 }
 
 struct reload *reload_new(struct event_base *base, struct dns *dns, const char *path,

@@ -6,7 +6,8 @@
  * is validated against the running one, the log is reopened (logrotate), the DNS engine
  * reconfigured when a DNS setting changed, and it is swapped in whole. A refused file keeps
  * the running configuration. What a changed setting needs is read from the settings table's
- * reload class, not from a list of names here.
+ * reload class, not from a list of names here. systemd hears RELOADING=1 when a reload starts
+ * and READY=1 with its outcome as STATUS= when it ends (policyd/notify.c).
  */
 #ifndef POLICYD_RELOAD_H
 #define POLICYD_RELOAD_H
@@ -23,6 +24,11 @@ struct reload;
  * a reason in err. log_stderr: the daemon logs to standard error too (foreground on a tty). */
 struct reload *reload_new(struct event_base *base, struct dns *dns, const char *path,
                           int log_stderr, char *err, size_t errlen);
+
+/* reload_set_hook - hook(arg, cfg) runs on the loop right after each configuration a reload
+ * makes active (for the parts of the daemon that follow a setting, e.g. a timer's interval). */
+typedef void reload_hook_fn(void *arg, const struct config *cfg);
+void reload_set_hook(struct reload *r, reload_hook_fn *hook, void *arg);
 
 /* reload_request - start a reload (merged into one already running). Never waits. */
 void reload_request(struct reload *r);

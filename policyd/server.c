@@ -11,10 +11,13 @@
  * pause. Clients (a peer address, or a uid on a unix socket) are counted for
  * max_connections_per_client. Limits hit and timeouts are logged without flooding the log: the
  * first at once, then counts. At shutdown the listen queues are emptied once, the listeners
- * closed and every session drained.
+ * closed and every session drained. Sockets passed by systemd (policyd/activation.c) are used
+ * as they are, never bound nor unlinked: for an entry of `listen` with the same address, and the
+ * rest beside; with `listen` left at its default, the passed sockets alone.
  */
 #include "policyd/server.h"
 
+#include "policyd/activation.h"
 #include "policyd/config.h"
 #include "policyd/lib/log.h"
 #include "policyd/session.h"
@@ -586,10 +589,12 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
     size_t n = 0;
     while (v[n])
         n++;
+    if (activation_count() > 0 && config_source_line(cfg, "listen") == 0)
+        n = 0; /* socket activation and no `listen` written: the socket unit says where */
     struct server *srv = xcalloc(1, sizeof(*srv));
     srv->base = base;
     srv->dns = dns;
-    srv->listeners = xcalloc(n, sizeof(*srv->listeners));
+    srv->listeners = xcalloc(n + activation_count() + 1, sizeof(*srv->listeners));
     if (!(srv->resume_timer = evtimer_new(base, server_resume_cb, srv)))
         xalloc_fail(0);
     if (!(srv->done_event = event_new(base, -1, 0, server_done_cb, srv)))
@@ -609,9 +614,12 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
         socklen_t sslen;
         l->srv = srv;
         snprintf(l->name, sizeof(l->name), "%s", v[i]);
+        int fd = activation_claim(v[i]); /* passed by systemd: already listening */
+        if (fd >= 0)
+            goto watch;
         if (endpoint_parse(v[i], &ss, &sslen, err, errlen) != 0)
             goto fail;
-        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
             snprintf(err, errlen, "%s: socket: %s", v[i], strerror(errno));
             goto fail;
@@ -643,6 +651,7 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
             close(fd);
             goto fail;
         }
+    watch:
         /* backlog 0: the socket is already listening. Created disabled: see server_start. */
         l->evl = evconnlistener_new(
             base, server_accept_cb, l,
@@ -654,6 +663,23 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
         }
         evconnlistener_set_error_cb(l->evl, server_accept_error_cb);
         srv->nlisteners++;
+    }
+    /* Passed sockets no entry claimed (metrics_listen's was claimed before): served too. */
+    for (int fd; (fd = activation_next(srv->listeners[srv->nlisteners].name,
+                                       sizeof(srv->listeners[0].name))) >= 0;) {
+        struct listener *l = &srv->listeners[srv->nlisteners];
+        l->srv = srv;
+        if (!(l->evl = evconnlistener_new(base, server_accept_cb, l,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_DISABLED, 0, fd)))
+            xalloc_fail(0); /* the socket is valid and listening: only memory can fail */
+        evconnlistener_set_error_cb(l->evl, server_accept_error_cb);
+        srv->nlisteners++;
+    }
+    if (srv->nlisteners == 0) {
+        snprintf(err, errlen,
+                 "no policy socket: systemd passed only the metrics socket and "
+                 "listen is not set");
+        goto fail;
     }
     plist_free(v);
     srv->paused = 1;

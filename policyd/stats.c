@@ -1,5 +1,5 @@
 /*
- * stats.c - the process-wide counters and their log line.
+ * stats.c - the process-wide counters, the request latency histogram and their log line.
  *
  * The counters by cause code sit in a small open-addressing table keyed by the code's text
  * (pointer compared first: the codes are literals), so counting a diagnosis costs one hash of a
@@ -14,6 +14,26 @@
 #include <string.h>
 
 struct stats stats;
+
+/* 100 us to 10 s: a cached decision takes tens of microseconds, a DNS wait milliseconds, and
+ * request_deadline (10 s by default) ends the rest. */
+static const long long stats_bounds[STATS_LATENCY_NBUCKETS] = {
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+const long long *stats_latency_bounds(void)
+{
+    return stats_bounds;
+}
+
+void stats_observe_latency(long long usec)
+{
+    size_t i = 0;
+    while (i < STATS_LATENCY_NBUCKETS && usec > stats_bounds[i])
+        i++;
+    stats.latency_buckets[i]++;
+    stats.latency_sum_us += usec > 0 ? (unsigned long long)usec : 0;
+}
 
 struct stats_check *stats_check(const char *name)
 {

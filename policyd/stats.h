@@ -15,6 +15,9 @@ struct stats_check {
     unsigned long long reject, defer, prepend, warn_only;
 };
 
+/* Buckets of the request latency histogram (their bounds: stats_latency_bounds), +Inf after. */
+#define STATS_LATENCY_NBUCKETS 16
+
 struct stats {
     unsigned long long requests;
     unsigned long long replies_dunno;
@@ -37,6 +40,13 @@ struct stats {
     unsigned long long reload_failures;
     /* diagnosis lines written in full, and short (a cause explained lately) */
     unsigned long long diagnoses_full, diagnoses_short;
+    long long last_reload_ok; /* when the configuration in use was loaded (Unix seconds) */
+    int last_reload_failed;   /* the last reload was refused */
+    long long started;        /* when the daemon started (Unix seconds) */
+    /* request latency, from the request read to its answer known: requests per bucket (not
+     * cumulative; the last one is +Inf) and the sum */
+    unsigned long long latency_buckets[STATS_LATENCY_NBUCKETS + 1];
+    unsigned long long latency_sum_us;
     /* per check, by name: verdicts given (reject/defer/prepend) and "would" verdicts in warn */
     struct stats_check checks[32];
     unsigned ncheck;
@@ -56,6 +66,12 @@ void stats_cause(const char *code);
 /* stats_cause_next - iterate over the cause counters: start with *pos = 0; returns 1 with the
  * next code and its count (in order of first use), 0 at the end. */
 int stats_cause_next(unsigned *pos, const char **code, unsigned long long *count);
+
+/* stats_observe_latency - count one answered request that took usec microseconds. */
+void stats_observe_latency(long long usec);
+
+/* stats_latency_bounds - the buckets' upper bounds in microseconds (STATS_LATENCY_NBUCKETS). */
+const long long *stats_latency_bounds(void);
 
 /* stats_log - log every counter: one line, and one line of the counts by cause code. */
 void stats_log(void);

@@ -68,6 +68,7 @@ struct server {
     long long down_until; /* set aside until then (monotonic ms) */
     long long answered;   /* when it last answered anything (monotonic ms) */
     long down_for;
+    unsigned long long queries, timeouts, servfails, refused; /* tries, for the metrics */
 };
 
 /* A server list with its channels; flights started on it keep it alive (refs). */
@@ -570,6 +571,8 @@ static void flight_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
     int rcode = status == ARES_SUCCESS && abuf ? dns_wire_rcode(abuf, (size_t)alen) : -1;
     if (rcode >= 0) {
         server_alive(srv);
+        srv->servfails += rcode == DNS_WIRE_SERVFAIL;
+        srv->refused += rcode == DNS_WIRE_REFUSED;
         if (rcode == DNS_WIRE_SERVFAIL || rcode == DNS_WIRE_REFUSED || rcode == DNS_WIRE_NOTIMP) {
             /* Asking it again will not help; another server may know. */
             f->out[f->cur].rcode = (unsigned char)rcode;
@@ -598,6 +601,7 @@ static void flight_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
     }
     if (status == ARES_ETIMEOUT) {
         f->out[f->cur].timeouts++;
+        srv->timeouts++;
         /* A server that answers other questions meanwhile is alive: this name is what is dead
          * (its own servers unreachable), and must not get the resolver set aside. */
         long long now = dns_now();
@@ -605,6 +609,7 @@ static void flight_cb(void *arg, int status, int timeouts, unsigned char *abuf, 
             server_silent(srv, now, 0);
     } else if (status == ARES_ECONNREFUSED) {
         f->out[f->cur].refused = 1;
+        srv->refused++;
         f->skip |= bit;
         server_silent(srv, dns_now(), 1);
     } else {
@@ -626,6 +631,7 @@ static void flight_next(struct dns_flight *f)
         struct server *srv = &set->srv[i];
         f->cur = i;
         set->dns->st.sent++;
+        srv->queries++;
         if (f->sends++ > 0)
             set->dns->st.retries++;
         ares_send(srv->ch, f->qbuf, f->qlen, flight_cb, f); /* may call flight_cb at once */
@@ -751,6 +757,15 @@ int dns_reconfigure(struct dns *dns, const struct dns_options *opts, char *err, 
     if (!set)
         return -1;
     int changed = strcmp(servers, dns->servers) != 0;
+    /* A server still listed keeps its counters (the metrics' counters must not go back). */
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t k = 0; k < dns->set->n; k++)
+            if (strcmp(set->srv[i].label, dns->set->srv[k].label) == 0) {
+                set->srv[i].queries = dns->set->srv[k].queries;
+                set->srv[i].timeouts = dns->set->srv[k].timeouts;
+                set->srv[i].servfails = dns->set->srv[k].servfails;
+                set->srv[i].refused = dns->set->srv[k].refused;
+            }
     char *copy = xstrdup(servers);
     free(dns->servers);
     dns->servers = copy;
@@ -850,6 +865,21 @@ void dns_get_stats(const struct dns *dns, struct dns_stats *out)
     out->servers_down = 0;
     for (size_t i = 0; i < dns->set->n; i++)
         out->servers_down += dns->set->srv[i].down_until > now;
+}
+
+size_t dns_get_server_stats(const struct dns *dns, struct dns_server_stats *out, size_t max)
+{
+    long long now = dns_now();
+    for (size_t i = 0; i < dns->set->n && i < max; i++) {
+        const struct server *srv = &dns->set->srv[i];
+        snprintf(out[i].server, sizeof(out[i].server), "%s", srv->label);
+        out[i].queries = srv->queries;
+        out[i].timeouts = srv->timeouts;
+        out[i].servfails = srv->servfails;
+        out[i].refused = srv->refused;
+        out[i].set_aside = srv->down_until > now;
+    }
+    return dns->set->n;
 }
 
 char *dns_stats_format(const struct dns *dns, char *out, size_t outlen)

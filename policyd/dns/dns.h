@@ -73,6 +73,15 @@ struct dns_stats {
     size_t cached, inflight, servers, servers_down;
 };
 
+/* One server of the current list, as the metrics show it. Counters are per try: a query
+ * that times out twice on a server counts two queries and two timeouts there. They survive a
+ * reload for a server still listed. */
+struct dns_server_stats {
+    char server[64]; /* "127.0.0.1", "127.0.0.1:5353", "[::1]:5353" */
+    unsigned long long queries, timeouts, servfails, refused;
+    int set_aside; /* 1 while it is tried last after timing out */
+};
+
 typedef void (*dns_callback)(const struct dns_result *result, void *arg);
 
 /* dns_new - an engine on base (opts copied). NULL with a reason in err (bad server list,
@@ -131,6 +140,10 @@ void dns_result_unref(const struct dns_result *r);
 
 /* dns_get_stats - the counters. */
 void dns_get_stats(const struct dns *dns, struct dns_stats *out);
+
+/* dns_get_server_stats - each server of the current list (at most max of them) into out;
+ * returns how many servers the list has. */
+size_t dns_get_server_stats(const struct dns *dns, struct dns_server_stats *out, size_t max);
 
 /* dns_stats_format - the counters as one "key=value ..." line for the SIGUSR1 log. Returns
  * out. */

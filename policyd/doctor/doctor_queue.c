@@ -1,6 +1,7 @@
 /*
  * doctor_queue.c - the doctor's queue section: the deferred mail (postqueue -j, run through
- * lib/runtool without a shell) grouped by reason, each kind matched to a diagnosis and a fix.
+ * lib/runtool without a shell) grouped by reason, each kind matched to a diagnosis and a fix
+ * by policyd/mail/deferral.c (the table the daemon's queue watcher uses too).
  * Reading the queue is bounded: QUEUE_MAX_BYTES of output (the rest drained and dropped, the
  * counts then marked partial), lines of at most QUEUE_MAX_LINE (a longer one is skipped),
  * QUEUE_MAX_REASONS distinct reasons, and QUEUE_TIMEOUT_MS for postqueue to finish.
@@ -9,11 +10,11 @@
 #include "policyd/doctor/doctor_section.h"
 #include "policyd/lib/runtool.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/mail/deferral.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #define QUEUE_MAX_BYTES (64L * 1024 * 1024) /* postqueue output read at most */
@@ -22,117 +23,15 @@
 #define QUEUE_TIMEOUT_MS 120000             /* postqueue killed after this */
 #define QUEUE_MAX_STDERR 4096               /* its complaints kept */
 
-enum q_cat {
-    Q_RELAY,
-    Q_GREY, /* before Q_DNSBL: "Greylisted" contains "listed" */
-    Q_PTR,
-    Q_DNSBL,
-    Q_SPF,
-    Q_DMARC,
-    Q_TLS,
-    Q_FULL,
-    Q_DNS,
-    Q_CONNECT,
-    Q_OTHER,
-    Q_NCAT
-};
-
-/* What a delay reason means, by words it contains (case-insensitive, first match wins). */
-static const struct q_diagnosis {
-    const char *name;
-    const char *words[8];
-    enum doctor_status status;
-    const char *why, *fix;
-} q_diagnoses[Q_NCAT] = {
-    [Q_RELAY] = {"relay refused",
-                 {"relay access denied", "relaying denied", "not permitted to relay",
-                  "relay not permitted", "unable to relay", NULL},
-                 DOCTOR_FAIL,
-                 "the next hop does not relay for this server",
-                 "check relayhost, and authenticate to it (smtp_sasl_auth_enable = yes, "
-                 "smtp_sasl_password_maps); direct delivery never meets this answer"},
-    [Q_PTR] = {"reverse DNS",
-               {"reverse hostname", "reverse dns", "ptr", "cannot find your hostname",
-                "reverse lookup", "rdns", NULL},
-               DOCTOR_FAIL,
-               "receivers refuse an address without a PTR record that resolves back",
-               "ask the owner of the sending address (ISP, hosting provider) to set its PTR "
-               "to myhostname, and make that name resolve to the address (see the address "
-               "section)"},
-    [Q_DNSBL] = {"blocklisted",
-                 {"blocked using", "listed", "spamhaus", "blocklist", "blacklist", "dnsbl", "rbl",
-                  NULL},
-                 DOCTOR_FAIL,
-                 "the sending address (or domain) is on a DNS blocklist the receivers use",
-                 "find the cause (compromised account, open relay, bulk mail), fix it, then "
-                 "ask the list for delisting (https://check.spamhaus.org/); see the dnsbl "
-                 "section"},
-    [Q_SPF] = {"SPF",
-               {"spf", " 5.7.23", "sender policy", NULL},
-               DOCTOR_FAIL,
-               "receivers find this server's address not permitted by the sender domain's SPF",
-               "add this server's addresses to the domain's SPF record (see the spf section)"},
-    [Q_DMARC] = {"DKIM/DMARC",
-                 {"dmarc", "dkim", " 5.7.26", "unauthenticated", NULL},
-                 DOCTOR_FAIL,
-                 "receivers want authenticated mail (SPF or DKIM aligned with the From domain)",
-                 "sign outgoing mail with DKIM and publish SPF and DMARC (see those sections)"},
-    [Q_TLS] = {"TLS",
-               {"tls", "certificate", "starttls", "ssl", NULL},
-               DOCTOR_WARN,
-               "TLS with the destination failed or is required and missing",
-               "'TLS is required, but was not offered': the destination has no STARTTLS; "
-               "certificate failures: check smtp_tls_security_level and smtp_tls_policy_maps "
-               "(verify/secure levels need a matching certificate)"},
-    [Q_FULL] = {"mailbox full",
-                {"mailbox full", "over quota", "quota exceeded", " 4.2.2", "mailbox is full",
-                 "insufficient storage", NULL},
-                DOCTOR_WARN,
-                "the recipient's mailbox at the destination is full; nothing wrong here",
-                "nothing to fix on this server: tell the recipient another way; the message "
-                "bounces after maximal_queue_lifetime"},
-    [Q_GREY] = {"greylisted",
-                {"greylist", "graylist", "grey-list", "gray-list", NULL},
-                DOCTOR_WARN,
-                "greylisting delays mail from new senders; the retry is normally accepted",
-                "nothing, unless it persists: retries must come from the same address "
-                "(smtp_bind_address; several outbound addresses look like new senders)"},
-    [Q_DNS] = {"destination DNS",
-               {"host or domain name not found", "name service error", "host not found", "type=mx",
-                NULL},
-               DOCTOR_WARN,
-               "the destination's DNS lookup failed",
-               "for one domain: its DNS is broken; for many: check this server's resolver "
-               "(/etc/resolv.conf, and the chroot copy under /var/spool/postfix/etc)"},
-    [Q_CONNECT] = {"connection failures",
-                   {"timed out", "connection refused", "network is unreachable", "no route to host",
-                    "lost connection", "connection reset", NULL},
-                   DOCTOR_WARN,
-                   "the destinations cannot be reached on port 25",
-                   "if every destination times out, the provider blocks outbound port 25 (test: "
-                   "nc -vz -w5 gmail-smtp-in.l.google.com 25): ask them to open it or relay "
-                   "through their server (relayhost); otherwise the destination is down"},
-    [Q_OTHER] = {"other",
-                 {NULL},
-                 DOCTOR_WARN,
-                 "the receiving server's own words",
-                 "read the reason: it is the receiver's answer (its postmaster page explains "
-                 "its codes)"},
-};
-
-/* q_classify - the category of a delay reason. */
-static enum q_cat q_classify(const char *reason)
+/* q_status - how the doctor rates a kind: something to fix here fails, the rest warns. */
+static enum doctor_status q_status(enum deferral_kind kind)
 {
-    for (int c = 0; c < Q_OTHER; c++)
-        for (int w = 0; q_diagnoses[c].words[w]; w++)
-            if (strcasestr(reason, q_diagnoses[c].words[w]))
-                return (enum q_cat)c;
-    return Q_OTHER;
+    return deferral_diagnosis(kind)->ours ? DOCTOR_FAIL : DOCTOR_WARN;
 }
 
 struct q_reason {
     char *text;
-    enum q_cat cat;
+    enum deferral_kind cat;
     size_t count;
 };
 
@@ -140,12 +39,12 @@ struct q_state {
     size_t messages, deferred, active, hold, other_queue, recipients_deferred;
     size_t skipped_lines;
     long oldest; /* arrival_time of the oldest deferred message, 0: none */
-    size_t cat_recipients[Q_NCAT], cat_messages[Q_NCAT];
+    size_t cat_recipients[DEFERRAL_NKINDS], cat_messages[DEFERRAL_NKINDS];
     struct q_reason *reasons;
     size_t nreasons, capreasons, reasons_dropped;
 };
 
-static void q_add_reason(struct q_state *q, const char *text, enum q_cat cat)
+static void q_add_reason(struct q_state *q, const char *text, enum deferral_kind cat)
 {
     for (size_t i = 0; i < q->nreasons; i++)
         if (strcmp(q->reasons[i].text, text) == 0) {
@@ -163,126 +62,36 @@ static void q_add_reason(struct q_state *q, const char *text, enum q_cat cat)
     r->count = 1;
 }
 
-/* q_string - decode the JSON string starting after the opening quote at *pp into out (bounded,
- * truncated); *pp moves past the closing quote. \u escapes become UTF-8. */
-static void q_string(const char **pp, char *out, size_t size)
-{
-    const char *p = *pp;
-    size_t n = 0;
-    while (*p && *p != '"') {
-        char c = *p++;
-        char tmp[4];
-        size_t tl = 1;
-        tmp[0] = c;
-        if (c == '\\' && *p) {
-            char e = *p++;
-            switch (e) {
-            case 'n':
-            case 'r':
-            case 't':
-            case 'b':
-            case 'f':
-                tmp[0] = ' ';
-                break;
-            case 'u': {
-                unsigned v = 0;
-                int k;
-                for (k = 0; k < 4 && *p; k++, p++) {
-                    char h = *p;
-                    v = v * 16 + (unsigned)(h >= '0' && h <= '9'   ? h - '0'
-                                            : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                                            : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                                                   : 0);
-                }
-                if (v < 0x20) {
-                    tmp[0] = ' ';
-                } else if (v < 0x80) {
-                    tmp[0] = (char)v;
-                } else if (v < 0x800) {
-                    tmp[0] = (char)(0xc0 | (v >> 6));
-                    tmp[1] = (char)(0x80 | (v & 0x3f));
-                    tl = 2;
-                } else {
-                    tmp[0] = (char)(0xe0 | (v >> 12));
-                    tmp[1] = (char)(0x80 | ((v >> 6) & 0x3f));
-                    tmp[2] = (char)(0x80 | (v & 0x3f));
-                    tl = 3;
-                }
-                break;
-            }
-            default:
-                tmp[0] = e;
-            }
-        }
-        if (n + tl < size) {
-            memcpy(out + n, tmp, tl);
-            n += tl;
-        }
-    }
-    out[n] = '\0';
-    *pp = *p ? p + 1 : p;
-}
-
-/* q_line - one postqueue -j object: its queue, arrival time and the recipients' delay reasons.
- * A flat scan, enough for this format: a string followed by ':' is a key, anything else is the
- * value of the last key. */
+/* q_line - one postqueue -j object: its queue, arrival time and the recipients' delay reasons. */
 static void q_line(struct q_state *q, const char *line)
 {
-    char key[64] = "", queue[32] = "", *val = xmalloc(4096);
-    long arrival = 0;
-    size_t nreasons = 0, cap = 0;
-    char **reasons = NULL;
-    const char *p = line;
-    while (*p) {
-        if (*p == '"') {
-            p++;
-            q_string(&p, val, 4096);
-            const char *s = p;
-            while (*s == ' ' || *s == '\t')
-                s++;
-            if (*s == ':') {
-                snprintf(key, sizeof(key), "%s", val);
-                p = s + 1;
-            } else if (strcmp(key, "queue_name") == 0) {
-                snprintf(queue, sizeof(queue), "%s", val);
-            } else if (strcmp(key, "delay_reason") == 0 && val[0]) {
-                reasons = xgrow(reasons, &cap, nreasons + 1, sizeof(*reasons));
-                reasons[nreasons++] = xstrdup(val);
-            }
-        } else if (*p >= '0' && *p <= '9' && strcmp(key, "arrival_time") == 0) {
-            char *end;
-            arrival = strtol(p, &end, 10);
-            p = end;
-            key[0] = '\0';
-        } else {
-            p++;
-        }
-    }
+    struct deferral_message m;
+    deferral_parse_line(line, &m);
     q->messages++;
-    if (strcmp(queue, "deferred") == 0) {
+    if (strcmp(m.queue_name, "deferred") == 0) {
         q->deferred++;
-        if (arrival > 0 && (!q->oldest || arrival < q->oldest))
-            q->oldest = arrival;
-        int seen[Q_NCAT] = {0};
-        for (size_t i = 0; i < nreasons; i++) {
-            enum q_cat c = q_classify(reasons[i]);
+        if (m.arrival_time > 0 && (!q->oldest || m.arrival_time < q->oldest))
+            q->oldest = m.arrival_time;
+        int seen[DEFERRAL_NKINDS] = {0};
+        for (size_t i = 0; i < m.nrcpts; i++) {
+            const char *reason = m.rcpts[i].reason;
+            if (!reason[0])
+                continue;
+            enum deferral_kind c = deferral_classify(reason);
             q->recipients_deferred++;
             q->cat_recipients[c]++;
             if (!seen[c]++)
                 q->cat_messages[c]++;
-            q_add_reason(q, reasons[i], c);
+            q_add_reason(q, reason, c);
         }
-    } else if (strcmp(queue, "active") == 0 || strcmp(queue, "incoming") == 0) {
+    } else if (strcmp(m.queue_name, "active") == 0 || strcmp(m.queue_name, "incoming") == 0) {
         q->active++;
-    } else if (strcmp(queue, "hold") == 0) {
+    } else if (strcmp(m.queue_name, "hold") == 0) {
         q->hold++;
     } else {
         q->other_queue++;
     }
-    for (size_t i = 0; i < nreasons; i++)
-        free(reasons[i]);
-    free(reasons);
-    free(val);
+    deferral_message_free(&m);
 }
 
 /* q_report - the summary and one finding per kind of reason, most recipients first. */
@@ -307,21 +116,21 @@ static void q_report(struct doctor *d, struct q_state *q, int truncated)
         "the reasons below say why; after fixing, postqueue -f retries at once");
 
     /* Categories by recipients, most first; "other" shows its top texts on their own. */
-    int order[Q_NCAT];
-    for (int c = 0; c < Q_NCAT; c++)
+    int order[DEFERRAL_NKINDS];
+    for (int c = 0; c < DEFERRAL_NKINDS; c++)
         order[c] = c;
-    for (int i = 1; i < Q_NCAT; i++)
+    for (int i = 1; i < DEFERRAL_NKINDS; i++)
         for (int j = i; j > 0 && q->cat_recipients[order[j]] > q->cat_recipients[order[j - 1]];
              j--) {
             int t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    for (int i = 0; i < Q_NCAT; i++) {
+    for (int i = 0; i < DEFERRAL_NKINDS; i++) {
         int c = order[i];
         if (!q->cat_recipients[c])
             continue;
-        const struct q_diagnosis *dg = &q_diagnoses[c];
+        const struct deferral_diagnosis *dg = deferral_diagnosis((enum deferral_kind)c);
         int shown = 0;
         for (;;) { /* the most frequent texts of the category: one, or three for "other" */
             struct q_reason *best = NULL;
@@ -335,7 +144,7 @@ static void q_report(struct doctor *d, struct q_state *q, int truncated)
             }
             if (!best)
                 break;
-            if (c != Q_OTHER)
+            if (c != DEFERRAL_OTHER)
                 snprintf(obs, sizeof(obs),
                          "%zu recipients in %zu messages; most common (%zu of %zu different "
                          "texts): %.400s",
@@ -343,9 +152,10 @@ static void q_report(struct doctor *d, struct q_state *q, int truncated)
                          best->text);
             else
                 snprintf(obs, sizeof(obs), "%zu recipients: %.400s", best->count, best->text);
-            doctor_report_add(d->report, dg->status, "queue", dg->name, obs, dg->why, dg->fix);
+            doctor_report_add(d->report, q_status((enum deferral_kind)c), "queue", dg->name, obs,
+                              dg->why, dg->fix);
             best->count = 0; /* shown */
-            if (c != Q_OTHER || ++shown == 3)
+            if (c != DEFERRAL_OTHER || ++shown == 3)
                 break;
         }
     }

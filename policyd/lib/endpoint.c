@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,4 +78,53 @@ int endpoint_check_list(const char *listen, char *err, size_t errlen)
     }
     plist_free(v);
     return rc;
+}
+
+char *endpoint_format(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)sa;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        int named = salen > (socklen_t)off && sun->sun_path[0];
+        snprintf(out, outlen, "unix:%.*s", named ? (int)(salen - off) : 0,
+                 named ? sun->sun_path : "");
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a));
+        snprintf(out, outlen, "inet:%s:%u", a, ntohs(sin->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a));
+        snprintf(out, outlen, "inet:[%s]:%u", a, ntohs(sin6->sin6_port));
+    } else {
+        snprintf(out, outlen, "family %d", sa->sa_family);
+    }
+    out[strcspn(out, "\n")] = '\0'; /* a path is ours to show, not to break a log line */
+    return out;
+}
+
+int endpoint_equal(const struct sockaddr *a, socklen_t alen, const struct sockaddr *b,
+                   socklen_t blen)
+{
+    if (a->sa_family != b->sa_family)
+        return 0;
+    if (a->sa_family == AF_UNIX) {
+        char x[sizeof(struct sockaddr_un) + 8], y[sizeof(struct sockaddr_un) + 8];
+        endpoint_format(a, alen, x, sizeof(x));
+        endpoint_format(b, blen, y, sizeof(y));
+        return strcmp(x, y) == 0 && strcmp(x, "unix:") != 0;
+    }
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *p = (const struct sockaddr_in *)(const void *)a;
+        const struct sockaddr_in *q = (const struct sockaddr_in *)(const void *)b;
+        return p->sin_port == q->sin_port && p->sin_addr.s_addr == q->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)(const void *)a;
+        const struct sockaddr_in6 *q = (const struct sockaddr_in6 *)(const void *)b;
+        return p->sin6_port == q->sin6_port &&
+               memcmp(&p->sin6_addr, &q->sin6_addr, sizeof(p->sin6_addr)) == 0;
+    }
+    return 0;
 }

@@ -6,8 +6,9 @@
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
 # Then a flood of refusals from a few clients (issue 13): log bytes per refused request with
 # every diagnosis in full and with short repeats, and requests/s against the reference.
-# BENCH_ONLY=main|slots|flood|spf runs one part alone; BENCH_SPF_CONNS sets the cold-cache connections;
-# BENCH_FLOOD_RCPTS the recipients per message of the flood (10).
+# Last, test/bench/metrics.sh: the same relay load with 100 Prometheus scrapes at once.
+# BENCH_ONLY=main|slots|flood|spf|metrics runs one part alone; BENCH_SPF_CONNS sets the
+# cold-cache connections; BENCH_FLOOD_RCPTS the recipients per message of the flood (10).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}
@@ -303,4 +304,10 @@ sd_p99=$(field p99_us "$spfdead_out")
 sd_oldest=$(field dead_oldest_us "$spfdead_out")
 sd_ok=$(((${sd_p99%.*} <= 3 * ${sc_p99%.*} / 2) && ${sd_oldest%.*} < 1100000 && $(field errors "$spfdead_out") == 0))
 echo "| SPF, 10% dead sender domains: p50 / p99 of the others (ms); the dead ones | | $(us_ms "$(field p50_us "$spfdead_out")") / $(us_ms "$sd_p99") (cold alone: $(us_ms "$sc_p99")); $(field dead "$spfdead_out") dead answered (${spfdead_451:-0} with 451 4.4.3, $spfdead_deadline at the 1 s deadline), max $(us_ms "$(field dead_max_us "$spfdead_out")") ms, none older than $(us_ms "$sd_oldest") ms unanswered | others' p99 <= 1.5x cold; dead answered < 1.1 s | $(verdict $sd_ok) |"
+fi
+
+# Prometheus scrapes under load (test/bench/metrics.sh, its own table).
+if part metrics; then
+    echo
+    bash test/bench/metrics.sh "$BUILD"
 fi

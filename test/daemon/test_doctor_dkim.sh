@@ -110,7 +110,7 @@ check "doctor: an unreadable KeyTable is reported as not checked" \
     grep -q "\"status\": \"error\", \"check\": \"dkim\", \"subject\": \"(configuration)\", \"observed\": \"KeyTable $WORK/nothere: cannot read: No such file or directory\"" "$WORK/badkt.json"
 
 # --- the daemon ---
-write_conf "$WORK/daemon.conf" "${COMMON[@]}" "dkim_check_interval = 1s"
+write_conf "$WORK/daemon.conf" "${COMMON[@]}" "dkim_check_interval = 1s" "metrics_listen = unix:$WORK/metrics.sock"
 # send NAME=VALUE... - one RCPT request, the reply's first line
 send() { req instance="m$RANDOM$RANDOM" "$@" | ask - | head -1; }
 warns_for() { grep -c "dkim: warn: WARN outbound mail from $1 will fail DKIM" "$WORK/policyd.log"; }
@@ -124,6 +124,14 @@ if start_daemon "$WORK/daemon.conf"; then
     check "start: good key logged as matching" wait_log \
         "dkim: key good._domainkey.good.example \($KEYS/good.private\): DNS record matches the private key \(2048-bit key\)"
     check "start: no warning for a good key" test -z "$(grep 'warning: dkim: key good\.' "$WORK/policyd.log")"
+    # the keys by state in the metrics (GET /metrics), once every key has been checked
+    for _ in $(seq 1 40); do
+        curl -sS --max-time 10 --unix-socket "$WORK/metrics.sock" http://localhost/metrics >"$WORK/metrics.txt"
+        grep -q '^policyd_dkim_keys{state="unchecked"} 0$' "$WORK/metrics.txt" && break
+        sleep 0.05
+    done
+    check "metrics: DKIM keys by state (2 ok, 1 mismatch, 1 revoked, 1 no record, none unchecked)" \
+        test "$(grep '^policyd_dkim_keys{' "$WORK/metrics.txt" | tr '\n' ' ')" = 'policyd_dkim_keys{state="ok"} 2 policyd_dkim_keys{state="no_record"} 1 policyd_dkim_keys{state="revoked"} 1 policyd_dkim_keys{state="mismatch"} 1 policyd_dkim_keys{state="bad_record"} 0 policyd_dkim_keys{state="dns_trouble"} 0 policyd_dkim_keys{state="unreadable"} 0 policyd_dkim_keys{state="unchecked"} 0 '
 
     got=$(send client_address=203.0.113.5 client_name=unknown sasl_method=PLAIN sasl_username=alice \
         sender=bob@mismatch.example recipient=someone@foreign.example)
