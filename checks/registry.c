@@ -15,7 +15,8 @@
     X(dnsbl)                                                                                       \
     X(recipient)                                                                                   \
     X(spf)                                                                                         \
-    X(dkim)
+    X(dkim)                                                                                        \
+    X(ratelimit)
 
 #define REGISTRY_DECLARE(name) extern const struct check_def name##_check;
 REGISTRY_CHECKS(REGISTRY_DECLARE)

