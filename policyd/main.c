@@ -11,6 +11,7 @@
  * SIGTERM stops accepting and lets in-flight requests finish, SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
+#include "checks/ratelimit_admin.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
@@ -59,6 +60,9 @@ static void main_usage(void)
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
                     "NAME]... [--json]\n"
                     "                                     check this server's deliverability\n"
+                    "       policyd -c FILE ratelimit show KEY | top [N] | reset KEY | block KEY "
+                    "[DURATION] | unblock KEY\n"
+                    "                                     see and change rate-limit counters\n"
                     "       policyd report [--since DURATION] [--json] [FILE...]\n"
                     "                                     summarise refusals from the mail log\n");
     exit(2);
@@ -311,7 +315,8 @@ int main(int argc, char **argv)
     if (optind < argc && strcmp(argv[optind], "report") == 0)
         return report_main(argc - optind, argv + optind); /* reads logs: no configuration */
     int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
-    if (optind != argc && !doctor)
+    int ratelimit = optind < argc && strcmp(argv[optind], "ratelimit") == 0;
+    if (optind != argc && !doctor && !ratelimit)
         main_usage();
     signal(SIGPIPE, SIG_IGN);
 
@@ -323,6 +328,11 @@ int main(int argc, char **argv)
     if (test) {
         config_unref(cfg);
         return 0;
+    }
+    if (ratelimit) {
+        int rrc = ratelimit_admin_main(cfg, argc - optind, argv + optind);
+        config_unref(cfg);
+        return rrc;
     }
     if (doctor) {
         int drc = doctor_main(cfg, argc - optind, argv + optind);

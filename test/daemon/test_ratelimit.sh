@@ -12,6 +12,7 @@ write_conf "$WORK/l.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WOR
 # rcpt USER [RCPT] [INSTANCE] - one RCPT request of an authenticated user
 rcpt() { req sasl_username="$1" recipient="${2:-bob@example.com}" instance="${3:-i-$RANDOM$RANDOM}" client_address=192.0.2.10 client_name=mail.example.net; }
 answers() { ask - | grep '^action=' ; }
+quiet() { "$@" >/dev/null; }
 count_of() { grep -c -- "$1" || true; }
 
 # interleave USER N - two connections, alternating one RCPT each, N in all; the answers
@@ -82,11 +83,32 @@ if start_daemon "$WORK/l.conf"; then
     stop_daemon
 fi
 
+# The CLI reads and changes the counters without the daemon.
+out=$("$POLICYD" -c "$WORK/l.conf" ratelimit show alice@example.com 2>&1)
+check "CLI show: the key and its window" grep -qE "^user-rcpt:sasl_username:alice@example.com$" <<<"$out"
+check "CLI show: used/limit in the window" grep -qE "^  5/5 in 1m \(since [-0-9: ]+\)$" <<<"$out"
+out=$("$POLICYD" -c "$WORK/l.conf" ratelimit top 5 2>&1)
+check "CLI top: the full counters listed" grep -qx "user-rcpt:sasl_username:alice@example.com" <<<"$out"
+check "CLI top: the network key too" grep -qx "anon-net:client_network:198.51.100.0/24" <<<"$out"
+"$POLICYD" -c "$WORK/l.conf" ratelimit block carol@example.com 1h >/dev/null 2>&1
+check "CLI reset" quiet "$POLICYD" -c "$WORK/l.conf" ratelimit reset user-rcpt:sasl_username:alice@example.com
+out=$("$POLICYD" -c "$WORK/l.conf" ratelimit show nobody@example.com 2>&1)
+check "CLI show of an unknown key says so" grep -q "no counter for nobody@example.com" <<<"$out"
+if start_daemon "$WORK/l.conf"; then
+    got=$(rcpt alice@example.com | answers)
+    check "after the CLI reset alice passes again" test "$got" = "action=DUNNO"
+    got=$(rcpt carol@example.com | answers)
+    check "CLI block: carol is deferred" grep -q "^action=450 4.7.1 Sending suspended" <<<"$got"
+    check "CLI block: the diagnosis says so" grep -q "key sasl_username=carol@example.com: blocked" "$WORK/policyd.log"
+    stop_daemon
+fi
+check "CLI unblock" quiet "$POLICYD" -c "$WORK/l.conf" ratelimit unblock carol@example.com
+
 # Warn mode: logged, not deferred.
 write_conf "$WORK/w.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb" "ratelimit_mode = warn"
 if start_daemon "$WORK/w.conf"; then
-    got=$(rcpt alice@example.com | answers)
-    check "warn mode: answered DUNNO" test "$got" = "action=DUNNO"
+    got=$(for i in 1 2 3 4 5 6; do rcpt erin@example.com; done | answers)
+    check "warn mode: the sixth answered DUNNO" test "$(echo "$got" | count_of '^action=DUNNO$')" = 6
     check "warn mode: 'would defer' logged with the usage" grep -qE "would defer.*5/5 recipients in 1m" "$WORK/policyd.log"
     stop_daemon
 fi
