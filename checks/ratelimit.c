@@ -103,7 +103,6 @@ struct rl_state {
     struct table *overrides;
     enum rl_failure failure;
     struct store *store;
-    int store_down_logged;
     struct rl_instance inst[RL_INSTANCES];
     struct rl_domains doms[RL_DOMAIN_KEYS];
     struct rl_local *local; /* RL_LOCAL_KEYS, allocated at first use */
@@ -717,21 +716,10 @@ static void rl_release_others(struct rl_state *st, struct rl_call *rc, const str
 static void rl_decide(struct rl_call *rc)
 {
     struct rl_state *st = check_call_state(rc->call);
-    int any_failed = 0;
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
         if (!o->failed)
             continue;
-        any_failed = 1;
-        if (!st->store_down_logged) {
-            st->store_down_logged = 1;
-            log_warn("ratelimit: state store %s failed (%s): ratelimit_store_failure = %s "
-                     "applies until it answers again",
-                     store_name(st->store), o->detail,
-                     st->failure == F_LOCAL   ? "local"
-                     : st->failure == F_DUNNO ? "dunno"
-                                              : "defer");
-        }
         if (st->failure == F_LOCAL) {
             rl_local(st, o);
             o->failed = 0;
@@ -743,10 +731,6 @@ static void rl_decide(struct rl_call *rc)
                              cause, "bring the state store back (see the store's log lines)");
             return;
         }
-    }
-    if (!any_failed && st->store_down_logged) {
-        st->store_down_logged = 0;
-        log_info("ratelimit: state store %s answers again", store_name(st->store));
     }
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];

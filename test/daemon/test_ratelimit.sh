@@ -113,6 +113,68 @@ if start_daemon "$WORK/w.conf"; then
     stop_daemon
 fi
 
+# ---- Redis: a real redis-server on a unix socket in $WORK ----
+REDIS_PID=
+start_redis() {
+    redis-server --port 0 --unixsocket "$WORK/r.sock" --save '' --appendonly no --daemonize no \
+        >>"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 1 100); do [ -S "$WORK/r.sock" ] && return 0; sleep 0.05; done
+    return 1
+}
+stop_redis() { [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; rm -f "$WORK/r.sock"; }
+# ask_b - like ask, to the second daemon
+ask_b() { $PY "$TESTDIR/client.py" "$WORK/b.sock" "${1:--}"; }
+msg() { req sasl_username="$1" instance="m-$RANDOM$RANDOM" client_address=192.0.2.10; }
+
+if ! command -v redis-server >/dev/null; then
+    echo "ok redis tests # SKIP redis-server not installed"
+elif start_redis; then
+    RRULES='ratelimit_rules = { name=user-msgs key=sasl_username count=messages limits=5/1m }'
+    write_conf "$WORK/ra.conf" "checks = ratelimit" "$RRULES" "state_store = redis:unix:$WORK/r.sock" \
+        "ratelimit_store_failure = defer" "state_timeout = 200ms" "state_retry_interval = 1s" "request_deadline = 2s"
+    sed -e "s#unix:$WORK/policyd.sock#unix:$WORK/b.sock#" -e "s#$WORK/policyd.log#$WORK/b.log#" "$WORK/ra.conf" >"$WORK/rb.conf"
+    "$POLICYD" -c "$WORK/rb.conf" -f 2>>"$WORK/stderr" &
+    B_PID=$!
+    if start_daemon "$WORK/ra.conf"; then
+        for _ in $(seq 1 100); do [ -S "$WORK/b.sock" ] && break; sleep 0.05; done
+        # Six messages of one user, alternating between the two daemons: five pass in all.
+        got=$( (msg frank@example.com | ask -; msg frank@example.com | ask_b -; msg frank@example.com | ask -
+                msg frank@example.com | ask_b -; msg frank@example.com | ask -; msg frank@example.com | ask_b -) | grep '^action=')
+        check "Redis: two daemons share one limit: five messages pass" test "$(echo "$got" | head -5 | count_of '^action=DUNNO$')" = 5
+        check "Redis: the sixth, on the second daemon, is deferred" grep -q "^action=450 4.7.1 Rate limit of 5 messages per 1m" <<<"$(echo "$got" | sed -n 6p)"
+        got=$(msg frank@example.com | ask - | grep '^action=')
+        check "Redis: and on the first daemon too" grep -q "^action=450 4.7.1 Rate limit of 5 messages per 1m" <<<"$got"
+        # Redis goes away: the configured failure answer, in time, one line.
+        stop_redis
+        t0=$(date +%s%N)
+        got=$(for i in 1 2 3; do msg gina@example.com; done | ask - | grep '^action=')
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        check "Redis down: ratelimit_store_failure = defer answers 451 4.3.0" test "$(echo "$got" | count_of '^action=451 4.3.0')" = 3
+        check "Redis down: answered within the deadline (${ms} ms for three)" test "$ms" -lt 2000
+        wait_log 'state store redis:unix:.* is down'
+        check "Redis down: one log line" test "$(grep -c 'state store redis:unix:.* is down' "$WORK/policyd.log")" = 1
+        got=$(msg gina@example.com | ask - | grep '^action=')
+        check "Redis down: still the failure answer" test "$got" = "action=451 4.3.0 Temporary rate limit problem, try again later"
+        check "Redis down: no second line" test "$(grep -c 'state store redis:unix:.* is down' "$WORK/policyd.log")" = 1
+        start_redis
+        ok_again=
+        for _ in $(seq 1 40); do
+            got=$(msg gina@example.com | ask - | grep '^action=')
+            [ "$got" = "action=DUNNO" ] && { ok_again=1; break; }
+            sleep 0.25
+        done
+        check "Redis back: decisions again" test -n "$ok_again"
+        wait_log 'state store redis:unix:.* is up again'
+        check "Redis back: one log line" test "$(grep -c 'state store redis:unix:.* is up again' "$WORK/policyd.log")" = 1
+        stop_daemon
+    fi
+    kill "$B_PID" 2>/dev/null; wait "$B_PID" 2>/dev/null
+    stop_redis
+else
+    not_ok "redis-server did not start"; cat "$WORK/redis.log"
+fi
+
 # A bad rule is refused with FILE:LINE.
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
 out=$("$POLICYD" -c "$WORK/bad.conf" -t 2>&1)
