@@ -16,7 +16,8 @@
     X(recipient)                                                                                   \
     X(spf)                                                                                         \
     X(dkim)                                                                                        \
-    X(ratelimit)
+    X(ratelimit)                                                                                   \
+    X(greylist)
 
 #define REGISTRY_DECLARE(name) extern const struct check_def name##_check;
 REGISTRY_CHECKS(REGISTRY_DECLARE)
