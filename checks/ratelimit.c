@@ -25,6 +25,7 @@
 #include "policyd/lib/hash.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/plist.h"
+#include "policyd/lib/runtool.h"
 #include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/maps/table.h"
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -46,7 +48,13 @@
 #define RL_DOMAIN_KEYS 1024 /* keys whose recipient domains are remembered */
 #define RL_DOMAINS 32       /* distinct recipient domains remembered per key */
 #define RL_LOCAL_KEYS 4096  /* keys counted in process while the store fails */
-#define RL_COMPROMISED 10   /* distinct recipient domains that make a sasl user suspicious */
+#define RL_COMPROMISED 10
+#define RL_NOTIFY_ARGS 16 /* words of ratelimit_notify_command */
+#define RL_NOTIFY_RUNNING                                                                          \
+    8 /* notify commands running at once; more are logged and dropped */ /* distinct recipient     \
+                                                                            domains that make a    \
+                                                                            sasl user suspicious   \
+                                                                          */
 
 enum rl_key {
     K_SASL_USERNAME,
@@ -97,6 +105,8 @@ struct rl_local {
     struct window_set set;
 };
 
+struct rl_notify;
+
 struct rl_state {
     int nrules;
     struct rl_rule rules[RL_MAX_RULES];
@@ -105,7 +115,9 @@ struct rl_state {
     struct store *store;
     struct rl_instance inst[RL_INSTANCES];
     struct rl_domains doms[RL_DOMAIN_KEYS];
-    struct rl_local *local; /* RL_LOCAL_KEYS, allocated at first use */
+    struct rl_local *local;      /* RL_LOCAL_KEYS, allocated at first use */
+    char **notify_argv;          /* ratelimit_notify_command split at blanks; NULL: none */
+    struct rl_notify *notifying; /* store_once claims waiting for their answer */
 };
 
 /* ---- configuration ---- */
@@ -225,12 +237,135 @@ static int rl_parse_rule(struct rl_rule *r, const char *item, char *err, size_t 
     return 0;
 }
 
+/* ---- notification: once per key and interval across the servers sharing the store ---- */
+
+struct rl_notify {
+    struct rl_notify *next, **prev;
+    struct rl_state *st;
+    struct store_op *op;
+    char *argv[RL_NOTIFY_ARGS + 6];
+    size_t argc, keyi; /* keyi: where the key is in argv, for log lines */
+};
+
+static pthread_mutex_t rl_notify_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned rl_notify_running;
+
+static void rl_notify_free(struct rl_notify *n)
+{
+    for (size_t i = 0; i < n->argc; i++)
+        free(n->argv[i]);
+    free(n);
+}
+
+static void rl_notify_unlink(struct rl_notify *n)
+{
+    if (n->prev)
+        *n->prev = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    n->prev = NULL;
+    n->next = NULL;
+}
+
+static void rl_notify_cancel_all(struct rl_state *st)
+{
+    while (st->notifying) {
+        struct rl_notify *n = st->notifying;
+        rl_notify_unlink(n);
+        store_cancel(n->op);
+        rl_notify_free(n);
+    }
+}
+
+/* rl_notify_thread - runs the command off the loop; owns n. */
+static void *rl_notify_thread(void *arg)
+{
+    struct rl_notify *n = arg;
+    struct runtool_options o = {
+        .out_max = 4096, .err_mode = RUNTOOL_STDERR_MERGE, .timeout_ms = 30000};
+    struct runtool_result res;
+    int rc = runtool_run((const char *const *)n->argv, &o, &res);
+    char how[128];
+    runtool_describe(&res, how, sizeof(how));
+    if (rc == 0)
+        log_info("ratelimit: notified: %s %s (%s)", n->argv[0], n->argv[n->keyi], how);
+    else
+        log_warn("ratelimit: ratelimit_notify_command %s for %s failed: %s%s%.200s", n->argv[0],
+                 n->argv[n->keyi], how, res.outlen ? "; output: " : "", res.out);
+    runtool_result_free(&res);
+    rl_notify_free(n);
+    pthread_mutex_lock(&rl_notify_lock);
+    rl_notify_running--;
+    pthread_mutex_unlock(&rl_notify_lock);
+    return NULL;
+}
+
+static void rl_notify_cb(const struct store_once_result *r, void *arg)
+{
+    struct rl_notify *n = arg;
+    n->op = NULL;
+    rl_notify_unlink(n);
+    if (r->status != STORE_OK || !r->first) {
+        rl_notify_free(n); /* another server notified, or the store cannot say: no command */
+        return;
+    }
+    pthread_mutex_lock(&rl_notify_lock);
+    int room = rl_notify_running < RL_NOTIFY_RUNNING;
+    if (room)
+        rl_notify_running++;
+    pthread_mutex_unlock(&rl_notify_lock);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (!room || pthread_create(&t, &attr, rl_notify_thread, n) != 0) {
+        log_warn("ratelimit: ratelimit_notify_command for %s not run: %s", n->argv[n->keyi],
+                 room ? "cannot start a thread" : "too many commands running");
+        if (room) {
+            pthread_mutex_lock(&rl_notify_lock);
+            rl_notify_running--;
+            pthread_mutex_unlock(&rl_notify_lock);
+        }
+        rl_notify_free(n);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* rl_notify - a key exceeded a limit: claim the notification in the store; the first server
+ * to claim it runs ratelimit_notify_command RULE KEY WINDOW USED LIMIT. */
+static void rl_notify(struct rl_state *st, const struct config *cfg, const char *rule,
+                      const char *key, const char *window, long long used, long long limit)
+{
+    if (!st->notify_argv || !st->store)
+        return;
+    struct rl_notify *n = xcalloc(1, sizeof(*n));
+    n->st = st;
+    for (size_t i = 0; st->notify_argv[i]; i++)
+        n->argv[n->argc++] = xstrdup(st->notify_argv[i]);
+    n->argv[n->argc++] = xstrdup(rule);
+    n->keyi = n->argc;
+    n->argv[n->argc++] = xstrdup(key);
+    n->argv[n->argc++] = xstrdup(window);
+    n->argv[n->argc++] = xasprintf("%lld", used);
+    n->argv[n->argc++] = xasprintf("%lld", limit);
+    n->next = st->notifying;
+    if (n->next)
+        n->next->prev = &n->next;
+    n->prev = &st->notifying;
+    st->notifying = n;
+    char claim[700];
+    snprintf(claim, sizeof(claim), "notify:%s", key);
+    n->op = store_once(st->store, claim, cfg->ratelimit_notify_interval, rl_notify_cb, n);
+}
+
 static void rl_unconfigure(void *state)
 {
     struct rl_state *st = state;
     if (!st)
         return;
     table_free(st->overrides);
+    rl_notify_cancel_all(st);
+    plist_free(st->notify_argv);
     state_release(st->store);
     free(st->local);
     free(st);
@@ -283,6 +418,15 @@ static void *rl_configure(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "%s: the ratelimit check needs ratelimit_rules",
                  cfg->path ? cfg->path : "(defaults)");
         goto fail;
+    }
+    if (cfg->ratelimit_notify_command[0]) {
+        size_t n = 0;
+        char *copy = xstrdup(cfg->ratelimit_notify_command);
+        st->notify_argv = xcalloc(RL_NOTIFY_ARGS + 1, sizeof(char *));
+        for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok && n < RL_NOTIFY_ARGS;
+             tok = strtok_r(NULL, " \t", &save))
+            st->notify_argv[n++] = xstrdup(tok);
+        free(copy);
     }
     if (cfg->ratelimit_overrides[0]) {
         st->overrides = table_open(cfg->ratelimit_overrides, why, sizeof(why));
@@ -630,6 +774,9 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
                  "ratelimit_overrides (%s=N/T); 'policyd ratelimit reset %s' clears the counter",
                  o->value, o->eff.name, o->key);
     check_call_action(rc->call, action, cause, fix);
+    if (!r->blocked)
+        rl_notify(check_call_state(rc->call), cfg, o->eff.name, o->key, period, (long long)u->used,
+                  (long long)u->limit);
 }
 
 /* rl_early_warning - one log line when a reservation crosses ratelimit_warn_ratio. */

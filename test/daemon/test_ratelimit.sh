@@ -7,7 +7,10 @@
 . "$(dirname "$0")/lib.sh"
 
 RULES='ratelimit_rules = { name=user-rcpt key=sasl_username count=recipients limits=5/1m when=authenticated }, { name=anon-net key=client_network count=messages limits=3/1m when=unauthenticated }'
-write_conf "$WORK/l.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb"
+printf '#!/bin/sh\necho "$@" >>"%s/notify.out"\n' "$WORK" >"$WORK/notify.sh"
+chmod +x "$WORK/notify.sh"
+write_conf "$WORK/l.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb" \
+    "ratelimit_notify_command = $WORK/notify.sh --limit"
 
 # rcpt USER [RCPT] [INSTANCE] - one RCPT request of an authenticated user
 rcpt() { req sasl_username="$1" recipient="${2:-bob@example.com}" instance="${3:-i-$RANDOM$RANDOM}" client_address=192.0.2.10 client_name=mail.example.net; }
@@ -60,6 +63,11 @@ if start_daemon "$WORK/l.conf"; then
     check "early warning at 80%: one line" test "$(grep -c 'reached 80% of its limit (warning at 80%): 4/5 recipients in 1m' "$WORK/policyd.log")" = 1
     got=$(rcpt alice@example.com | answers)
     check "over-limit attempts keep being deferred" grep -q "^action=450 4.7.1" <<<"$got"
+    for _ in $(seq 1 40); do [ -s "$WORK/notify.out" ] && break; sleep 0.05; done
+    sleep 0.2
+    check "notify command: run once for two refusals, with rule, key, window, used, limit" \
+        test "$(cat "$WORK/notify.out" 2>/dev/null)" = "--limit user-rcpt user-rcpt:sasl_username:alice@example.com 1m 5 5"
+    check "notify command: logged" grep -q "ratelimit: notified: $WORK/notify.sh user-rcpt:sasl_username:alice@example.com (exit status 0)" "$WORK/policyd.log"
     got=$(rcpt carol@example.com | answers)
     check "another user is not affected" test "$got" = "action=DUNNO"
     # Unauthenticated: messages per client network, counted once per instance.
@@ -80,6 +88,13 @@ fi
 if start_daemon "$WORK/l.conf"; then
     got=$(rcpt alice@example.com | answers)
     check "LMDB: after a restart alice is still over her limit" grep -q "^action=450 4.7.1 Rate limit of 5 recipients per 1m" <<<"$got"
+    # A reload with the same state_* settings keeps the open store (opened once in the log).
+    opened=$(grep -c "state store lmdb:$WORK/state.lmdb open" "$WORK/policyd.log")
+    kill -HUP "$DAEMON_PID"
+    wait_log "reloaded $WORK/l.conf"
+    got=$(rcpt alice@example.com | answers)
+    check "reload: still enforced" grep -q "^action=450 4.7.1 Rate limit of 5 recipients per 1m" <<<"$got"
+    check "reload: the store was kept, not opened again" test "$(grep -c "state store lmdb:$WORK/state.lmdb open" "$WORK/policyd.log")" = "$opened"
     stop_daemon
 fi
 
