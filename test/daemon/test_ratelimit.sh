@@ -119,6 +119,26 @@ if start_daemon "$WORK/l.conf"; then
 fi
 check "CLI unblock" quiet "$POLICYD" -c "$WORK/l.conf" ratelimit unblock carol@example.com
 
+# Overrides from a table, and bytes counted at END-OF-MESSAGE.
+printf 'ovr@example.com user-rcpt=2/1m\n@vip.example 0\nmallory@example.com block\n' >"$WORK/overrides"
+write_conf "$WORK/o.conf" "checks = ratelimit" \
+    'ratelimit_rules = { name=user-rcpt key=sasl_username count=recipients limits=5/1m }, { name=user-bytes key=sasl_username count=bytes limits=10k/1h }' \
+    "state_store = lmdb:$WORK/state2.lmdb" "ratelimit_overrides = texthash:$WORK/overrides"
+eom() { req protocol_state=END-OF-MESSAGE sasl_username="$1" size="$2" instance="e-$RANDOM" recipient_count=1; }
+if start_daemon "$WORK/o.conf"; then
+    got=$(for i in 1 2 3; do rcpt ovr@example.com; done | answers | tr '\n' ' ')
+    check "override: ovr@example.com limited to 2/1m" grep -q "^action=DUNNO action=DUNNO action=450 4.7.1 Rate limit of 2 recipients per 1m" <<<"$got"
+    got=$(for i in 1 2 3 4 5 6 7; do rcpt boss@vip.example; done | answers | count_of '^action=DUNNO$')
+    check "override: @vip.example 0 is unlimited" test "$got" = 7
+    got=$(rcpt mallory@example.com | answers)
+    check "override: block suspends" grep -q "^action=450 4.7.1 Sending suspended" <<<"$got"
+    got=$( (eom henry@example.com 8000; eom henry@example.com 8000) | answers | tr '\n' ' ')
+    check "bytes: END-OF-MESSAGE is counted, not refused (the message is in)" test "$got" = "action=DUNNO action=DUNNO "
+    got=$(rcpt henry@example.com | answers)
+    check "bytes: over 10k in the hour, the next RCPT is deferred" grep -q "^action=450 4.7.1 Rate limit of 10240 bytes per 1h" <<<"$got"
+    stop_daemon
+fi
+
 # Warn mode: logged, not deferred.
 write_conf "$WORK/w.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb" "ratelimit_mode = warn"
 if start_daemon "$WORK/w.conf"; then
