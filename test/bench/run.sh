@@ -4,6 +4,7 @@
 # connections. Prints a summary with the targets (>= 80% of the reference's requests/s,
 # p99 < 1 ms, 1,000 idle connections < 10 MB). Scenarios are functions: add more below.
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
+# Then ratelimit and greylist on LMDB (BENCH_ONLY=state alone).
 # BENCH_ONLY=spf runs the SPF scenarios alone; BENCH_SPF_CONNS sets the cold-cache connections.
 set -u
 cd "$(dirname "$0")/../.."
@@ -47,6 +48,50 @@ start_policyd() {
     pids+=("$PID")
     wait_socket "$TMP/$name.sock"
 }
+
+
+# --- State store (issue 11): ratelimit and greylist on LMDB against relay-only, all accepted.
+# ratelimit: two rules (sender, client network) with limits never reached, so every request is
+# two reservations written to LMDB; greylist: greylist_policy = all, every request a triplet
+# step. BENCH_ONLY=state runs these alone.
+state_bench() {
+    echo "== policyd, checks = relay (baseline for the state store), all accepted, $CONNS connections"
+    start_policyd strelay "checks = relay"
+    st_relay_out=$("$LOADGEN" -s "unix:$TMP/strelay.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_relay_out" | head -1
+    kill "$PID" 2>/dev/null
+    echo "== policyd, checks = relay, ratelimit on LMDB (2 rules: sender, client_network), $CONNS connections"
+    start_policyd strl "checks = relay, ratelimit" "state_store = lmdb:$TMP/rl.lmdb" \
+        "ratelimit_rules = { name=snd key=sender count=recipients limits=1000000000/1h,100000000/10m }, { name=net key=client_network count=recipients limits=1000000000/1h }"
+    st_rl_out=$("$LOADGEN" -s "unix:$TMP/strl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_rl_out" | head -1
+    kill "$PID" 2>/dev/null
+    echo "== policyd, checks = relay, greylist on LMDB (greylist_policy = all), $CONNS connections"
+    start_policyd stgl "checks = relay, greylist" "state_store = lmdb:$TMP/gl.lmdb" "greylist_policy = all" \
+        "greylist_mode = warn"
+    st_gl_out=$("$LOADGEN" -s "unix:$TMP/stgl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_gl_out" | head -1
+    kill "$PID" 2>/dev/null
+}
+state_rows() {
+    local b r g
+    b=$(field rps "$st_relay_out")
+    r=$(field rps "$st_rl_out")
+    g=$(field rps "$st_gl_out")
+    rr=$(awk -v a="$r" -v b="$b" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+    gr=$(awk -v a="$g" -v b="$b" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+    echo "| ratelimit on LMDB, 2 rules, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $r ($rr%); $(field p99_us "$st_rl_out") | >= 70% of relay-only | $(verdict $((rr >= 70))) |"
+    echo "| greylist on LMDB, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $g ($gr%); $(field p99_us "$st_gl_out") | >= 70% of relay-only | $(verdict $((gr >= 70))) |"
+}
+if [ "${BENCH_ONLY:-}" = state ]; then
+    state_bench
+    verdict() { if [ "$1" = 1 ]; then echo PASS; else echo FAIL; fi; }
+    echo
+    echo "| measure | baseline | policyd | target | |"
+    echo "| --- | --- | --- | --- | --- |"
+    state_rows
+    exit 0
+fi
 
 if [ "${BENCH_ONLY:-}" != spf ]; then
 echo "== reference server (answers DUNNO), $CONNS connections, ${SECONDS_RUN}s"
@@ -119,6 +164,8 @@ start_policyd rcpt "checks = relay, recipient" "virtual_mailbox_domains = exampl
 rcpt_out=$("$LOADGEN" -s "unix:$TMP/rcpt.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -A users -p "$PID")
 echo "$rcpt_out" | head -1
 fi
+
+if [ "${BENCH_ONLY:-}" != spf ]; then state_bench; fi
 
 # --- SPF (checks = spf). Scenario 1: testdns.py serves 8 warm domains, each record with an
 # include; a new instance (message) per request, so every request is evaluated from the DNS
@@ -216,3 +263,4 @@ sd_p99=$(field p99_us "$spfdead_out")
 sd_oldest=$(field dead_oldest_us "$spfdead_out")
 sd_ok=$(((${sd_p99%.*} <= 3 * ${sc_p99%.*} / 2) && ${sd_oldest%.*} < 1100000 && $(field errors "$spfdead_out") == 0))
 echo "| SPF, 10% dead sender domains: p50 / p99 of the others (ms); the dead ones | | $(us_ms "$(field p50_us "$spfdead_out")") / $(us_ms "$sd_p99") (cold alone: $(us_ms "$sc_p99")); $(field dead "$spfdead_out") dead answered (${spfdead_451:-0} with 451 4.4.3, $spfdead_deadline at the 1 s deadline), max $(us_ms "$(field dead_max_us "$spfdead_out")") ms, none older than $(us_ms "$sd_oldest") ms unanswered | others' p99 <= 1.5x cold; dead answered < 1.1 s | $(verdict $sd_ok) |"
+if [ "${BENCH_ONLY:-}" != spf ]; then state_rows; fi
