@@ -6,7 +6,9 @@
  * Counting: recipients and messages are reserved at RCPT, all windows of a rule at once and
  * atomically in the store, so parallel sessions of one account cannot pass a limit together;
  * a refused attempt records nothing. A message counts once: at the first RCPT of its Postfix
- * `instance` (the instances seen are kept in a bounded in-process table). Bytes are looked at
+ * `instance` (the instances seen are kept in a bounded in-process table). When Postfix also
+ * calls us at END-OF-MESSAGE, recipients reserved but not accepted in the end (recipient_count
+ * smaller) are given back there. Bytes are looked at
  * at RCPT (an account already over its byte limit is deferred) and recorded at END-OF-MESSAGE
  * from `size` (smtpd_end_of_data_restrictions must call us). Per-key overrides come from a
  * Postfix table (ratelimit_overrides): "rule=N/T,..", "0" (unlimited), "block".
@@ -88,8 +90,10 @@ struct rl_rule {
 enum rl_failure { F_LOCAL, F_DUNNO, F_DEFER };
 
 struct rl_instance {
-    uint64_t hash;  /* of the instance; 0 free */
-    unsigned rules; /* bit per rule: its message was counted */
+    uint64_t hash;               /* of the instance; 0 free */
+    unsigned rules;              /* bit per rule: its message was counted */
+    int units[RL_MAX_RULES];     /* recipients reserved for the message, per rule */
+    int64_t at_ms[RL_MAX_RULES]; /* the store time of the last of them */
 };
 
 struct rl_domains {
@@ -594,8 +598,8 @@ static struct rl_instance *rl_instance(struct rl_state *st, const char *instance
     uint64_t h = hash_str(instance) | 1;
     struct rl_instance *in = &st->inst[h % RL_INSTANCES];
     if (in->hash != h) {
-        in->hash = h; /* bounded: an old message's slot is taken over */
-        in->rules = 0;
+        memset(in, 0, sizeof(*in)); /* bounded: an old message's slot is taken over */
+        in->hash = h;
     }
     return in;
 }
@@ -656,7 +660,8 @@ struct rl_op {
     char key[600];      /* the readable store key: rule:keyname:value */
     char value[512];
     int64_t units;
-    int adjust; /* END-OF-MESSAGE true-up */
+    int64_t at_ms; /* adjust < 0: the reservation's store time */
+    int adjust;    /* END-OF-MESSAGE true-up */
     struct store_op *op;
     int done;
     struct store_rl_result res;
@@ -784,7 +789,7 @@ static void rl_early_warning(struct rl_call *rc, const struct rl_op *o,
                              const struct store_rl_result *r)
 {
     long ratio = check_call_config(rc->call)->ratelimit_warn_ratio;
-    if (!ratio || !o->units)
+    if (!ratio || o->units <= 0)
         return;
     for (int i = 0; i < r->nlimits; i++) {
         const struct store_usage *u = &r->limits[i];
@@ -817,7 +822,7 @@ static void rl_local(struct rl_state *st, struct rl_op *o)
     struct window_decision d;
     window_set_prune(set, now);
     if (o->adjust)
-        window_set_adjust(set, now, wl, o->eff.nlimits, o->units, 0, &d);
+        window_set_adjust(set, now, wl, o->eff.nlimits, o->units, o->at_ms, &d);
     else
         window_set_reserve(set, now, wl, o->eff.nlimits, o->units, &d);
     struct store_rl_result *r = &o->res;
@@ -889,11 +894,17 @@ static void rl_decide(struct rl_call *rc)
             return;
         }
     }
-    /* Every rule admitted the request: messages counted, early warnings. */
+    /* Every rule admitted the request: recipients remembered per message, early warnings. */
+    const struct request *req = check_call_request(rc->call);
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
         if (o->failed)
             continue;
+        if (!o->adjust && o->eff.count == C_RECIPIENTS && o->units > 0) {
+            struct rl_instance *in = rl_instance(st, request_get(req, ATTR_INSTANCE));
+            in->units[o->rule] += (int)o->units;
+            in->at_ms[o->rule] = o->res.at_ms;
+        }
         rl_early_warning(rc, o, &o->res);
     }
 }
@@ -969,12 +980,24 @@ static enum check_status rl_run(struct check_call *call)
             } else
                 o->units = 0; /* bytes: look now, count at END-OF-MESSAGE */
         } else {
-            if (r->count != C_BYTES)
-                continue; /* recipients and messages were counted at RCPT */
+            if (r->count == C_MESSAGES)
+                continue; /* counted at the first RCPT */
             o->adjust = 1;
-            o->units = strtoll(request_get(req, ATTR_SIZE), NULL, 10);
-            if (o->units <= 0)
-                continue;
+            if (r->count == C_RECIPIENTS) {
+                /* True-up: recipients reserved at RCPT but not accepted in the end (refused by
+                 * a later restriction) are given back. */
+                long long accepted = strtoll(request_get(req, ATTR_RECIPIENT_COUNT), NULL, 10);
+                if (!inst->at_ms[i] || accepted < 0 || accepted >= inst->units[i])
+                    continue;
+                o->units = accepted - inst->units[i];
+                o->at_ms = inst->at_ms[i];
+                inst->units[i] = 0;
+                inst->at_ms[i] = 0;
+            } else {
+                o->units = strtoll(request_get(req, ATTR_SIZE), NULL, 10);
+                if (o->units <= 0)
+                    continue;
+            }
         }
         size_t nl = strlen(r->name), kl = strlen(rl_key_names[r->key]), vl = strlen(o->value);
         if (nl + kl + vl + 3 > sizeof(o->key))
@@ -1005,8 +1028,8 @@ static enum check_status rl_run(struct check_call *call)
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
         if (o->adjust)
-            o->op = store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, o->units, 0,
-                                    rl_store_cb, o);
+            o->op = store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, o->units,
+                                    o->at_ms, rl_store_cb, o);
         else
             o->op = store_rl_reserve(st->store, o->key, o->eff.limits, o->eff.nlimits, o->units,
                                      rl_store_cb, o);

@@ -132,6 +132,14 @@ if start_daemon "$WORK/o.conf"; then
     check "override: @vip.example 0 is unlimited" test "$got" = 7
     got=$(rcpt mallory@example.com | answers)
     check "override: block suspends" grep -q "^action=450 4.7.1 Sending suspended" <<<"$got"
+    # Four recipients reserved, one accepted in the end: three given back at END-OF-MESSAGE.
+    # (one request at a time, as Postfix asks: each answer before the next question)
+    got=$( (for i in 1 2 3 4; do rcpt ivan@example.com "r$i@x.example" msg-ivan | answers; done
+            req protocol_state=END-OF-MESSAGE sasl_username=ivan@example.com instance=msg-ivan recipient_count=1 size=10 | answers) | count_of '^action=DUNNO$')
+    check "true-up: four RCPTs and END-OF-MESSAGE answered DUNNO" test "$got" = 5
+    got=$(for i in 1 2 3 4 5; do rcpt ivan@example.com; done | answers | tr '\n' ' ')
+    check "true-up: the three unaccepted recipients were given back (4 more pass, the 5th not: $got)" \
+        grep -q "^action=DUNNO action=DUNNO action=DUNNO action=DUNNO action=450 4.7.1 Rate limit of 5 recipients per 1m" <<<"$got"
     got=$( (eom henry@example.com 8000; eom henry@example.com 8000) | answers | tr '\n' ' ')
     check "bytes: END-OF-MESSAGE is counted, not refused (the message is in)" test "$got" = "action=DUNNO action=DUNNO "
     got=$(rcpt henry@example.com | answers)
