@@ -218,6 +218,17 @@ else
     not_ok "redis-server did not start"; cat "$WORK/redis.log"
 fi
 
+# policyd doctor says what END-OF-MESSAGE wiring exact counting needs.
+write_conf "$WORK/d.conf" "checks = ratelimit" \
+    'ratelimit_rules = { name=b key=sasl_username count=bytes limits=1g/1d }' "state_store = lmdb:$WORK/state3.lmdb" \
+    "smtpd_recipient_restrictions = check_policy_service unix:$WORK/policyd.sock"
+out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
+check "doctor: bytes rules without END-OF-MESSAGE wiring warned" \
+    grep -q "^WARN  postfix  ratelimit end of data .*no check_policy_service and ratelimit_rules count bytes" <<<"$out"
+echo "smtpd_end_of_data_restrictions = check_policy_service unix:$WORK/policyd.sock" >>"$WORK/d.conf"
+out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
+check "doctor: with the wiring, OK" grep -q "^OK    postfix  ratelimit end of data .*bytes are counted and recipients trued up" <<<"$out"
+
 # A bad rule is refused with FILE:LINE.
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
 out=$("$POLICYD" -c "$WORK/bad.conf" -t 2>&1)
