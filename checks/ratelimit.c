@@ -50,13 +50,10 @@
 #define RL_DOMAIN_KEYS 1024 /* keys whose recipient domains are remembered */
 #define RL_DOMAINS 32       /* distinct recipient domains remembered per key */
 #define RL_LOCAL_KEYS 4096  /* keys counted in process while the store fails */
-#define RL_COMPROMISED 10
-#define RL_NOTIFY_ARGS 16 /* words of ratelimit_notify_command */
-#define RL_NOTIFY_RUNNING                                                                          \
-    8 /* notify commands running at once; more are logged and dropped */ /* distinct recipient     \
-                                                                            domains that make a    \
-                                                                            sasl user suspicious   \
-                                                                          */
+#define RL_COMPROMISED 10   /* distinct recipient domains that make a sasl user suspicious */
+#define RL_NETS 4           /* client networks remembered per key */
+#define RL_NOTIFY_ARGS 16   /* words of ratelimit_notify_command */
+#define RL_NOTIFY_RUNNING 8 /* notify commands at once; more are logged and dropped */
 
 enum rl_key {
     K_SASL_USERNAME,
@@ -102,6 +99,9 @@ struct rl_domains {
     int n;
     uint64_t dom[RL_DOMAINS];
     int64_t seen[RL_DOMAINS];
+    int nnets;
+    uint64_t nets[RL_NETS];     /* client networks the key was used from (a ring) */
+    int64_t net_first[RL_NETS]; /* when each was first seen */
 };
 
 struct rl_local {
@@ -604,8 +604,10 @@ static struct rl_instance *rl_instance(struct rl_state *st, const char *instance
     return in;
 }
 
-/* rl_domains_note - remember dom for key; returns the distinct domains of the last hour. */
-static int rl_domains_note(struct rl_state *st, const char *key, const char *dom, int64_t now)
+/* rl_domains_note - remember dom and the client network net for key; returns the distinct
+ * domains of the last hour, and in *new_net 1 when the key has a history and net is not in it. */
+static int rl_domains_note(struct rl_state *st, const char *key, const char *dom, const char *net,
+                           int64_t now, int *new_net)
 {
     uint64_t kh = hash_str(key) | 1;
     struct rl_domains *d = &st->doms[kh % RL_DOMAIN_KEYS];
@@ -632,6 +634,25 @@ static int rl_domains_note(struct rl_state *st, const char *key, const char *dom
         d->dom[slot] = dh;
         d->seen[slot] = now;
         live++;
+    }
+    *new_net = 0;
+    if (*net) {
+        uint64_t nh = hash_str(net);
+        int known = -1;
+        for (int i = 0; i < d->nnets && i < RL_NETS; i++)
+            if (d->nets[i] == nh)
+                known = i;
+        if (known < 0) {
+            known = d->nnets++ % RL_NETS;
+            d->nets[known] = nh;
+            d->net_first[known] = now;
+        }
+        int64_t others_first = INT64_MAX; /* the earliest first use from another network */
+        for (int i = 0; i < d->nnets && i < RL_NETS; i++)
+            if (i != known && d->net_first[i] < others_first)
+                others_first = d->net_first[i];
+        /* New: first seen in the last hour, while the key was used from elsewhere before. */
+        *new_net = d->net_first[known] > horizon && others_first <= d->net_first[known];
     }
     return live;
 }
@@ -665,6 +686,8 @@ struct rl_op {
     struct store_op *op;
     int done;
     struct store_rl_result res;
+    int ndomains; /* distinct recipient domains of the key in the last hour */
+    int new_net;  /* the key (a sasl user) is used from a client network new to it */
     int failed;
     char detail[128];
 };
@@ -672,7 +695,6 @@ struct rl_op {
 struct rl_call {
     struct check_call *call;
     int nops, pending;
-    int ndomains;
     struct rl_op ops[RL_MAX_RULES];
 };
 
@@ -754,7 +776,10 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
                  retry_s < 0 ? "a smaller message" : retry);
     else
         snprintf(action, sizeof(action), "%s", cfg->ratelimit_action);
-    int suspicious = o->eff.key == K_SASL_USERNAME && rc->ndomains >= RL_COMPROMISED;
+    /* The shape of a stolen account: many recipient domains, more so from a new network. */
+    int suspicious =
+        o->eff.key == K_SASL_USERNAME &&
+        (o->ndomains >= RL_COMPROMISED || (o->new_net && o->ndomains >= RL_COMPROMISED / 2));
     char cause[1536], fix[512];
     if (r->blocked)
         snprintf(cause, sizeof(cause), "rule %s, key %s=%s: blocked by the administrator",
@@ -762,11 +787,12 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
     else
         snprintf(cause, sizeof(cause),
                  "rule %s, key %s=%s: %lld/%lld %s in %s (since %s), retry after %s; client "
-                 "%s[%s]; %d distinct recipient domains in the last hour%s",
+                 "%s[%s]; %d distinct recipient domains in the last hour%s%s",
                  o->eff.name, rl_key_names[o->eff.key], o->value, (long long)u->used,
                  (long long)u->limit, unit, period, since, retry,
                  request_get(req, ATTR_CLIENT_NAME), request_get(req, ATTR_CLIENT_ADDRESS),
-                 rc->ndomains, suspicious ? "; likely compromised account" : "");
+                 o->ndomains, o->new_net ? "; first use from this client network" : "",
+                 suspicious ? "; likely compromised account" : "");
     if (o->eff.key == K_SASL_USERNAME || o->eff.key == K_SENDER)
         snprintf(fix, sizeof(fix),
                  "if %s did not send this, check the account and reset its password; if the "
@@ -958,6 +984,10 @@ static enum check_status rl_run(struct check_call *call)
     rc->call = call;
     int64_t now = rl_now_ms();
     struct rl_instance *inst = rl_instance(st, request_get(req, ATTR_INSTANCE));
+    char netkey[80] = "";
+    if (state == STATE_RCPT && authenticated &&
+        rl_key_value(cfg, K_CLIENT_NETWORK, req, netkey, sizeof(netkey)) != 0)
+        netkey[0] = 0;
     for (int i = 0; i < st->nrules; i++) {
         const struct rl_rule *r = &st->rules[i];
         if ((r->when == W_AUTH && !authenticated) || (r->when == W_UNAUTH && authenticated))
@@ -1014,8 +1044,9 @@ static enum check_status rl_run(struct check_call *call)
             return CHECK_DONE;
         }
         if (state == STATE_RCPT && r->key != K_RECIPIENT_DOMAIN)
-            rc->ndomains =
-                rl_domains_note(st, o->key, rl_domain_of(request_get(req, ATTR_RECIPIENT)), now);
+            o->ndomains =
+                rl_domains_note(st, o->key, rl_domain_of(request_get(req, ATTR_RECIPIENT)), netkey,
+                                now, &o->new_net);
         o->rc = rc;
         rc->nops++;
     }

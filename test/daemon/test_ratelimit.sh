@@ -68,6 +68,13 @@ if start_daemon "$WORK/l.conf"; then
     check "notify command: run once for two refusals, with rule, key, window, used, limit" \
         test "$(cat "$WORK/notify.out" 2>/dev/null)" = "--limit user-rcpt user-rcpt:sasl_username:alice@example.com 1m 5 5"
     check "notify command: logged" grep -q "ratelimit: notified: $WORK/notify.sh user-rcpt:sasl_username:alice@example.com (exit status 0)" "$WORK/policyd.log"
+    # The shape of a stolen account: a new client network, many recipient domains.
+    got=$( (rcpt zoe@example.com r0@home.example
+            for i in 1 2 3 4 5; do req sasl_username=zoe@example.com recipient="x@d$i.example" client_address=198.18.0.5 instance=z$i; done) | answers | tail -1)
+    check "new network + many domains: deferred" grep -q "^action=450 4.7.1" <<<"$got"
+    check "new network + many domains: 'likely compromised account' in the diagnosis" \
+        grep -q "key sasl_username=zoe@example.com: 5/5 .*client localhost\[198.18.0.5\]; 6 distinct recipient domains in the last hour; first use from this client network; likely compromised account" "$WORK/policyd.log"
+    check "alice (one network, 6 domains) is not called compromised" sh -c "! grep -q 'alice@example.com.*likely compromised' '$WORK/policyd.log'"
     got=$(rcpt carol@example.com | answers)
     check "another user is not affected" test "$got" = "action=DUNNO"
     # Unauthenticated: messages per client network, counted once per instance.
