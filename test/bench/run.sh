@@ -72,6 +72,20 @@ state_bench() {
     st_gl_out=$("$LOADGEN" -s "unix:$TMP/stgl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
     echo "$st_gl_out" | head -1
     kill "$PID" 2>/dev/null
+    st_redis_out=
+    if command -v redis-server >/dev/null; then
+        echo "== policyd, checks = relay, ratelimit on Redis (unix socket; 1 rule: every request one script), $CONNS connections"
+        redis-server --port 0 --unixsocket "$TMP/r.sock" --save '' --appendonly no --daemonize no >"$TMP/redis.log" 2>&1 &
+        local rpid=$!
+        pids+=("$rpid")
+        wait_socket "$TMP/r.sock"
+        start_policyd strr "checks = relay, ratelimit" "state_store = redis:unix:$TMP/r.sock" \
+            "ratelimit_rules = { name=snd key=sender count=recipients limits=1000000000/1h,100000000/10m }"
+        st_redis_out=$("$LOADGEN" -s "unix:$TMP/strr.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+        echo "$st_redis_out" | head -1
+        st_redis_fail=$(grep -c "state store .* is down" "$TMP/strr.log")
+        kill "$PID" "$rpid" 2>/dev/null
+    fi
 }
 state_rows() {
     local b r g
@@ -82,6 +96,12 @@ state_rows() {
     gr=$(awk -v a="$g" -v b="$b" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
     echo "| ratelimit on LMDB, 2 rules, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $r ($rr%); $(field p99_us "$st_rl_out") | >= 70% of relay-only | $(verdict $((rr >= 70))) |"
     echo "| greylist on LMDB, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $g ($gr%); $(field p99_us "$st_gl_out") | >= 70% of relay-only | $(verdict $((gr >= 70))) |"
+    if [ -n "$st_redis_out" ]; then
+        local x p
+        x=$(field rps "$st_redis_out")
+        p=$(field p99_us "$st_redis_out")
+        echo "| ratelimit on Redis (unix socket), $CONNS connections: decisions/s; p99 (us); breaker trips | $b (relay-only) | $x; $p; $st_redis_fail | >= 30,000/s, p99 < 3000 us | $(verdict $((x >= 30000 && ${p%.*} < 3000))) |"
+    fi
 }
 if [ "${BENCH_ONLY:-}" = state ]; then
     state_bench
