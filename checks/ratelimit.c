@@ -695,7 +695,7 @@ struct rl_op {
 struct rl_call {
     struct check_call *call;
     int nops, pending;
-    struct rl_op ops[RL_MAX_RULES];
+    struct rl_op ops[]; /* one per rule at most (allocated for the state's rules) */
 };
 
 static void rl_free(void *data)
@@ -980,7 +980,7 @@ static enum check_status rl_run(struct check_call *call)
     if (!st->store || (state != STATE_RCPT && state != STATE_END_OF_MESSAGE))
         return CHECK_DONE;
     int authenticated = *request_get(req, ATTR_SASL_USERNAME) != 0;
-    struct rl_call *rc = xcalloc(1, sizeof(*rc));
+    struct rl_call *rc = xcalloc(1, sizeof(*rc) + (size_t)st->nrules * sizeof(struct rl_op));
     rc->call = call;
     int64_t now = rl_now_ms();
     struct rl_instance *inst = rl_instance(st, request_get(req, ATTR_INSTANCE));
