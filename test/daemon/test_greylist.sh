@@ -34,6 +34,13 @@ if start_daemon "$WORK/g.conf"; then
     expect "SRS: the retry with another hash passes (same original sender)" "action=DUNNO" \
         "$(try 203.0.113.7 'SRS0=XYZ=UU=orig.example=jane@fwd.example')"
     expect "a passed triplet keeps passing" "action=DUNNO" "$(try 203.0.113.7 'news@sender.example')"
+    expect "BATV: the tagged sender is the passed triplet" "action=DUNNO" "$(try 203.0.113.7 'prvs=0123abcd=news@sender.example')"
+    expect "SRS1 (forwarded twice): the original sender's passed triplet" "action=DUNNO" \
+        "$(try 203.0.113.7 'SRS1=HHH=fwd.example==HHH=TT=orig.example=jane@fwd2.example')"
+    try 203.0.113.7 'news-4711@sender.example' >/dev/null
+    expect "VERP-style numbers: the next message deferred too" "action=450 4.2.0*" "$(try 203.0.113.7 'news-4712@sender.example')"
+    check "VERP-style numbers: ... as a retry of the same triplet" \
+        grep -q "retried too early: .*sender <news-4712@sender.example> (as news-#@sender.example)" "$WORK/policyd.log"
     expect "another recipient is a new triplet" "action=450 4.2.0*" "$(try 203.0.113.7 news@sender.example carol@example.com)"
     stop_daemon
 fi
