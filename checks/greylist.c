@@ -19,6 +19,7 @@
 #include "policyd/config.h"
 #include "policyd/lib/addr.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/maps/domainlist.h"
 #include "policyd/maps/netlist.h"
 #include "policyd/store/store.h"
 #include "protocol/action.h"
@@ -32,6 +33,7 @@
 
 struct grey_state {
     struct netlist *skip;
+    struct domainlist *skip_names;
     int all; /* greylist_policy = all */
     int failure_defer;
     struct store *store;
@@ -51,6 +53,7 @@ static void grey_unconfigure(void *state)
     if (!st)
         return;
     netlist_free(st->skip);
+    domainlist_free(st->skip_names);
     state_release(st->store);
     free(st);
 }
@@ -82,6 +85,13 @@ static void *grey_configure(const struct config *cfg, char *err, size_t errlen)
     }
     st->skip = netlist_new("greylist_skip_networks", cfg->greylist_skip_networks, err, errlen);
     if (!st->skip) {
+        free(st);
+        return NULL;
+    }
+    st->skip_names = domainlist_new("greylist_skip_client_names", cfg->greylist_skip_client_names,
+                                    1, err, errlen);
+    if (!st->skip_names) {
+        netlist_free(st->skip);
         free(st);
         return NULL;
     }
@@ -312,6 +322,10 @@ static enum check_status grey_run(struct check_call *call)
     if (netlist_match(st->skip, addr, NULL) == 1)
         return CHECK_DONE;
     const char *name = request_get(req, ATTR_CLIENT_NAME);
+    /* Postfix's client_name is the verified name ("unknown" otherwise): a forged PTR never
+     * matches the skip list. */
+    if (*name && strcmp(name, "unknown") != 0 && domainlist_match(st->skip_names, name, NULL) == 1)
+        return CHECK_DONE;
     if (!st->all && *name && strcmp(name, "unknown") != 0) {
         check_call_note(call, "client %s[%s] has a forward-confirmed name: not greylisted", name,
                         addr);

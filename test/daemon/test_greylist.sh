@@ -59,13 +59,17 @@ if start_daemon "$WORK/w.conf"; then
     stop_daemon
 fi
 write_conf "$WORK/a.conf" "checks = greylist" "state_store = lmdb:$WORK/state.lmdb" \
-    "greylist_delay = 2s" "greylist_policy = all"
+    "greylist_delay = 2s" "greylist_policy = all" "greylist_skip_client_names = bigmail.example"
 if start_daemon "$WORK/a.conf"; then
     sleep 2.1
     expect "learn mode recorded the triplet: it passes after the delay in enforce mode" "action=DUNNO" \
         "$(try 198.51.100.9 learn@b.example bob@example.com mx.b.example)"
     expect "greylist_policy = all: a named client's new triplet is greylisted" "action=450 4.2.0*" \
         "$(try 198.51.100.9 other@b.example bob@example.com mx.b.example)"
+    expect "greylist_skip_client_names: a verified name in the list (subdomain) is not greylisted" "action=DUNNO" \
+        "$(try 198.51.100.20 x@bigmail.example bob@example.com out3.bigmail.example)"
+    got=$(req client_address=198.51.100.21 client_name=unknown reverse_client_name=out4.bigmail.example sender=y@bigmail.example | ask - | grep '^action=')
+    expect "greylist_skip_client_names: an unverified PTR name does not count" "action=450 4.2.0*" "$got"
     stop_daemon
 fi
 
