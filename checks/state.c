@@ -85,6 +85,21 @@ struct store *state_acquire(const struct config *cfg, struct event_base *base, c
     return s;
 }
 
+void state_log_stats(void)
+{
+    for (const struct state_entry *e = state_list; e; e = e->next) {
+        struct store_stats st;
+        store_stats(e->store, &st);
+        log_info("state store statistics: store=%s backend=%s up=%d breaker=%s ops=%llu ok=%llu "
+                 "failed=%llu timeouts=%llu fast_fails=%llu late_replies=%llu connects=%llu "
+                 "connect_failures=%llu state_changes=%llu swept=%llu map_size=%llu "
+                 "inflight=%zu",
+                 e->spec, st.backend, st.up, st.breaker, st.ops, st.ok, st.failed, st.timeouts,
+                 st.fast_fails, st.late_replies, st.connects, st.connect_failures, st.state_changes,
+                 st.swept, st.map_size, st.inflight);
+    }
+}
+
 void state_release(struct store *s)
 {
     if (!s)

@@ -26,4 +26,8 @@ struct store *state_acquire(const struct config *cfg, struct event_base *base, c
 /* state_release - one holder less; the last closes the store. NULL ok. */
 void state_release(struct store *s);
 
+/* state_log_stats - one line of counters per open store ("state store statistics: ..."),
+ * beside the daemon's own statistics. */
+void state_log_stats(void);
+
 #endif

@@ -12,6 +12,7 @@
  */
 #include "policyd/config.h"
 #include "checks/ratelimit_admin.h"
+#include "checks/state.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
@@ -116,6 +117,13 @@ static void main_log_dns_stats(const struct daemon *d)
     log_info("dns statistics: %s", dns_stats_format(d->dns, line, sizeof(line)));
 }
 
+/* main_log_more_stats - the DNS engine's and the state stores' counters. */
+static void main_log_more_stats(const struct daemon *d)
+{
+    main_log_dns_stats(d);
+    state_log_stats();
+}
+
 static void main_stopped(void *arg)
 {
     struct daemon *d = arg;
@@ -142,7 +150,7 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         stats_log();
-        main_log_dns_stats(d);
+        main_log_more_stats(d);
         break;
     case SIGTERM:
     case SIGINT:
@@ -270,7 +278,7 @@ static int main_serve(struct daemon *d, struct config *cfg)
     server_start(d->server);
     event_base_dispatch(d->base);
     stats_log();
-    main_log_dns_stats(d);
+    main_log_more_stats(d);
     log_info("stopped");
     for (size_t i = 0; i < 4; i++)
         event_free(sigev[i]);

@@ -218,6 +218,8 @@ elif start_redis; then
         wait_log 'state store redis:unix:.* is up again'
         check "Redis back: one log line" test "$(grep -c 'state store redis:unix:.* is up again' "$WORK/policyd.log")" = 1
         stop_daemon
+        check "the statistics count the store's state changes and failures" \
+            grep -qE "state store statistics: store=redis:unix:$WORK/r.sock backend=redis up=1 breaker=closed ops=[0-9]+ ok=[0-9]+ failed=[1-9][0-9]* .*state_changes=2 " "$WORK/policyd.log"
     fi
     kill "$B_PID" 2>/dev/null; wait "$B_PID" 2>/dev/null
     stop_redis
