@@ -186,6 +186,42 @@ const struct cause causes_table[] = {
      "several records).",
      "Publish exactly one TXT record of the form 'v=DKIM1; k=rsa; p=BASE64'."},
 
+    /* -- ratelimit -- */
+    {"ratelimit.exceeded", "ratelimit_action (450 4.7.1, with the limit and the retry time)",
+     "A rate-limit rule's key (an account, a sender, a client network, ...) reached its limit in "
+     "the rule's window; the line names the rule, the key, the usage, since when, the retry "
+     "time, the client and the recipient domains of the last hour, and says \"likely "
+     "compromised account\" when the shape fits (many foreign domains, a new client network).",
+     "If the account did not send this, check it and reset its password; if the volume is "
+     "legitimate, raise its limit in ratelimit_overrides. 'policyd ratelimit reset KEY' clears "
+     "the counter."},
+    {"ratelimit.blocked", "ratelimit_action (450 4.7.1)",
+     "The key is suspended: 'block' in ratelimit_overrides, or 'policyd ratelimit block KEY'.",
+     "Lift the block once the account is safe: 'policyd ratelimit unblock KEY', or remove "
+     "'block' from ratelimit_overrides."},
+    {"ratelimit.warning", "no verdict (logged)",
+     "A key crossed ratelimit_warn_ratio of one of its limits: an early warning before it is "
+     "deferred.",
+     "Look at who sends under that key; raise its limit in ratelimit_overrides if the volume is "
+     "expected."},
+    {"ratelimit.store_failure", "451 4.3.0 (ratelimit_store_failure = defer)",
+     "The state store (state_store) did not answer or failed, and ratelimit_store_failure is "
+     "defer; the store's own log lines say why.",
+     "Bring the state store back (Redis running and reachable, the LMDB directory writable); "
+     "ratelimit_store_failure = local counts in the process meanwhile."},
+
+    /* -- greylist -- */
+    {"greylist.deferred", "greylist_action (450 4.2.0, with the retry time)",
+     "First attempt of a (client network, sender, recipient) triplet from a client that looks "
+     "suspicious (no forward-confirmed reverse name, or greylist_policy = all), a retry before "
+     "greylist_delay, or a return after greylist_retry_window: deferred; a real mail server "
+     "retries and is accepted after the delay.",
+     "None for real mail servers. If a sender complains of the delay, give its server a "
+     "forward-confirmed reverse name or add its network to greylist_skip_networks."},
+    {"greylist.store_failure", "451 4.3.0 (greylist_store_failure = defer)",
+     "The state store did not answer or failed, and greylist_store_failure is defer.",
+     "Bring the state store back; greylist_store_failure = dunno accepts meanwhile."},
+
     /* -- the evaluator -- */
     {"deadline.fallback", "fallback_action (DUNNO)",
      "Some checks had not answered when request_deadline passed, so policyd answered "

@@ -15,7 +15,9 @@
     X(dnsbl)                                                                                       \
     X(recipient)                                                                                   \
     X(spf)                                                                                         \
-    X(dkim)
+    X(dkim)                                                                                        \
+    X(ratelimit)                                                                                   \
+    X(greylist)
 
 #define REGISTRY_DECLARE(name) extern const struct check_def name##_check;
 REGISTRY_CHECKS(REGISTRY_DECLARE)

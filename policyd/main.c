@@ -18,6 +18,8 @@
  */
 #include "policyd/activation.h"
 #include "policyd/config.h"
+#include "checks/ratelimit_admin.h"
+#include "checks/state.h"
 #include "policyd/doctor/doctor.h"
 #include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
@@ -76,6 +78,9 @@ static void main_usage(void)
                     "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
                     "NAME]... [--json]\n"
                     "                                     check this server's deliverability\n"
+                    "       policyd -c FILE ratelimit show KEY | top [N] | reset KEY | block KEY "
+                    "[DURATION] | unblock KEY\n"
+                    "                                     see and change rate-limit counters\n"
                     "       policyd report [--since DURATION] [--json] [FILE...]\n"
                     "                                     summarise refusals from the mail log\n");
     exit(2);
@@ -129,6 +134,13 @@ static void main_log_dns_stats(const struct daemon *d)
     log_info("dns statistics: %s", dns_stats_format(d->dns, line, sizeof(line)));
 }
 
+/* main_log_more_stats - the DNS engine's and the state stores' counters. */
+static void main_log_more_stats(const struct daemon *d)
+{
+    main_log_dns_stats(d);
+    state_log_stats();
+}
+
 static void main_stopped(void *arg)
 {
     struct daemon *d = arg;
@@ -155,7 +167,7 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         stats_log();
-        main_log_dns_stats(d);
+        main_log_more_stats(d);
         break;
     case SIGTERM:
     case SIGINT:
@@ -399,7 +411,7 @@ static int main_serve(struct daemon *d, struct config *cfg)
     notify_ready("serving; configuration %s; checks: %s", d->config_path, cfg->checks);
     event_base_dispatch(d->base);
     stats_log();
-    main_log_dns_stats(d);
+    main_log_more_stats(d);
     log_info("stopped");
     for (size_t i = 0; i < 4; i++) {
         event_free(sigev[i]);
@@ -450,7 +462,8 @@ int main(int argc, char **argv)
     if (optind < argc && strcmp(argv[optind], "report") == 0)
         return report_main(argc - optind, argv + optind); /* reads logs: no configuration */
     int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
-    if (optind != argc && !doctor)
+    int ratelimit = optind < argc && strcmp(argv[optind], "ratelimit") == 0;
+    if (optind != argc && !doctor && !ratelimit)
         main_usage();
     signal(SIGPIPE, SIG_IGN);
 
@@ -464,6 +477,11 @@ int main(int argc, char **argv)
     if (test) {
         config_unref(cfg);
         return 0;
+    }
+    if (ratelimit) {
+        int rrc = ratelimit_admin_main(cfg, argc - optind, argv + optind);
+        config_unref(cfg);
+        return rrc;
     }
     if (doctor) {
         int drc = doctor_main(cfg, argc - optind, argv + optind);

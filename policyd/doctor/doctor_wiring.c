@@ -410,6 +410,55 @@ static int pf_is_trusted_permit(const char *name)
            strcasecmp(name, "permit_sasl_authenticated") == 0;
 }
 
+/* pf_check_end_of_data - the ratelimit check counts bytes and trues up recipients only when
+ * Postfix also asks at END-OF-MESSAGE (smtpd_end_of_data_restrictions). */
+static void pf_check_end_of_data(struct doctor *d)
+{
+    const struct config *cfg = d->cfg;
+    char **checks = plist_split(cfg->checks);
+    int wanted = 0;
+    for (size_t i = 0; checks[i]; i++)
+        if (strcasecmp(checks[i], "ratelimit") == 0)
+            wanted = 1;
+    plist_free(checks);
+    if (!wanted)
+        return;
+    struct pf_list eod;
+    pf_list_parse(&eod, "smtpd_end_of_data_restrictions", cfg->smtpd_end_of_data_restrictions);
+    int asked = 0;
+    for (size_t i = 0; i < eod.n; i++)
+        if (strcasecmp(eod.v[i].name, "check_policy_service") == 0)
+            asked = 1;
+    pf_list_free(&eod);
+    int bytes = strstr(cfg->ratelimit_rules, "count=bytes") != NULL;
+    char obs[600];
+    if (asked) {
+        snprintf(obs, sizeof(obs),
+                 "smtpd_end_of_data_restrictions asks a policy service: "
+                 "bytes are counted and recipients trued up");
+        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
+                          NULL);
+        return;
+    }
+    if (!bytes) {
+        snprintf(obs, sizeof(obs),
+                 "smtpd_end_of_data_restrictions has no check_policy_service: recipients "
+                 "refused after policyd's RCPT answer stay counted until their window passes "
+                 "(add check_policy_service there for exact counting)");
+        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
+                          NULL);
+        return;
+    }
+    snprintf(obs, sizeof(obs),
+             "smtpd_end_of_data_restrictions has no check_policy_service and "
+             "ratelimit_rules count bytes");
+    doctor_report_add(d->report, DOCTOR_WARN, "postfix", "ratelimit end of data", obs,
+                      "rules with count=bytes never count: the size is known only at the end of "
+                      "the message",
+                      "in main.cf: smtpd_end_of_data_restrictions = check_policy_service (the "
+                      "same service as in smtpd_recipient_restrictions)");
+}
+
 void doctor_wiring(struct doctor *d)
 {
     const struct config *cfg = d->cfg;
@@ -576,6 +625,7 @@ void doctor_wiring(struct doctor *d)
 
     pf_check_open_relay(d, lists);
     pf_check_mynetworks(d, lists);
+    pf_check_end_of_data(d);
 
     /* What the policy client does when we fail, and how long it waits. */
     if (have && found.default_action[0])

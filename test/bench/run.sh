@@ -6,8 +6,9 @@
 # Then the SPF check: warm cache, cold cache with a 20 ms DNS round trip, a dead domain.
 # Then a flood of refusals from a few clients (issue 13): log bytes per refused request with
 # every diagnosis in full and with short repeats, and requests/s against the reference.
+# Then ratelimit and greylist on LMDB.
 # Last, test/bench/metrics.sh: the same relay load with 100 Prometheus scrapes at once.
-# BENCH_ONLY=main|slots|flood|spf|metrics runs one part alone; BENCH_SPF_CONNS sets the
+# BENCH_ONLY=main|slots|flood|state|spf|metrics runs one part alone; BENCH_SPF_CONNS sets the
 # cold-cache connections; BENCH_FLOOD_RCPTS the recipients per message of the flood (10).
 set -u
 cd "$(dirname "$0")/../.."
@@ -55,6 +56,60 @@ start_policyd() {
     PID=$!
     pids+=("$PID")
     wait_socket "$TMP/$name.sock"
+}
+
+# --- State store (issue 11): ratelimit and greylist on LMDB against relay-only, all accepted.
+# ratelimit: two rules (sender, client network) with limits never reached, so every request is
+# two reservations written to LMDB; greylist: greylist_policy = all, every request a triplet
+# step. BENCH_ONLY=state runs these alone.
+state_bench() {
+    echo "== policyd, checks = relay (baseline for the state store), all accepted, $CONNS connections"
+    start_policyd strelay "checks = relay"
+    st_relay_out=$("$LOADGEN" -s "unix:$TMP/strelay.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_relay_out" | head -1
+    kill "$PID" 2>/dev/null
+    echo "== policyd, checks = relay, ratelimit on LMDB (2 rules: sender, client_network), $CONNS connections"
+    start_policyd strl "checks = relay, ratelimit" "state_store = lmdb:$TMP/rl.lmdb" \
+        "ratelimit_rules = { name=snd key=sender count=recipients limits=1000000000/1h,100000000/10m }, { name=net key=client_network count=recipients limits=1000000000/1h }"
+    st_rl_out=$("$LOADGEN" -s "unix:$TMP/strl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_rl_out" | head -1
+    kill "$PID" 2>/dev/null
+    echo "== policyd, checks = relay, greylist on LMDB (greylist_policy = all), $CONNS connections"
+    start_policyd stgl "checks = relay, greylist" "state_store = lmdb:$TMP/gl.lmdb" "greylist_policy = all" \
+        "greylist_mode = warn"
+    st_gl_out=$("$LOADGEN" -s "unix:$TMP/stgl.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+    echo "$st_gl_out" | head -1
+    kill "$PID" 2>/dev/null
+    st_redis_out=
+    if command -v redis-server >/dev/null; then
+        echo "== policyd, checks = relay, ratelimit on Redis (unix socket; 1 rule: every request one script), $CONNS connections"
+        redis-server --port 0 --unixsocket "$TMP/r.sock" --save '' --appendonly no --daemonize no >"$TMP/redis.log" 2>&1 &
+        local rpid=$!
+        pids+=("$rpid")
+        wait_socket "$TMP/r.sock"
+        start_policyd strr "checks = relay, ratelimit" "state_store = redis:unix:$TMP/r.sock" \
+            "ratelimit_rules = { name=snd key=sender count=recipients limits=1000000000/1h,100000000/10m }"
+        st_redis_out=$("$LOADGEN" -s "unix:$TMP/strr.sock" -c "$CONNS" -d "$SECONDS_RUN" -w 2 -m hosted -p "$PID")
+        echo "$st_redis_out" | head -1
+        st_redis_fail=$(grep -c "state store .* is down" "$TMP/strr.log")
+        kill "$PID" "$rpid" 2>/dev/null
+    fi
+}
+state_rows() {
+    local b r g
+    b=$(field rps "$st_relay_out")
+    r=$(field rps "$st_rl_out")
+    g=$(field rps "$st_gl_out")
+    rr=$(awk -v a="$r" -v b="$b" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+    gr=$(awk -v a="$g" -v b="$b" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+    echo "| ratelimit on LMDB, 2 rules, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $r ($rr%); $(field p99_us "$st_rl_out") | >= 70% of relay-only | $(verdict $((rr >= 70))) |"
+    echo "| greylist on LMDB, $CONNS connections: requests/s; p99 (us) | $b (relay-only) | $g ($gr%); $(field p99_us "$st_gl_out") | >= 70% of relay-only | $(verdict $((gr >= 70))) |"
+    if [ -n "$st_redis_out" ]; then
+        local x p
+        x=$(field rps "$st_redis_out")
+        p=$(field p99_us "$st_redis_out")
+        echo "| ratelimit on Redis (unix socket), $CONNS connections: decisions/s; p99 (us); breaker trips | $b (relay-only) | $x; $p; $st_redis_fail | >= 30,000/s, p99 < 3000 us | $(verdict $((x >= 30000 && ${p%.*} < 3000))) |"
+    fi
 }
 
 if part main; then
@@ -195,6 +250,7 @@ floodone0_bpr=$FLOOD_BPR
 flood floodone 1
 floodone_out=$FLOOD_OUT floodone_bpr=$FLOOD_BPR
 fi
+if part state; then state_bench; fi
 
 # --- SPF (checks = spf). Scenario 1: testdns.py serves 8 warm domains, each record with an
 # include; a new instance (message) per request, so every request is evaluated from the DNS
@@ -305,6 +361,7 @@ sd_oldest=$(field dead_oldest_us "$spfdead_out")
 sd_ok=$(((${sd_p99%.*} <= 3 * ${sc_p99%.*} / 2) && ${sd_oldest%.*} < 1100000 && $(field errors "$spfdead_out") == 0))
 echo "| SPF, 10% dead sender domains: p50 / p99 of the others (ms); the dead ones | | $(us_ms "$(field p50_us "$spfdead_out")") / $(us_ms "$sd_p99") (cold alone: $(us_ms "$sc_p99")); $(field dead "$spfdead_out") dead answered (${spfdead_451:-0} with 451 4.4.3, $spfdead_deadline at the 1 s deadline), max $(us_ms "$(field dead_max_us "$spfdead_out")") ms, none older than $(us_ms "$sd_oldest") ms unanswered | others' p99 <= 1.5x cold; dead answered < 1.1 s | $(verdict $sd_ok) |"
 fi
+if part state; then state_rows; fi
 
 # Prometheus scrapes under load (test/bench/metrics.sh, its own table).
 if part metrics; then

@@ -1,0 +1,379 @@
+/*
+ * greylist.c - greylisting of suspicious clients: the first attempt of a (client network,
+ * sender, recipient) triplet is deferred; a retry after greylist_delay and within
+ * greylist_retry_window passes, and the pass is remembered (greylist_pass_ttl, refreshed on
+ * use). A client network with greylist_awl_passes passes is whitelisted. State lives in the
+ * shared store (checks/state.h), one atomic step per attempt (store_grey_check).
+ *
+ * Key design: the network, not the address, so provider pools that retry from another address
+ * of the same /24 (/64) pass; the sender normalised (lower case, extension removed with
+ * recipient_delimiter, SRS and BATV unwrapped, numbers in the local part replaced by '#' as
+ * postgrey does for VERP and per-message tags), so a retry with a new bounce tag is the same
+ * triplet. greylist_policy = suspicious greylists only clients without a forward-confirmed
+ * PTR, read from Postfix's client_name ("unknown" when not forward-confirmed): no DNS lookups
+ * of our own. Ownership: the state owns the skip list and a holder of the store.
+ */
+#include "checks/check.h"
+
+#include "checks/state.h"
+#include "policyd/config.h"
+#include "policyd/lib/addr.h"
+#include "policyd/lib/xalloc.h"
+#include "policyd/maps/domainlist.h"
+#include "policyd/maps/netlist.h"
+#include "policyd/store/store.h"
+#include "protocol/action.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct grey_state {
+    struct netlist *skip;
+    struct domainlist *skip_names;
+    int all; /* greylist_policy = all */
+    int failure_defer;
+    struct store *store;
+};
+
+struct grey_call {
+    struct check_call *call;
+    struct store_op *op;
+    char network[64];
+    char sender[320];
+    char triplet[1024];
+};
+
+static void grey_unconfigure(void *state)
+{
+    struct grey_state *st = state;
+    if (!st)
+        return;
+    netlist_free(st->skip);
+    domainlist_free(st->skip_names);
+    state_release(st->store);
+    free(st);
+}
+
+static void *grey_configure(const struct config *cfg, char *err, size_t errlen)
+{
+    char why[512];
+    if (store_spec_check(cfg->state_store, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s:%d: state_store: %s", cfg->path ? cfg->path : "(defaults)",
+                 config_source_line(cfg, "state_store"), why);
+        return NULL;
+    }
+    struct grey_state *st = xcalloc(1, sizeof(*st));
+    if (strcmp(cfg->greylist_policy, "all") == 0)
+        st->all = 1;
+    else if (strcmp(cfg->greylist_policy, "suspicious") != 0) {
+        snprintf(err, errlen, "%s:%d: greylist_policy: suspicious or all", cfg->path,
+                 config_source_line(cfg, "greylist_policy"));
+        free(st);
+        return NULL;
+    }
+    if (strcmp(cfg->greylist_store_failure, "defer") == 0)
+        st->failure_defer = 1;
+    else if (strcmp(cfg->greylist_store_failure, "dunno") != 0) {
+        snprintf(err, errlen, "%s:%d: greylist_store_failure: dunno or defer", cfg->path,
+                 config_source_line(cfg, "greylist_store_failure"));
+        free(st);
+        return NULL;
+    }
+    st->skip = netlist_new("greylist_skip_networks", cfg->greylist_skip_networks, err, errlen);
+    if (!st->skip) {
+        free(st);
+        return NULL;
+    }
+    st->skip_names = domainlist_new("greylist_skip_client_names", cfg->greylist_skip_client_names,
+                                    1, err, errlen);
+    if (!st->skip_names) {
+        netlist_free(st->skip);
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int grey_start(void *state, void *previous, struct event_base *base, struct dns *dns,
+                      const struct config *cfg, char *err, size_t errlen)
+{
+    (void)previous;
+    (void)dns;
+    struct grey_state *st = state;
+    if (!st->store)
+        st->store = state_acquire(cfg, base, err, errlen);
+    return st->store ? 0 : -1;
+}
+
+/* grey_network - the client's network (address masked to the prefix) as "ADDR/LEN". */
+static int grey_network(const struct config *cfg, const char *addr, char *buf, size_t len)
+{
+    int family;
+    unsigned char bin[16];
+    if (addr_parse(addr, &family, bin) != 0)
+        return -1;
+    int bits = (int)(family == AF_INET ? cfg->greylist_ipv4_prefix : cfg->greylist_ipv6_prefix);
+    int nbytes = family == AF_INET ? 4 : 16;
+    for (int i = 0; i < nbytes; i++) {
+        int keep = bits - 8 * i;
+        if (keep <= 0)
+            bin[i] = 0;
+        else if (keep < 8)
+            bin[i] &= (unsigned char)(0xff << (8 - keep));
+    }
+    char a[64];
+    inet_ntop(family, bin, a, sizeof(a));
+    snprintf(buf, len, "%s/%d", a, bits);
+    return 0;
+}
+
+/* grey_unwrap - SRS and BATV: the original address inside a rewritten one (in place). */
+static void grey_unwrap(char *s)
+{
+    char *at = strrchr(s, '@');
+    if (!at)
+        return;
+    /* BATV: prvs=TAG=local@domain, msprvs1=TAG=local@domain */
+    if (strncmp(s, "prvs=", 5) == 0 || strncmp(s, "msprvs1=", 8) == 0) {
+        char *eq = strchr(strchr(s, '=') + 1, '=');
+        if (eq && eq < at)
+            memmove(s, eq + 1, strlen(eq + 1) + 1);
+        return;
+    }
+    /* SRS0=HASH=TT=domain=local@forwarder; SRS1=HASH=fwd==HASH=TT=domain=local@forwarder */
+    if (strncmp(s, "srs0=", 5) == 0 || strncmp(s, "srs1=", 5) == 0) {
+        char *p = s + 5;
+        if (s[3] == '1') {
+            char *dbl = strstr(p, "==");
+            if (!dbl || dbl > at)
+                return;
+            p = dbl + 2;
+        }
+        /* p: HASH=TT=domain=local@... */
+        char *f[3];
+        for (int i = 0; i < 3; i++) {
+            p = strchr(p, '=');
+            if (!p || p > at)
+                return;
+            f[i] = ++p;
+        }
+        /* f[1]: domain=..., f[2]: local@forwarder */
+        size_t dlen = (size_t)(f[2] - 1 - f[1]);
+        size_t llen = (size_t)(at - f[2]);
+        char out[320];
+        if (llen + dlen + 2 > sizeof(out))
+            return;
+        memcpy(out, f[2], llen);
+        out[llen] = '@';
+        memcpy(out + llen + 1, f[1], dlen);
+        out[llen + 1 + dlen] = 0;
+        strcpy(s, out);
+    }
+}
+
+/* grey_sender - the normalised sender (see the header) into buf. */
+static void grey_sender(const struct config *cfg, const char *sender, char *buf, size_t len)
+{
+    char s[320];
+    size_t n = 0;
+    for (; sender[n] && n + 1 < sizeof(s); n++)
+        s[n] = (char)tolower((unsigned char)sender[n]);
+    s[n] = 0;
+    grey_unwrap(s);
+    char *at = strrchr(s, '@');
+    char *local_end = at ? at : s + strlen(s);
+    if (cfg->recipient_delimiter[0]) {
+        for (char *p = s; p < local_end; p++)
+            if (strchr(cfg->recipient_delimiter, *p)) {
+                memmove(p, local_end, strlen(local_end) + 1);
+                local_end = p;
+                break;
+            }
+    }
+    /* Numbers standing alone in the local part (VERP, per-message tags) become '#'. */
+    size_t o = 0;
+    for (char *p = s; *p && o + 1 < len;) {
+        if (p < local_end && isdigit((unsigned char)*p) &&
+            (p == s || !isalnum((unsigned char)p[-1]))) {
+            char *q = p;
+            while (q < local_end && isdigit((unsigned char)*q))
+                q++;
+            if (q == local_end || !isalnum((unsigned char)*q)) {
+                buf[o++] = '#';
+                p = q;
+                continue;
+            }
+        }
+        buf[o++] = *p++;
+    }
+    buf[o] = 0;
+}
+
+static void grey_free(void *data)
+{
+    struct grey_call *gc = data;
+    store_cancel(gc->op);
+    free(gc);
+}
+
+static void grey_clock(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* grey_is_bare_code - "450 4.2.0" or "450": the action gets our text appended. */
+static int grey_is_bare_code(const char *a)
+{
+    if (!(isdigit((unsigned char)a[0]) && isdigit((unsigned char)a[1]) &&
+          isdigit((unsigned char)a[2])))
+        return 0;
+    a += 3;
+    while (*a == ' ' || *a == '.' || isdigit((unsigned char)*a))
+        a++;
+    return *a == 0;
+}
+
+static void grey_cb(const struct store_grey_result *r, void *arg)
+{
+    struct grey_call *gc = arg;
+    struct check_call *call = gc->call;
+    const struct config *cfg = check_call_config(call);
+    const struct grey_state *st = check_call_state(call);
+    const struct request *req = check_call_request(call);
+    gc->op = NULL;
+    if (r->status != STORE_OK) {
+        char cause[512];
+        snprintf(cause, sizeof(cause), "the state store %s failed: %s", store_name(st->store),
+                 r->detail ? r->detail : "failed");
+        if (st->failure_defer)
+            check_call_defer(call, "greylist.store_failure",
+                             "451 4.3.0 Temporary greylisting problem, try again later", cause,
+                             "bring the state store back (see the store's log lines)");
+        else
+            check_call_note(call, "%s; greylist_store_failure = dunno", cause);
+        check_call_done(call);
+        return;
+    }
+    char first[32], retry[32];
+    grey_clock(r->first_ms, first, sizeof(first));
+    grey_clock(r->retry_ms, retry, sizeof(retry));
+    switch (r->state) {
+    case STORE_GREY_PASS:
+        check_call_note(call, "triplet passed (first seen %s)", first);
+        break;
+    case STORE_GREY_AWL:
+        check_call_note(call, "client network %s is whitelisted (%lld passes)", gc->network,
+                        (long long)r->awl_count);
+        break;
+    case STORE_GREY_NEW:
+    case STORE_GREY_EARLY:
+    case STORE_GREY_RESTART: {
+        long long wait_s = (r->retry_ms - r->now_ms + 999) / 1000;
+        if (wait_s < 0)
+            wait_s = 0;
+        char action[512], cause[1536], fix[512];
+        if (grey_is_bare_code(cfg->greylist_action))
+            snprintf(action, sizeof(action), "%s Greylisted, please try again in %lld seconds",
+                     cfg->greylist_action, wait_s);
+        else
+            snprintf(action, sizeof(action), "%s", cfg->greylist_action);
+        snprintf(cause, sizeof(cause),
+                 "%s: client %s[%s] (network %s, %s), sender <%s> (as %s), recipient <%s>: first "
+                 "seen %s, earliest retry %s (in %llds), passes until %lld s after that",
+                 r->state == STORE_GREY_NEW     ? "first attempt greylisted"
+                 : r->state == STORE_GREY_EARLY ? "retried too early"
+                                                : "came back after the retry window, greylisted "
+                                                  "anew",
+                 request_get(req, ATTR_CLIENT_NAME), request_get(req, ATTR_CLIENT_ADDRESS),
+                 gc->network,
+                 st->all ? "greylist_policy = all" : "no forward-confirmed reverse name",
+                 request_get(req, ATTR_SENDER), gc->sender[0] ? gc->sender : "<>",
+                 request_get(req, ATTR_RECIPIENT), first, retry, wait_s,
+                 (long long)(cfg->greylist_retry_window / 1000));
+        snprintf(fix, sizeof(fix),
+                 "none needed for a real mail server: it retries and the mail arrives after the "
+                 "delay; if a sender complains of the delay, give its server a forward-confirmed "
+                 "reverse name or add its network to greylist_skip_networks");
+        check_call_action(call, "greylist.deferred", action, cause, fix);
+        break;
+    }
+    }
+    check_call_done(call);
+}
+
+static enum check_status grey_run(struct check_call *call)
+{
+    struct grey_state *st = check_call_state(call);
+    const struct config *cfg = check_call_config(call);
+    const struct request *req = check_call_request(call);
+    if (!st->store || request_state(req) != STATE_RCPT)
+        return CHECK_DONE;
+    const char *addr = request_get(req, ATTR_CLIENT_ADDRESS);
+    if (cfg->greylist_skip_authenticated && *request_get(req, ATTR_SASL_USERNAME))
+        return CHECK_DONE;
+    if (cfg->greylist_skip_mynetworks && netlist_match(cfg->net_mynetworks, addr, NULL) == 1)
+        return CHECK_DONE;
+    if (netlist_match(st->skip, addr, NULL) == 1)
+        return CHECK_DONE;
+    const char *name = request_get(req, ATTR_CLIENT_NAME);
+    /* Postfix's client_name is the verified name ("unknown" otherwise): a forged PTR never
+     * matches the skip list. */
+    if (*name && strcmp(name, "unknown") != 0 && domainlist_match(st->skip_names, name, NULL) == 1)
+        return CHECK_DONE;
+    if (!st->all && *name && strcmp(name, "unknown") != 0) {
+        check_call_note(call, "client %s[%s] has a forward-confirmed name: not greylisted", name,
+                        addr);
+        return CHECK_DONE;
+    }
+    struct grey_call *gc = xcalloc(1, sizeof(*gc));
+    gc->call = call;
+    if (grey_network(cfg, addr, gc->network, sizeof(gc->network)) != 0) {
+        free(gc);
+        return CHECK_DONE;
+    }
+    grey_sender(cfg, request_get(req, ATTR_SENDER), gc->sender, sizeof(gc->sender));
+    char rcpt[320];
+    size_t n = 0;
+    for (const char *r = request_get(req, ATTR_RECIPIENT); *r && n + 1 < sizeof(rcpt); r++)
+        rcpt[n++] = (char)tolower((unsigned char)*r);
+    rcpt[n] = 0;
+    snprintf(gc->triplet, sizeof(gc->triplet), "%s/%s/%s", gc->network, gc->sender, rcpt);
+    char awl[96];
+    snprintf(awl, sizeof(awl), "awl:%s", gc->network);
+    struct store_grey_params p = {
+        .delay_ms = cfg->greylist_delay,
+        .retry_window_ms = cfg->greylist_retry_window,
+        .pass_ttl_ms = cfg->greylist_pass_ttl,
+        .awl_key = cfg->greylist_awl_passes ? awl : NULL,
+        .awl_passes = (int)cfg->greylist_awl_passes,
+        .awl_ttl_ms = cfg->greylist_pass_ttl,
+        .awl_interval_ms = 3600 * 1000,
+    };
+    check_call_set_data(call, gc, grey_free);
+    gc->op = store_grey_check(st->store, gc->triplet, &p, grey_cb, gc);
+    return CHECK_PENDING;
+}
+
+static void grey_describe(const struct check_call *call, char *buf, size_t buflen)
+{
+    const struct grey_call *gc = check_call_data(call);
+    if (gc)
+        snprintf(buf, buflen, "greylist state of %s",
+                 store_name(((const struct grey_state *)check_call_state(call))->store));
+}
+
+const struct check_def greylist_check = {
+    .name = "greylist",
+    .configure = grey_configure,
+    .unconfigure = grey_unconfigure,
+    .start = grey_start,
+    .run = grey_run,
+    .describe = grey_describe,
+};
