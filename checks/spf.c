@@ -538,6 +538,12 @@ static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_id
         else if (o->result == SPF_FAIL || o->result == SPF_SOFTFAIL)
             snprintf(expl, sizeof(expl), "SPF %s: %s does not designate %s as permitted sender",
                      spf_result_name(o->result), o->domain, sc->in_mf.ip);
+        else if (o->result == SPF_TEMPERROR)
+            /* The reply goes to a stranger: the DNS detail (our resolver, its error) stays in the
+             * log line. */
+            snprintf(expl, sizeof(expl),
+                     "SPF temperror for %s: the DNS lookups failed for now, try again later",
+                     o->domain);
         else
             snprintf(expl, sizeof(expl), "SPF %s for %s: %s", spf_result_name(o->result), o->domain,
                      o->problem[0] ? o->problem : "see the postmaster");

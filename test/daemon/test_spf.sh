@@ -144,6 +144,10 @@ ask("live", live); t.join()
 print("dead %.3f %s" % res["dead"]); print("live %.3f %s" % res["live"])
 PYEOF
     check "dead domain: 451 4.4.3, never a 5xx" grep -q '^dead [0-9.]* action=451 4.4.3 ' "$WORK/dead.out"
+    check "temperror reply: no resolver address nor DNS internals (they stay in the log)" \
+        bash -c "grep '^dead ' '$WORK/dead.out' | grep -q 'try again later' &&
+                 ! grep '^dead ' '$WORK/dead.out' | grep -qE '127\\.0\\.0\\.1|timeout|lookup of'"
+    check "temperror log line keeps the DNS detail" grep -qE "spf.*temperror.*TXT lookup of dead.example" "$WORK/policyd.log"
     check "dead domain: another client meanwhile answered at once (< 0.3 s)" \
         awk '$1=="live" && $2 < 0.3 && $3 ~ /PREPEND/ {f=1} END {exit !f}' "$WORK/dead.out"
     check "daemon alive after all of it" alive
