@@ -447,8 +447,11 @@ struct dns_result *dns_wire_parse(int type, const char *name, const unsigned cha
             }
         }
     }
-    /* Follow the CNAME chain from the question's name, whatever the order of the records. */
-    for (int hop = 0; type != RR_CNAME && hop < DNS_CNAME_HOPS; hop++) {
+    /* Follow the CNAME chain from the question's name, whatever the order of the records. A
+     * chain that is still going after DNS_CNAME_HOPS is a loop (or as good as one): a broken
+     * answer, so a temporary failure, never "no such record" (NODATA would read as the name's
+     * owner's choice and could earn a permanent answer). */
+    for (int hop = 0; type != RR_CNAME; hop++) {
         size_t i;
         for (i = 0; i < nrr; i++)
             if (rrs[i].type == RR_CNAME && rrs[i].cls == DNS_WIRE_CLASS_IN &&
@@ -456,6 +459,10 @@ struct dns_result *dns_wire_parse(int type, const char *name, const unsigned cha
                 break;
         if (i == nrr)
             break;
+        if (hop == DNS_CNAME_HOPS) {
+            broken = "CNAME loop (or a chain of more than 16)";
+            goto bad;
+        }
         size_t p = rrs[i].rd;
         if (msg_name(m, len, &p, cur, &curlen, 1) != 0 || p > rrs[i].rd + rrs[i].rdlen) {
             broken = "bad CNAME record";

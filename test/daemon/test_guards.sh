@@ -3,7 +3,7 @@
 # the behaviour it guards breaks. An unfinished request at EOF gets no answer; a TLS client
 # listed by its public-key fingerprint relays; the first PREPEND in `checks` order wins; a PTR
 # name whose address lookup times out never gets the 5xx mismatch action; a DNSBL error code
-# with a heavy weight is not a listing.
+# with a heavy weight is not a listing; a CNAME loop on a PTR is a temporary failure.
 . "$(dirname "$0")/lib.sh"
 
 # --- relay: relay_clientcerts by ccert_pubkey_fingerprint, and two PREPENDs in checks order ---
@@ -58,6 +58,9 @@ names["nospf.example."] = [{"type": "A", "data": "192.0.2.1"}]
 # 198.51.100.21: PTR to a name whose A lookup times out
 ptr("198.51.100.21", "slowfwd.example.")
 names["slowfwd.example."] = [{"behaviour": "timeout"}]
+# 198.51.100.23: its PTR name is a CNAME loop
+names["23.100.51.198.in-addr.arpa."] = [{"CNAME": "loop1.example."}]
+names["loop1.example."] = [{"CNAME": "23.100.51.198.in-addr.arpa."}]
 # 198.51.100.22: a DNSBL error code
 names["22.100.51.198.err.test."] = [{"type": "A", "data": "127.255.255.254"}]
 json.dump({"negative_ttl": 60, "names": names}, open(sys.argv[1], "w"), indent=1)
@@ -92,6 +95,9 @@ write_conf "$WORK/rdns.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example
 if start_daemon "$WORK/rdns.conf"; then
     got=$(req client_address=198.51.100.21 client_name=unknown recipient=x@example.com | ask - | head -1)
     check "PTR name's address lookup times out: the temporary answer, never the 5xx" \
+        test "$got" = "action=450 4.7.25 try again later"
+    got=$(req client_address=198.51.100.23 client_name=unknown recipient=x@example.com | ask - | head -1)
+    check "a CNAME loop on the PTR is a temporary DNS failure, not 'no PTR'" \
         test "$got" = "action=450 4.7.25 try again later"
     stop_daemon
 fi
