@@ -5,29 +5,64 @@
  * answers from the first decisive verdict in configured order. A check either decides inside
  * run() (CHECK_DONE) or returns CHECK_PENDING and later calls check_call_done() from an event
  * callback - never from inside run(). If the request's deadline passes or its connection goes
- * away first, the evaluator calls the check's cancel() and the call is gone: the check must then
- * drop every pending DNS query or timer it holds for it. A check never answers 5xx for a
- * temporary problem: it asks for a deferral (check_call_defer) or gives no verdict.
+ * away first, the evaluator cancels the call: cancel() runs (once) and the call's data is freed
+ * with the function handed over with it, so pending DNS queries or timers kept in that data
+ * are dropped by that function. A check never answers 5xx for a temporary problem: it asks for
+ * a deferral (check_call_defer) or gives no verdict.
+ *
+ * Lifetimes: configure() builds the check's state when a configuration loads (at start-up as
+ * root, on reload in the loader thread, and for `policyd -t` and the doctor); start() and
+ * stop() bracket the time that configuration takes new requests on the event loop (never for
+ * -t or the doctor); unconfigure() frees the state when the last request using it is gone.
+ *
+ * Adding a check:
+ *   1. checks/NAME.c defines `const struct check_def NAME_check` (name "NAME"); everything else
+ *      in it is static. It includes this header and the layers below the core (policyd/lib,
+ *      maps, dns, mail, protocol) it needs, and reads its settings from struct config.
+ *   2. Its settings go into policyd/settings.def under a "-- NAME check (checks/NAME.c) --"
+ *      heading, named NAME_...; a setting NAME_mode (S_MODE) gives it warn mode.
+ *   3. One line `X(NAME)` in REGISTRY_CHECKS in checks/registry.c, the only list of checks.
+ *   The Makefile finds the file by its folder; `checks = ..., NAME` turns it on.
  */
 #ifndef CHECKS_CHECK_H
 #define CHECKS_CHECK_H
 
 #include "protocol/request.h"
 
+#include <stddef.h>
+
 struct config;
 struct check_call;
 struct dns;
+struct event_base;
 
 enum check_status { CHECK_DONE, CHECK_PENDING };
 
 struct check_def {
     const char *name; /* as written in `checks = ...`; also the log tag */
     /* Build the check's state from a freshly loaded configuration. Return NULL and write
-     * "FILE:LINE: reason" (or "reason") into err to refuse the configuration. May be NULL. */
+     * "FILE:LINE: reason" (or "reason") into err to refuse the configuration. May run off the
+     * event loop (the reload thread): no events, no DNS here. May be NULL. */
     void *(*configure)(const struct config *cfg, char *err, size_t errlen);
+    /* Free the state (stopping it first if it was started and not stopped). */
     void (*unconfigure)(void *state);
+    /* Optional, on the event loop: cfg starts taking requests. Start the work that lives as
+     * long as the configuration (timers, periodic lookups) on base and dns (dns may be NULL
+     * when no DNS engine runs). previous is this check's state in the configuration cfg
+     * replaces (NULL at start-up, or when that one did not run this check): take over what
+     * should survive a reload from it; it keeps serving the requests still using it, and is
+     * stopped right after. Returns 0, or -1 with a reason in err (the reload is refused). No
+     * callback runs before this returns. */
+    int (*start)(void *state, void *previous, struct event_base *base, struct dns *dns,
+                 const struct config *cfg, char *err, size_t errlen);
+    /* Optional: the configuration takes no new requests (replaced, or the daemon stops): cancel
+     * every timer and lookup start() began. The state must stay usable by run() for requests
+     * still in flight. Must be harmless on a state never started or already stopped. */
+    void (*stop)(void *state);
     enum check_status (*run)(struct check_call *call);
-    void (*cancel)(struct check_call *call); /* may be NULL for checks that never pend */
+    /* Optional: the call was cancelled while pending (runs once, before its data is freed).
+     * Only for checks whose pending work is not released by their data's free function. */
+    void (*cancel)(struct check_call *call);
     /* What a pending call waits for ("PTR lookup of 7.113.0.203.in-addr.arpa"), for the
      * deadline's log line; asked only then. May be NULL. */
     void (*describe)(const struct check_call *call, char *buf, size_t buflen);
@@ -39,8 +74,16 @@ const struct request *check_call_request(const struct check_call *call);
 const struct config *check_call_config(const struct check_call *call);
 /* This check's state from configure(). */
 void *check_call_state(const struct check_call *call);
-/* Private data of the check for this call (e.g. its pending DNS work). */
-void check_call_set_data(struct check_call *call, void *data);
+/*
+ * Private data of the check for this call (e.g. its pending DNS work). Ownership passes to the
+ * call: the evaluator calls free_fn(data) exactly once when the call ends - done (after
+ * run() returned CHECK_DONE, or inside check_call_done()), cancelled, or its evaluation freed.
+ * free_fn must also drop whatever the data still has pending (dns_cancel, event_free). Setting
+ * data again frees the earlier data first (unless it is the same pointer). free_fn may be NULL
+ * for data the check frees itself.
+ */
+typedef void check_free_fn(void *data);
+void check_call_set_data(struct check_call *call, void *data, check_free_fn *free_fn);
 void *check_call_data(const struct check_call *call);
 /* The event base, for checks that start asynchronous work. */
 struct event_base *check_call_base(const struct check_call *call);
@@ -49,11 +92,15 @@ struct dns *check_call_dns(const struct check_call *call);
 
 /*
  * Verdicts. cause and fix are plain sentences for the diagnosis log line ("client 203.0.113.7
- * is not in mynetworks (127.0.0.0/8)"; "add the network to mynetworks"). The action is what the
- * reply carries when the check is in enforce mode; in warn mode the evaluator logs "would
- * reject" and answers DUNNO. Calling one of these again replaces the earlier verdict.
+ * is not in mynetworks (127.0.0.0/8)"; "add the network to mynetworks"). Calling one of these
+ * again replaces the earlier verdict.
+ *
+ * check_call_action - act as the configured action says: a 5xx/REJECT is a refusal, a 4xx/DEFER
+ * a deferral (answered when this check is the first decisive one in enforce mode; in warn mode
+ * the evaluator logs "would reject" and answers DUNNO); PREPEND adds a header; WARN/INFO logs
+ * the diagnosis and leaves the decision to the other checks; DUNNO gives no verdict (a note).
  */
-void check_call_reject(struct check_call *call, const char *action, const char *cause,
+void check_call_action(struct check_call *call, const char *action, const char *cause,
                        const char *fix);
 /* A temporary problem: the configured temporary action (4xx / DEFER / DUNNO), never 5xx. */
 void check_call_defer(struct check_call *call, const char *action, const char *cause,
@@ -69,8 +116,13 @@ void check_call_prepend_once(struct check_call *call, const char *header, check_
 /* A note for the verbose log (-v): formatted only when verbose logging is on. */
 void check_call_note(struct check_call *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A diagnosis line outside a verdict, keyed like the verdict lines so that a grep for the
+ * message finds it: "QUEUEID: client=NAME[ADDR], from=<S>, to=<R>, helo=<H>: CHECK: text"
+ * (NOQUEUE before a queue id). Logged at once, at info level. */
+void check_call_log(struct check_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* An asynchronous check has finished (with or without a verdict). Never from inside run().
- * The call may be freed before this returns: do not touch it afterwards. */
+ * The call's data is freed, and the call may be, before this returns: touch neither after. */
 void check_call_done(struct check_call *call);
 
 #endif

@@ -17,6 +17,7 @@
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/maps/netlist.h"
 #include "policyd/lib/plist.h"
 
@@ -110,9 +111,7 @@ static void dnsbl_unconfigure(void *state)
 
 static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
 {
-    struct dnsbl_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
+    struct dnsbl_state *st = xcalloc(1, sizeof(*st));
     char **v = NULL;
     const char *lists[2] = {cfg->dnsbl_sites, cfg->rhsbl_sites};
     for (int rhs = 0; rhs < 2; rhs++) {
@@ -147,7 +146,7 @@ static void *dnsbl_configure(const struct config *cfg, char *err, size_t errlen)
     for (size_t k = 0; k < st->n; k++) {
         char url[512];
         if (*dnsbl_list_delist(cfg->dnsbl_delist_urls, st->sites[k].list.zone, url, sizeof(url)))
-            st->sites[k].delist = strdup(url);
+            st->sites[k].delist = xstrdup(url);
     }
     return st;
 fail:
@@ -156,15 +155,17 @@ fail:
     return NULL;
 }
 
-static void dnsbl_free(struct dnsbl_call *dc)
+/* dnsbl_free - a call's state, with its queries still pending (check_free_fn). */
+static void dnsbl_free(void *data)
 {
+    struct dnsbl_call *dc = data;
     for (size_t i = 0; i < dc->nslots; i++)
         dns_cancel(dc->a_q[i]);
     dns_cancel(dc->txt_q);
     free(dc);
 }
 
-/* dnsbl_conclude - score, verdict, free the call's state. */
+/* dnsbl_conclude - score and verdict (the evaluator frees the call's state afterwards). */
 static void dnsbl_conclude(struct dnsbl_call *dc)
 {
     struct check_call *call = dc->call;
@@ -235,12 +236,12 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
                  "proxy, spam from a customer, a spamvertised domain), stop it, then ask for "
                  "delisting: %s",
                  subject, fix);
-        check_call_reject(call, action, cause, fixall);
+        check_call_action(call, action, cause, fixall);
     } else if (cfg->dnsbl_warn_threshold > 0 && dc->score >= cfg->dnsbl_warn_threshold) {
         char key[1024];
         snprintf(key, sizeof(key), "client %s scores %d (warn at %ld, reject at %ld): %s", dc->addr,
                  dc->score, cfg->dnsbl_warn_threshold, cfg->dnsbl_threshold, detail);
-        log_info("dnsbl: %s", key);
+        check_call_log(call, "%s", key);
         if (*cfg->dnsbl_warn_header) {
             char header[1200];
             snprintf(header, sizeof(header), "%s: %s", cfg->dnsbl_warn_header, key);
@@ -249,8 +250,6 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
     } else {
         check_call_note(call, "client %s scores %d (%s)", dc->addr, dc->score, detail);
     }
-    check_call_set_data(call, NULL);
-    dnsbl_free(dc);
 }
 
 /* dnsbl_finish - conclude a call that pended, and tell the evaluator. */
@@ -400,9 +399,7 @@ static enum check_status dnsbl_run(struct check_call *call)
     if (!strchr(helo, '.') || helo[0] == '[' || (sdomain && strcasecmp(helo, sdomain) == 0))
         helo = NULL; /* not a domain name, or already asked about as the sender domain */
 
-    struct dnsbl_call *dc = malloc(sizeof(*dc));
-    if (!dc)
-        abort();
+    struct dnsbl_call *dc = xmalloc(sizeof(*dc));
     memset(dc, 0, offsetof(struct dnsbl_call, addr));
     dc->call = call;
     dc->first_listed = (size_t)-1;
@@ -426,7 +423,7 @@ static enum check_status dnsbl_run(struct check_call *call)
         free(dc);
         return CHECK_DONE;
     }
-    check_call_set_data(call, dc);
+    check_call_set_data(call, dc, dnsbl_free);
     time_t now = time(NULL);
     for (size_t i = 0; i < dc->nslots; i++) {
         char name[600];
@@ -468,20 +465,10 @@ static void dnsbl_describe(const struct check_call *call, char *buf, size_t bufl
         snprintf(buf, buflen, "queries to %zu DNS lists", dc->outstanding);
 }
 
-static void dnsbl_cancel(struct check_call *call)
-{
-    struct dnsbl_call *dc = check_call_data(call);
-    if (!dc)
-        return;
-    check_call_set_data(call, NULL);
-    dnsbl_free(dc);
-}
-
 const struct check_def dnsbl_check = {
     .name = "dnsbl",
     .configure = dnsbl_configure,
     .unconfigure = dnsbl_unconfigure,
     .run = dnsbl_run,
-    .cancel = dnsbl_cancel,
     .describe = dnsbl_describe,
 };

@@ -14,6 +14,7 @@
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/maps/netlist.h"
 #include "protocol/action.h"
 #include "policyd/lib/plist.h"
@@ -63,18 +64,14 @@ struct rdns_call {
 /* rdns_new - a call's state; only the header is cleared (the arrays are written first). */
 static struct rdns_call *rdns_new(void)
 {
-    struct rdns_call *rc = malloc(sizeof(*rc));
-    if (!rc)
-        abort();
+    struct rdns_call *rc = xmalloc(sizeof(*rc));
     memset(rc, 0, offsetof(struct rdns_call, addr));
     return rc;
 }
 
 static void *rdns_configure(const struct config *cfg, char *err, size_t errlen)
 {
-    struct rdns_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
+    struct rdns_state *st = xcalloc(1, sizeof(*st));
     st->skip = netlist_new("rdns_skip_networks", cfg->rdns_skip_networks, err, errlen);
     if (!st->skip) {
         free(st);
@@ -96,8 +93,10 @@ static void rdns_unconfigure(void *state)
     free(st);
 }
 
-static void rdns_free(struct rdns_call *rc)
+/* rdns_free - a call's state, with its lookups still pending (check_free_fn). */
+static void rdns_free(void *data)
 {
+    struct rdns_call *rc = data;
     dns_cancel(rc->ptr_q);
     for (size_t i = 0; i < rc->nnames; i++) {
         dns_cancel(rc->fwd_q[i]);
@@ -171,7 +170,7 @@ static void rdns_postfix_view(const struct rdns_call *rc, char *out, size_t outl
                  *cname ? cname : "(none)", *rname ? rname : "(none)");
 }
 
-/* rdns_decide - all lookups are in: give the verdict and finish. */
+/* rdns_decide - all lookups are in: give the verdict. */
 static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_status ptr_st)
 {
     struct check_call *call = rc->call;
@@ -210,7 +209,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "record to a name that resolves back to %s, e.g. mail.example.org with an %s "
                  "record %s; only they can, not the domain's DNS",
                  rc->addr, rc->addr, rc->family == AF_INET ? "A" : "AAAA", rc->addr);
-        check_call_reject(call, cfg->rdns_no_ptr_action, cause, fix);
+        check_call_action(call, cfg->rdns_no_ptr_action, cause, fix);
         return;
     }
     if (!rc->confirmed) {
@@ -240,7 +239,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "make them agree: add an %s record %s for %s in that domain's DNS, or have the "
                  "address owner point the PTR to a name that already resolves to %s",
                  rc->family == AF_INET ? "A" : "AAAA", rc->addr, rc->names[0], rc->addr);
-        check_call_reject(call, cfg->rdns_mismatch_action, cause, fix);
+        check_call_action(call, cfg->rdns_mismatch_action, cause, fix);
         return;
     }
     {
@@ -253,24 +252,15 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
                  "a mail server should have a PTR naming the mail service (e.g. mail.example.org), "
                  "set by the address owner; a client on an access line should send through its "
                  "provider's submission server (port 587) instead");
-        check_call_reject(call, cfg->rdns_generic_action, cause, fix);
+        check_call_action(call, cfg->rdns_generic_action, cause, fix);
     }
 }
 
-/* rdns_finish - decide once nothing is outstanding, and tell the evaluator. */
-/* rdns_conclude - give the verdict and free the call's state. */
-static void rdns_conclude(struct rdns_call *rc, const char *ptr_status, enum dns_status ptr_st)
-{
-    rdns_decide(rc, ptr_status, ptr_st);
-    check_call_set_data(rc->call, NULL);
-    rdns_free(rc);
-}
-
-/* rdns_finish - conclude a call that pended, and tell the evaluator. */
+/* rdns_finish - decide a call that pended, and tell the evaluator (which frees rc). */
 static void rdns_finish(struct rdns_call *rc, const char *ptr_status, enum dns_status ptr_st)
 {
     struct check_call *call = rc->call;
-    rdns_conclude(rc, ptr_status, ptr_st);
+    rdns_decide(rc, ptr_status, ptr_st);
     check_call_done(call);
 }
 
@@ -321,7 +311,7 @@ static int rdns_after_ptr(struct rdns_call *rc, const struct dns_result *r)
     struct dns *dns = check_call_dns(rc->call);
     enum dns_type t = rc->family == AF_INET ? DNS_A : DNS_AAAA;
     for (size_t i = 0; i < r->count && rc->nnames < st->max_names; i++)
-        rc->names[rc->nnames++] = strdup(r->items[i]);
+        rc->names[rc->nnames++] = xstrdup(r->items[i]);
     rc->outstanding = 0;
     for (size_t i = 0; i < rc->nnames; i++) {
         const struct dns_result *cached = dns_peek(dns, t, rc->names[i]);
@@ -384,15 +374,15 @@ static enum check_status rdns_run(struct check_call *call)
         return CHECK_DONE;
     }
     dns_reverse_name(rc->addr, NULL, rc->ptr_name, sizeof(rc->ptr_name));
-    check_call_set_data(call, rc);
+    check_call_set_data(call, rc, rdns_free);
     /* Everything cached: decide now, without a turn of the loop. */
     const struct dns_result *ptr = dns_peek(check_call_dns(call), DNS_PTR, rc->ptr_name);
     if (ptr) {
         enum check_status status = CHECK_DONE;
         if (ptr->status != DNS_OK)
-            rdns_conclude(rc, ptr->detail, ptr->status == DNS_NODATA ? DNS_NXDOMAIN : ptr->status);
+            rdns_decide(rc, ptr->detail, ptr->status == DNS_NODATA ? DNS_NXDOMAIN : ptr->status);
         else if (rdns_after_ptr(rc, ptr))
-            rdns_conclude(rc, "answer", DNS_OK);
+            rdns_decide(rc, "answer", DNS_OK);
         else
             status = CHECK_PENDING;
         dns_result_unref(ptr);
@@ -414,20 +404,10 @@ static void rdns_describe(const struct check_call *call, char *buf, size_t bufle
                  rc->nnames ? rc->names[0] : "", rc->nnames > 1 ? ", ..." : "");
 }
 
-static void rdns_cancel(struct check_call *call)
-{
-    struct rdns_call *rc = check_call_data(call);
-    if (!rc)
-        return;
-    check_call_set_data(call, NULL);
-    rdns_free(rc);
-}
-
 const struct check_def rdns_check = {
     .name = "rdns",
     .configure = rdns_configure,
     .unconfigure = rdns_unconfigure,
     .run = rdns_run,
-    .cancel = rdns_cancel,
     .describe = rdns_describe,
 };

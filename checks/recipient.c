@@ -11,8 +11,10 @@
  * mailbox path: the Maildir++ maildirsize file under virtual_mailbox_base is read (at most
  * 64 KB, the reading cached for recipient_quota_cache), and usage plus the announced size is
  * compared with the quota: recipient_full_action (452 4.2.2). A missing or garbled quota file
- * gives no decision and a warning, never a reject. Tables are checked for changes every
- * recipient_table_check_interval and reloaded off the loop.
+ * gives no decision and a warning, never a reject. While the configuration is active (start
+ * to stop), a timer of the check's state looks for changed tables: table_refresh() checks
+ * every recipient_table_check_interval, reloads off the loop, and swaps a finished reload in
+ * on a tick of the timer (at most a second later); lookups never wait for it.
  */
 #include "checks/check.h"
 
@@ -23,6 +25,9 @@
 #include "policyd/mail/maildirsize.h"
 #include "policyd/maps/table.h"
 #include "policyd/lib/plist.h"
+#include "policyd/lib/xalloc.h"
+
+#include <event2/event.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,12 +53,23 @@ struct quota_entry {
 struct recipient_state {
     struct table *tables[RCPT_MAX_TABLES];
     size_t ntables;
+    long check_interval_s;                      /* recipient_table_check_interval, at least 1 */
+    struct event *refresh;                      /* the table refresh timer: from start to stop */
     struct quota_entry quota[QUOTA_CACHE_SIZE]; /* direct-mapped by path hash */
 };
+
+static void recipient_stop(void *state)
+{
+    struct recipient_state *st = state;
+    if (st->refresh)
+        event_free(st->refresh);
+    st->refresh = NULL;
+}
 
 static void recipient_unconfigure(void *state)
 {
     struct recipient_state *st = state;
+    recipient_stop(st);
     for (size_t i = 0; i < st->ntables; i++)
         table_free(st->tables[i]);
     for (size_t i = 0; i < QUOTA_CACHE_SIZE; i++)
@@ -63,9 +79,10 @@ static void recipient_unconfigure(void *state)
 
 static void *recipient_configure(const struct config *cfg, char *err, size_t errlen)
 {
-    struct recipient_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
+    struct recipient_state *st = xcalloc(1, sizeof(*st));
+    st->check_interval_s = cfg->recipient_table_check_interval / 1000;
+    if (st->check_interval_s < 1)
+        st->check_interval_s = 1;
     char **v = plist_split(cfg->recipient_maps);
     for (size_t i = 0; v[i]; i++) {
         char reason[512];
@@ -108,18 +125,41 @@ static int rcpt_lookup(struct recipient_state *st, const char *key, const char *
     return 0;
 }
 
-/* rcpt_refresh - pick up changed tables (reloads run off the loop). */
-static void rcpt_refresh(struct recipient_state *st, const struct config *cfg)
+/* rcpt_refresh_cb - a tick of the refresh timer: pick up changed tables (table_refresh looks
+ * at the files every check interval; the reloads run off the loop and are swapped in here). */
+static void rcpt_refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
-    long interval = cfg->recipient_table_check_interval / 1000;
+    struct recipient_state *st = arg;
+    (void)fd;
+    (void)what;
     for (size_t i = 0; i < st->ntables; i++) {
         char msg[700];
-        int rc = table_refresh(st->tables[i], interval > 0 ? interval : 1, msg, sizeof(msg));
+        int rc = table_refresh(st->tables[i], st->check_interval_s, msg, sizeof(msg));
         if (rc > 0)
             log_info("recipient: %s", msg);
         else if (rc < 0)
             log_warn("recipient: %s", msg);
     }
+}
+
+/* recipient_start - the refresh timer: a tick a second (the check interval itself is kept by
+ * table_refresh), so a finished reload is in use within a second. */
+static int recipient_start(void *state, void *previous, struct event_base *base, struct dns *dns,
+                           const struct config *cfg, char *err, size_t errlen)
+{
+    struct recipient_state *st = state;
+    struct timeval tick = {1, 0};
+    (void)previous; /* the new configuration opened its tables afresh */
+    (void)dns;
+    (void)cfg;
+    (void)err;
+    (void)errlen;
+    recipient_stop(st);
+    st->refresh = event_new(base, -1, EV_PERSIST, rcpt_refresh_cb, st);
+    if (!st->refresh)
+        xalloc_fail(0); /* libevent's allocation */
+    event_add(st->refresh, &tick);
+    return 0;
 }
 
 /* rcpt_suggest - known addresses one edit away from local@domain (also other case, no
@@ -177,7 +217,7 @@ static const struct quota_entry *rcpt_quota(struct recipient_state *st, const st
     if (q->path && strcmp(q->path, maildir) == 0 && q->expires > now)
         return q;
     free(q->path);
-    q->path = strdup(maildir);
+    q->path = xstrdup(maildir);
     q->expires = now + (cfg->recipient_quota_cache + 999) / 1000;
     q->ok = 0;
     char path[4200];
@@ -269,7 +309,6 @@ static enum check_status recipient_run(struct check_call *call)
     const char *hosted_by = rcpt_hosted(cfg, domain, &is_local);
     if (!hosted_by)
         return CHECK_DONE;
-    rcpt_refresh(st, cfg);
 
     /* The keys, in Postfix's order. */
     snprintf(base_local, sizeof(base_local), "%s", local);
@@ -322,7 +361,7 @@ static enum check_status recipient_run(struct check_call *call)
                  "postmap on it; policyd picks the change up within %lds); if the sender "
                  "mistyped, nothing to fix here",
                  rcpt, table_spec(st->tables[0]), cfg->recipient_table_check_interval / 1000);
-        check_call_reject(call, cfg->recipient_unknown_action, cause, fix);
+        check_call_action(call, cfg->recipient_unknown_action, cause, fix);
         return CHECK_DONE;
     }
     check_call_note(call, "%s found as %s in %s", rcpt, keys[k - 1], table_spec(found_in));
@@ -376,7 +415,7 @@ static enum check_status recipient_run(struct check_call *call)
     snprintf(fix, sizeof(fix),
              "the user must delete or archive mail (or the quota be raised); the sender retries "
              "the temporary refusal for days, so nothing is lost if room appears in time");
-    check_call_reject(call, cfg->recipient_full_action, cause, fix);
+    check_call_action(call, cfg->recipient_full_action, cause, fix);
     return CHECK_DONE;
 }
 
@@ -384,6 +423,7 @@ const struct check_def recipient_check = {
     .name = "recipient",
     .configure = recipient_configure,
     .unconfigure = recipient_unconfigure,
+    .start = recipient_start,
+    .stop = recipient_stop,
     .run = recipient_run,
-    .cancel = NULL,
 };

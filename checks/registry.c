@@ -1,5 +1,6 @@
 /*
- * registry.c - the list of checks compiled into policyd. A new check adds one line here.
+ * registry.c - the checks compiled into policyd: the only list of them. A new check adds one
+ * X(NAME) line to REGISTRY_CHECKS (see checks/check.h); its check_def is NAME_check.
  */
 #include "checks/registry.h"
 
@@ -7,16 +8,22 @@
 
 #include <string.h>
 
-extern const struct check_def relay_check;
-extern const struct check_def rdns_check;
-extern const struct check_def dnsbl_check;
-extern const struct check_def recipient_check;
-extern const struct check_def spf_check;
-extern const struct check_def dkim_check; /* checks/dkim.c */
+/* One line per check, in the order error messages list them ("known: relay, ..."). */
+#define REGISTRY_CHECKS(X)                                                                         \
+    X(relay)                                                                                       \
+    X(rdns)                                                                                        \
+    X(dnsbl)                                                                                       \
+    X(recipient)                                                                                   \
+    X(spf)                                                                                         \
+    X(dkim)
 
-static const struct check_def *const registry_checks[] = {
-    &relay_check, &rdns_check, &dnsbl_check, &recipient_check, &spf_check, &dkim_check,
-};
+#define REGISTRY_DECLARE(name) extern const struct check_def name##_check;
+REGISTRY_CHECKS(REGISTRY_DECLARE)
+#undef REGISTRY_DECLARE
+
+#define REGISTRY_ENTRY(name) &name##_check,
+static const struct check_def *const registry_checks[] = {REGISTRY_CHECKS(REGISTRY_ENTRY)};
+#undef REGISTRY_ENTRY
 
 #define REGISTRY_COUNT (sizeof(registry_checks) / sizeof(registry_checks[0]))
 

@@ -235,7 +235,7 @@ static enum check_status relay_run(struct check_call *call)
                  "this server refused to be an open relay",
                  addr, rdomain);
     }
-    check_call_reject(call, cfg->relay_action, cause, fix);
+    check_call_action(call, cfg->relay_action, cause, fix);
     return CHECK_DONE;
 }
 

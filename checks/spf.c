@@ -17,7 +17,7 @@
 #include "policyd/dns/dns.h"
 #include "policyd/maps/domainlist.h"
 #include "policyd/lib/hash.h"
-#include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/maps/netlist.h"
 #include "protocol/action.h"
 
@@ -120,12 +120,7 @@ static void verdict_free(struct spf_verdict *v)
 
 static char *dup_or_null(const char *s)
 {
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        abort();
-    return d;
+    return s ? xstrdup(s) : NULL;
 }
 
 static struct spf_entry *cache_find(struct spf_state *st, const char *key)
@@ -235,9 +230,7 @@ static void spf_unconfigure(void *arg)
 
 static void *spf_configure(const struct config *cfg, char *err, size_t errlen)
 {
-    struct spf_state *st = calloc(1, sizeof(*st));
-    if (!st)
-        abort();
+    struct spf_state *st = xcalloc(1, sizeof(*st));
     const char *names[SPF_NRESULTS] = {
         "spf_none_action",     "spf_neutral_action",   "spf_pass_action",     "spf_fail_action",
         "spf_softfail_action", "spf_temperror_action", "spf_permerror_action"};
@@ -263,13 +256,11 @@ static void *spf_configure(const struct config *cfg, char *err, size_t errlen)
         goto fail;
     if (cfg->spf_cache_size > 0) {
         st->cache_size = (size_t)cfg->spf_cache_size;
-        st->cache = calloc(st->cache_size, sizeof(*st->cache));
+        st->cache = xcalloc(st->cache_size, sizeof(*st->cache));
         st->nbuckets = 16;
         while (st->nbuckets < st->cache_size)
             st->nbuckets <<= 1;
-        st->buckets = malloc(st->nbuckets * sizeof(*st->buckets));
-        if (!st->cache || !st->buckets)
-            abort();
+        st->buckets = xreallocarray(NULL, st->nbuckets, sizeof(*st->buckets));
         for (size_t i = 0; i < st->nbuckets; i++)
             st->buckets[i] = -1;
     }
@@ -281,8 +272,11 @@ fail:
 
 /* ---- DNS for the evaluator ----------------------------------------------------------------- */
 
-static void spf_call_free(struct spf_call *sc)
+/* spf_call_free - a call's state, with its lookups and next pass still pending
+ * (check_free_fn). */
+static void spf_call_free(void *data)
 {
+    struct spf_call *sc = data;
     if (sc->rerun)
         event_free(sc->rerun);
     for (size_t i = 0; i < sc->nq; i++) {
@@ -301,12 +295,7 @@ static void spf_call_free(struct spf_call *sc)
 
 static void spf_keep(struct spf_call *sc, int type, const char *name, const struct dns_result *r)
 {
-    if (sc->nf == sc->capf) {
-        sc->capf = sc->capf ? sc->capf * 2 : 16;
-        sc->f = realloc(sc->f, sc->capf * sizeof(*sc->f));
-        if (!sc->f)
-            abort();
-    }
+    sc->f = xgrow(sc->f, &sc->capf, sc->nf + 1, sizeof(*sc->f));
     sc->f[sc->nf].type = type;
     sc->f[sc->nf].name = dup_or_null(name);
     sc->f[sc->nf].r = r;
@@ -352,7 +341,7 @@ static void spf_dns_cb(const struct dns_result *r, void *arg)
     if (!sc->rerun)
         sc->rerun = event_new(check_call_base(sc->call), -1, 0, spf_rerun_cb, sc);
     if (!sc->rerun)
-        abort();
+        xalloc_fail(0); /* libevent's allocation */
     if (!sc->rerun_armed) {
         sc->rerun_armed = 1;
         event_active(sc->rerun, 0, 0);
@@ -371,15 +360,8 @@ static void spf_dns_want(void *arg, int type, const char *name)
     if (sc->asked >= SPF_MAX_QUERIES)
         return; /* spf_pass turns a want that cannot be asked into a temperror */
     sc->asked++;
-    if (sc->nq == sc->capq) {
-        sc->capq = sc->capq ? sc->capq * 2 : 8;
-        sc->q = realloc(sc->q, sc->capq * sizeof(*sc->q));
-        if (!sc->q)
-            abort();
-    }
-    struct spf_inflight *fl = calloc(1, sizeof(*fl));
-    if (!fl)
-        abort();
+    sc->q = xgrow(sc->q, &sc->capq, sc->nq + 1, sizeof(*sc->q));
+    struct spf_inflight *fl = xcalloc(1, sizeof(*fl));
     fl->sc = sc;
     fl->type = type;
     fl->name = dup_or_null(name);
@@ -553,18 +535,15 @@ static void apply(struct check_call *call, const struct spf_verdict *v, struct s
 {
     switch (v->kind) {
     case V_REJECT:
-        check_call_reject(call, v->action, v->cause, v->fix);
+        check_call_action(call, v->action, v->cause, v->fix);
         break;
     case V_DEFER:
         check_call_defer(call, v->action, v->cause, v->fix);
         break;
     case V_PREPEND:
-        if (v->cause && !(e && e->logged)) {
-            char key[2048];
-            request_log_key(check_call_request(call), key, sizeof(key));
-            log_info("%s: spf: %s; fix=%s", key, v->cause,
-                     v->fix && *v->fix ? v->fix : "none needed");
-        }
+        if (v->cause && !(e && e->logged))
+            check_call_log(call, "%s; fix=%s", v->cause,
+                           v->fix && *v->fix ? v->fix : "none needed");
         if (e)
             e->logged = 1;
         if (request_state(check_call_request(call)) == STATE_END_OF_MESSAGE)
@@ -627,12 +606,8 @@ static void spf_pass(struct spf_call *sc)
     if (sc->helo_todo || sc->mf_todo)
         return;
     conclude(sc);
-    if (!sc->in_run) {
-        struct check_call *call = sc->call;
-        check_call_set_data(call, NULL);
-        spf_call_free(sc);
-        check_call_done(call);
-    }
+    if (!sc->in_run)
+        check_call_done(sc->call); /* frees sc */
 }
 
 static enum check_status spf_run(struct check_call *call)
@@ -673,9 +648,7 @@ static enum check_status spf_run(struct check_call *call)
         return CHECK_DONE;
     }
 
-    struct spf_call *sc = calloc(1, sizeof(*sc));
-    if (!sc)
-        abort();
+    struct spf_call *sc = xcalloc(1, sizeof(*sc));
     sc->call = call;
     sc->st = st;
     snprintf(sc->key, sizeof(sc->key), "%s", key);
@@ -694,15 +667,11 @@ static enum check_status spf_run(struct check_call *call)
     sc->mf_todo = !sc->null_sender;
     if (!sc->helo_todo)
         sc->in_helo.sender = NULL;
-    check_call_set_data(call, sc);
+    check_call_set_data(call, sc, spf_call_free);
     sc->in_run = 1;
     spf_pass(sc);
     sc->in_run = 0;
-    if (sc->helo_todo || sc->mf_todo)
-        return CHECK_PENDING;
-    check_call_set_data(call, NULL);
-    spf_call_free(sc);
-    return CHECK_DONE;
+    return sc->helo_todo || sc->mf_todo ? CHECK_PENDING : CHECK_DONE;
 }
 
 static void spf_describe(const struct check_call *call, char *buf, size_t buflen)
@@ -715,20 +684,10 @@ static void spf_describe(const struct check_call *call, char *buf, size_t buflen
              sc->mf_todo ? sc->o_mf.domain : sc->o_helo.domain);
 }
 
-static void spf_cancel(struct check_call *call)
-{
-    struct spf_call *sc = check_call_data(call);
-    if (!sc)
-        return;
-    check_call_set_data(call, NULL);
-    spf_call_free(sc);
-}
-
 const struct check_def spf_check = {
     .name = "spf",
     .configure = spf_configure,
     .unconfigure = spf_unconfigure,
     .run = spf_run,
-    .cancel = spf_cancel,
     .describe = spf_describe,
 };

@@ -22,6 +22,7 @@
 #include "policyd/mail/dkim_keys.h"
 #include "policyd/lib/plist.h"
 #include "policyd/lib/units.h"
+#include "policyd/lib/xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -148,7 +149,7 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
     switch (config_settings[i].type) {
     case T_STR:
     case T_LIST:
-        *(char **)(void *)field = strdup(v);
+        *(char **)(void *)field = xstrdup(v);
         return 0;
     case T_ACT: {
         enum action_kind kind;
@@ -156,7 +157,7 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
             snprintf(err, errlen, "%s: %s: %s", where, name, reason);
             return -1;
         }
-        *(char **)(void *)field = strdup(v);
+        *(char **)(void *)field = xstrdup(v);
         return 0;
     }
     case T_BOOL:
@@ -430,11 +431,9 @@ static struct config *config_load_settings(const char *path, char *err, size_t e
     memset(&raw, 0, sizeof(raw));
     raw.file = path;
     for (size_t i = 0; i < NSETTINGS; i++)
-        raw.value[i] = strdup(config_settings[i].def);
+        raw.value[i] = xstrdup(config_settings[i].def);
 
-    struct config_private *cp = calloc(1, sizeof(*cp));
-    if (!cp)
-        abort();
+    struct config_private *cp = xcalloc(1, sizeof(*cp));
     cp->pub.refs = 1;
     if (path && config_read_file(path, &raw, err, errlen) != 0)
         goto fail;
@@ -444,7 +443,7 @@ static struct config *config_load_settings(const char *path, char *err, size_t e
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (raw.source[i] == SRC_POSTFIX) {
             /* postconf -x already expanded it; keep '$' literal. */
-            cp->expanded[i] = strdup(raw.value[i]);
+            cp->expanded[i] = xstrdup(raw.value[i]);
         } else if (config_read_expand(&raw, i, raw.value[i], 0, &cp->expanded[i], err, errlen) !=
                    0) {
             goto fail;
@@ -454,7 +453,7 @@ static struct config *config_load_settings(const char *path, char *err, size_t e
         if (config_convert(&cp->pub, &raw, i, cp->expanded[i], err, errlen) != 0)
             goto fail;
     }
-    cp->path_copy = path ? strdup(path) : NULL;
+    cp->path_copy = path ? xstrdup(path) : NULL;
     cp->pub.path = cp->path_copy ? cp->path_copy : "built-in defaults";
     cp->pub.postfix_note = cp->postfix_note;
     cp->pub.set_explicitly_user = raw.source[config_settings_index("user", 4)] == SRC_FILE;

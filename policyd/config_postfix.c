@@ -5,6 +5,7 @@
  */
 #include "policyd/config_stage.h"
 
+#include "policyd/lib/runtool.h"
 #include "policyd/lib/xalloc.h"
 
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 int config_postfix_import(struct raw *raw, char *note, size_t notelen, char *err, size_t errlen)
@@ -53,61 +53,51 @@ int config_postfix_import(struct raw *raw, char *note, size_t notelen, char *err
         snprintf(note, notelen, "every Postfix setting is set in policyd.conf");
         return 0;
     }
-    int out[2], errp[2];
-    if (pipe(out) != 0 || pipe(errp) != 0) {
-        snprintf(err, errlen, "%s: pipe: %s", maincf, strerror(errno));
-        return -1;
+    /* One process at start and reload (a thread on reload), bounded in time and output:
+     * a hung postconf cannot hold a reload forever. */
+    struct runtool_options ro = {.path = getenv("PATH") ? NULL : "/usr/sbin:/usr/bin:/sbin:/bin",
+                                 .out_max = 1024 * 1024,
+                                 .err_mode = RUNTOOL_STDERR_CAPTURE,
+                                 .err_max = 511,
+                                 .timeout_ms = 30000};
+    struct runtool_result res;
+    int status = runtool_run(argv, &ro, &res);
+    if (status < 0 && res.end == RUNTOOL_NOT_FOUND) {
+        /* PATH may lack /usr/sbin (cron, systemd user units): Postfix puts postconf there. */
+        ro.path = "/usr/sbin:/usr/local/sbin";
+        runtool_result_free(&res);
+        status = runtool_run(argv, &ro, &res);
     }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "%s: fork: %s", maincf, strerror(errno));
-        close(out[0]), close(out[1]), close(errp[0]), close(errp[1]);
-        return -1;
+    if (status < 0 && res.end == RUNTOOL_NOT_FOUND) {
+        runtool_result_free(&res);
+        snprintf(note, notelen, "postconf is not installed: Postfix settings not imported");
+        return 0;
     }
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(errp[1], 2);
-        close(out[0]), close(out[1]), close(errp[0]), close(errp[1]);
-        execvp("postconf", (char *const *)argv);
-        execv("/usr/sbin/postconf", (char *const *)argv);
-        fprintf(stderr, "cannot run postconf: %s", strerror(errno));
-        _exit(127);
+    size_t got = 0;
+    /* postconf -h prints one line per name, in order; empty values are empty lines. */
+    for (char *p = res.out, *nl; got < nwant && p < res.out + res.outlen; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(res.out + res.outlen - p));
+        if (!nl)
+            break;
+        *nl = 0;
+        size_t i = want[got++];
+        free(raw->value[i]);
+        raw->value[i] = xstrdup(p);
+        raw->source[i] = SRC_POSTFIX;
     }
-    close(out[1]);
-    close(errp[1]);
-    FILE *fo = fdopen(out[0], "r"), *fe = fdopen(errp[0], "r");
-    char *line = NULL, errtext[512] = "";
-    size_t cap = 0, got = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, fo)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n'))
-            line[--len] = 0;
-        if (got < nwant) {
-            size_t i = want[got++];
-            free(raw->value[i]);
-            raw->value[i] = strdup(line);
-            raw->source[i] = SRC_POSTFIX;
-        }
-    }
-    size_t elen = fread(errtext, 1, sizeof(errtext) - 1, fe);
-    errtext[elen] = 0;
-    while (elen > 0 && errtext[elen - 1] == '\n')
-        errtext[--elen] = 0;
-    free(line);
-    fclose(fo);
-    fclose(fe);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != nwant) {
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-            snprintf(note, notelen, "postconf is not installed: Postfix settings not imported");
-            return 0;
-        }
+    if (status != 0 || got != nwant || res.out_truncated) {
+        char how[128], *e = res.err;
+        size_t elen = res.errlen;
+        while (elen > 0 && e[elen - 1] == '\n')
+            e[--elen] = 0;
         snprintf(err, errlen, "%s: postconf failed: %s", maincf,
-                 *errtext ? errtext : "unexpected output");
+                 *e            ? e
+                 : status != 0 ? runtool_describe(&res, how, sizeof(how))
+                               : "unexpected output");
+        runtool_result_free(&res);
         return -1;
     }
+    runtool_result_free(&res);
     snprintf(note, notelen, "imported %zu Postfix settings from %s", nwant, maincf);
     return 0;
 }
@@ -123,11 +113,11 @@ void config_postfix_hostnames(struct raw *raw)
         if (!strchr(host, '.'))
             strncat(host, ".localdomain", sizeof(host) - strlen(host) - 1);
         free(raw->value[h]);
-        raw->value[h] = strdup(host);
+        raw->value[h] = xstrdup(host);
     }
     if (!raw->value[d] || !*raw->value[d]) {
         const char *dot = strchr(raw->value[h], '.');
         free(raw->value[d]);
-        raw->value[d] = strdup(dot ? dot + 1 : "localdomain");
+        raw->value[d] = xstrdup(dot ? dot + 1 : "localdomain");
     }
 }

@@ -68,17 +68,13 @@ int config_read_file(const char *path, struct raw *raw, char *err, size_t errlen
                 break;
             }
             /* As Postfix's readllines: the newline goes, the indentation stays. */
-            logical = realloc(logical, llen + (size_t)len + 1);
-            if (!logical)
-                abort();
+            logical = xrealloc(logical, llen + (size_t)len + 1);
             memcpy(logical + llen, line, (size_t)len + 1);
             llen += (size_t)len;
             continue;
         }
         FLUSH();
-        logical = strdup(line);
-        if (!logical)
-            abort();
+        logical = xstrdup(line);
         llen = strlen(logical);
         start_line = lineno;
     }
@@ -129,7 +125,7 @@ static int config_store_line(const char *path, int lineno, char *text, struct ra
     while (vlen > 0 && isspace((unsigned char)v[vlen - 1]))
         v[--vlen] = 0;
     free(raw->value[idx]);
-    raw->value[idx] = strdup(v);
+    raw->value[idx] = xstrdup(v);
     raw->source[idx] = SRC_FILE;
     raw->line[idx] = lineno;
     return 0;
@@ -139,14 +135,12 @@ int config_read_expand(struct raw *raw, size_t idx, const char *text, int depth,
                        char *err, size_t errlen)
 {
     size_t cap = strlen(text) + 64, n = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        abort();
+    char *buf = xmalloc(cap);
     char where[PATH_MAX + 64];
     for (const char *p = text; *p;) {
         if (*p != '$') {
             if (n + 2 > cap)
-                buf = realloc(buf, cap *= 2);
+                buf = xrealloc(buf, cap *= 2);
             buf[n++] = *p++;
             continue;
         }
@@ -192,7 +186,7 @@ int config_read_expand(struct raw *raw, size_t idx, const char *text, int depth,
         }
         size_t slen = strlen(sub);
         while (n + slen + 2 > cap)
-            buf = realloc(buf, cap *= 2);
+            buf = xrealloc(buf, cap *= 2);
         memcpy(buf + n, sub, slen);
         n += slen;
         free(sub);

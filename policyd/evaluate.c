@@ -5,13 +5,16 @@
  * check (allocated with the evaluation) and, only if some check pends, a deadline timer. The
  * decision walks the calls in configured order and stops at the first one still running, so
  * the answer never depends on which check happened to finish first. Calls not needed for the
- * decision are cancelled. Nothing here blocks; checks that pend finish from event callbacks.
+ * decision are cancelled. A call owns the data its check hands it and frees it when the call
+ * ends, whichever way. Nothing here blocks; checks that pend finish from event callbacks.
+ * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks).
  */
 #include "policyd/evaluate.h"
 
 #include "checks/check.h"
 #include "policyd/config.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/stats.h"
 #include "protocol/action.h"
 #include "protocol/request.h"
@@ -36,7 +39,8 @@ struct check_call {
     char *fix;
     char *note; /* last note, for -v and for deadline messages */
     void *data;
-    check_sent_fn *sent; /* check_call_prepend_once: told when the header is answered */
+    check_free_fn *free_data; /* frees data when the call ends */
+    check_sent_fn *sent;      /* check_call_prepend_once: told when the header is answered */
     char *sent_key;
 };
 
@@ -55,12 +59,15 @@ struct evaluation {
     struct check_call calls[];
 };
 
-static char *evaluate_strdup(const char *s)
+/* evaluate_release_data - the call has ended: free the data its check handed over, once. */
+static void evaluate_release_data(struct check_call *c)
 {
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
+    void *data = c->data;
+    check_free_fn *free_data = c->free_data;
+    c->data = NULL;
+    c->free_data = NULL;
+    if (data && free_data)
+        free_data(data);
 }
 
 /* evaluate_log_verdict - the diagnosis line of one check's verdict. */
@@ -73,7 +80,8 @@ static void evaluate_log_verdict(const struct evaluation *ev, const struct check
              c->action, c->cause, c->fix && *c->fix ? c->fix : "none needed");
 }
 
-/* evaluate_cancel_call - stop a call that is still running; its callback must not come. */
+/* evaluate_cancel_call - stop a call that is still running; its callback must not come. The
+ * state change first, so cancel() runs exactly once whatever it calls. */
 static void evaluate_cancel_call(struct check_call *c)
 {
     if (c->state != CALL_PENDING)
@@ -82,6 +90,7 @@ static void evaluate_cancel_call(struct check_call *c)
     const struct check_def *def = c->ev->cfg->check_defs[c->slot];
     if (def->cancel)
         def->cancel(c);
+    evaluate_release_data(c);
 }
 
 /* evaluate_finish - record the answer and count it. */
@@ -219,9 +228,7 @@ struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, stru
                                   struct request *req, evaluate_done_fn done, void *arg)
 {
     size_t n = cfg->check_count;
-    struct evaluation *ev = calloc(1, sizeof(*ev) + n * sizeof(struct check_call));
-    if (!ev)
-        abort();
+    struct evaluation *ev = xcalloc(1, sizeof(*ev) + n * sizeof(struct check_call));
     ev->base = base;
     ev->dns = dns;
     ev->cfg = config_ref(cfg);
@@ -241,13 +248,15 @@ struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, stru
             c->state = st == CHECK_PENDING ? CALL_PENDING : CALL_DONE;
         if (c->state == CALL_PENDING)
             pending = 1;
+        else
+            evaluate_release_data(c);
     }
     ev->in_start = 0;
     if (!evaluate_try_decide(ev) && pending) {
         struct timeval tv = {cfg->request_deadline / 1000, (cfg->request_deadline % 1000) * 1000};
         ev->deadline = evtimer_new(base, evaluate_deadline_cb, ev);
         if (!ev->deadline)
-            abort();
+            xalloc_fail(0); /* libevent's allocation: nothing else makes it fail */
         evtimer_add(ev->deadline, &tv);
     }
     return ev;
@@ -270,6 +279,7 @@ void evaluate_free(struct evaluation *ev)
     for (size_t i = 0; i < ev->ncalls; i++) {
         struct check_call *c = &ev->calls[i];
         evaluate_cancel_call(c);
+        evaluate_release_data(c);
         free(c->action);
         free(c->cause);
         free(c->fix);
@@ -300,9 +310,12 @@ void *check_call_state(const struct check_call *call)
     return call->ev->cfg->check_states[call->slot];
 }
 
-void check_call_set_data(struct check_call *call, void *data)
+void check_call_set_data(struct check_call *call, void *data, check_free_fn *free_fn)
 {
+    if (call->data && call->data != data)
+        evaluate_release_data(call);
     call->data = data;
+    call->free_data = free_fn;
 }
 
 void *check_call_data(const struct check_call *call)
@@ -329,12 +342,12 @@ static void call_set(struct check_call *call, enum verdict v, const char *action
     free(call->fix);
     call->verdict = v;
     call->sent = NULL; /* a new verdict: check_call_prepend_once sets it again after this */
-    call->action = evaluate_strdup(action);
-    call->cause = evaluate_strdup(cause);
-    call->fix = evaluate_strdup(fix);
+    call->action = xstrdup(action ? action : "");
+    call->cause = xstrdup(cause ? cause : "");
+    call->fix = xstrdup(fix ? fix : "");
 }
 
-void check_call_reject(struct check_call *call, const char *action, const char *cause,
+void check_call_action(struct check_call *call, const char *action, const char *cause,
                        const char *fix)
 {
     enum action_kind kind = action_kind_of(action);
@@ -368,7 +381,7 @@ void check_call_defer(struct check_call *call, const char *action, const char *c
         action = fallback;
     }
     if (action_kind_of(action) == ACTION_WARN || action_kind_of(action) == ACTION_PREPEND) {
-        check_call_reject(call, action, cause, fix); /* logged or prepended, not decisive */
+        check_call_action(call, action, cause, fix); /* logged or prepended, not decisive */
         return;
     }
     if (action_kind_of(action) == ACTION_DUNNO) {
@@ -392,7 +405,7 @@ void check_call_prepend_once(struct check_call *call, const char *header, check_
     check_call_prepend(call, header);
     free(call->sent_key);
     call->sent = sent;
-    call->sent_key = evaluate_strdup(key);
+    call->sent_key = xstrdup(key ? key : "");
 }
 
 void check_call_note(struct check_call *call, const char *fmt, ...)
@@ -405,7 +418,18 @@ void check_call_note(struct check_call *call, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     free(call->note);
-    call->note = evaluate_strdup(text);
+    call->note = xstrdup(text);
+}
+
+void check_call_log(struct check_call *call, const char *fmt, ...)
+{
+    char key[2048], text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    request_log_key(call->ev->req, key, sizeof(key));
+    log_info("%s: %s: %s", key, call->ev->cfg->check_defs[call->slot]->name, text);
 }
 
 void check_call_done(struct check_call *call)
@@ -413,13 +437,59 @@ void check_call_done(struct check_call *call)
     struct evaluation *ev = call->ev;
 
     if (call->state == CALL_RUNNING) {
-        /* Done from inside run(): treated as a synchronous answer by evaluate_start. */
+        /* Done from inside run(): treated as a synchronous answer by evaluate_start, which
+         * frees the data once run() has returned. */
         call->state = CALL_DONE;
         return;
     }
     if (call->state != CALL_PENDING)
         return; /* cancelled: the evaluation no longer listens */
     call->state = CALL_DONE;
+    evaluate_release_data(call);
     if (!ev->in_start && !ev->finished && evaluate_try_decide(ev))
         ev->done(ev, ev->arg);
+}
+
+/* --- the checks' configuration-long work (check_def.start / stop) --- */
+
+/* evaluate_previous_state - the state of def in prev, or NULL. */
+static void *evaluate_previous_state(const struct config *prev, const struct check_def *def)
+{
+    for (size_t j = 0; prev && j < prev->check_count; j++)
+        if (prev->check_defs[j] == def)
+            return prev->check_states[j];
+    return NULL;
+}
+
+/* evaluate_stop_first - stop the first n checks of cfg. */
+static void evaluate_stop_first(const struct config *cfg, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cfg->check_defs[i]->stop && cfg->check_states[i])
+            cfg->check_defs[i]->stop(cfg->check_states[i]);
+}
+
+int evaluate_start_checks(const struct config *cfg, const struct config *previous,
+                          struct event_base *base, struct dns *dns, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->check_count; i++) {
+        const struct check_def *def = cfg->check_defs[i];
+        char reason[1024] = "";
+        if (!def->start || !cfg->check_states[i])
+            continue;
+        if (def->start(cfg->check_states[i], evaluate_previous_state(previous, def), base, dns, cfg,
+                       reason, sizeof(reason)) != 0) {
+            snprintf(err, errlen, "%s check: %s", def->name,
+                     reason[0] ? reason : "cannot be started");
+            evaluate_stop_first(cfg, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void evaluate_stop_checks(const struct config *cfg)
+{
+    if (cfg)
+        evaluate_stop_first(cfg, cfg->check_count);
 }

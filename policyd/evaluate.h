@@ -5,9 +5,13 @@
  * soon as every check before it has finished. A per-request deadline guarantees an answer:
  * when it passes, late checks are cancelled and fallback_action is answered. Every decision that
  * is not DUNNO is logged as one diagnosis line keyed like Postfix's own (queue id or NOQUEUE).
+ * The checks' work that lasts as long as a configuration (timers, periodic lookups) is started
+ * and stopped here too, by whoever makes a configuration active (main.c, the reload).
  */
 #ifndef POLICYD_EVALUATE_H
 #define POLICYD_EVALUATE_H
+
+#include <stddef.h>
 
 struct event_base;
 struct config;
@@ -36,5 +40,21 @@ const char *evaluate_action(const struct evaluation *ev);
 
 /* evaluate_free - cancel whatever is pending (no callback runs afterwards) and free. NULL ok. */
 void evaluate_free(struct evaluation *ev);
+
+/*
+ * evaluate_start_checks - cfg is about to take requests on base (dns: the checks' DNS engine,
+ * may be NULL): start each configured check's configuration-long work (check_def.start), each
+ * given its own state in previous, the configuration cfg replaces (NULL at start-up), to take
+ * over from. Call it on the loop, before making cfg active; then evaluate_stop_checks(previous).
+ * Returns 0, or -1 with "NAME check: reason" in err and nothing left started. No check's
+ * callback runs before this returns. Never for a configuration that is only tested (-t, doctor).
+ */
+int evaluate_start_checks(const struct config *cfg, const struct config *previous,
+                          struct event_base *base, struct dns *dns, char *err, size_t errlen);
+
+/* evaluate_stop_checks - cfg takes no new requests (replaced, or the daemon stops): stop its
+ * checks' timers and lookups; requests still using cfg are answered from what the checks know.
+ * Before the DNS engine is freed. Harmless on a configuration never started. NULL ok. */
+void evaluate_stop_checks(const struct config *cfg);
 
 #endif

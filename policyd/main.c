@@ -14,9 +14,10 @@
  * (request_deadline + 2 s); SIGUSR1 logs the counters.
  */
 #include "policyd/config.h"
-#include "policyd/mail/dkim_keys.h"
 #include "policyd/doctor/doctor.h"
+#include "policyd/report/report.h"
 #include "policyd/dns/dns.h"
+#include "policyd/evaluate.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/reload.h"
@@ -59,8 +60,11 @@ static void main_usage(void)
                     "       policyd -c FILE -n            print settings that differ from "
                     "defaults\n"
                     "       policyd -c FILE -S            serve one connection on stdin/stdout\n"
-                    "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--json]\n"
-                    "                                     check this server's deliverability\n");
+                    "       policyd -c FILE doctor [--ip ADDR]... [--domain DOMAIN]... [--section "
+                    "NAME]... [--json]\n"
+                    "                                     check this server's deliverability\n"
+                    "       policyd report [--since DURATION] [--json] [FILE...]\n"
+                    "                                     summarise refusals from the mail log\n");
     exit(2);
 }
 
@@ -252,7 +256,7 @@ static void main_cleanup(struct daemon *d)
     reload_free(d->reload);
     log_attach(NULL);
     server_free(d->server);
-    dkim_keys_stop(); /* DKIM key check: its lookups go before the DNS engine */
+    evaluate_stop_checks(config_active()); /* the checks' lookups go before the DNS engine */
     dns_free(d->dns);
     if (d->stop_timer)
         event_free(d->stop_timer);
@@ -278,6 +282,8 @@ static int main_serve_stdio(struct daemon *d, struct config *cfg)
     if (!d->base)
         log_fatal("cannot start: cannot create the event loop");
     if (!(d->dns = dns_new(d->base, &dopts, err, sizeof(err))))
+        log_fatal("cannot start: %s", err);
+    if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         log_fatal("cannot start: %s", err);
     server_stdio(d->base, d->dns, main_stopped, d);
     event_base_dispatch(d->base);
@@ -309,11 +315,9 @@ static int main_serve(struct daemon *d, struct config *cfg)
         log_warn("cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
     else if (*cfg->pid_file)
         d->pid_file = xstrdup(cfg->pid_file); /* cfg goes at the first reload */
-    /* DKIM key check: keys are read before privileges go (they are often root-only). */
-    if (dkim_keys_start(d->base, d->dns, cfg) != 0) {
-        snprintf(err, sizeof(err), "cannot start the DKIM key check");
+    /* The checks' timers and lookups; their files were read before privileges go. */
+    if (evaluate_start_checks(cfg, NULL, d->base, d->dns, err, sizeof(err)) != 0)
         goto fail;
-    }
     if (main_drop_privileges(cfg, err, sizeof(err)) != 0)
         goto fail;
     main_say_leftovers(d, cfg);
@@ -376,6 +380,8 @@ int main(int argc, char **argv)
             main_usage();
         }
     }
+    if (optind < argc && strcmp(argv[optind], "report") == 0)
+        return report_main(argc - optind, argv + optind); /* reads logs: no configuration */
     int doctor = optind < argc && strcmp(argv[optind], "doctor") == 0;
     if (optind != argc && !doctor)
         main_usage();

@@ -9,7 +9,7 @@
 #include "policyd/config.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
-#include "policyd/mail/dkim_keys.h"
+#include "policyd/evaluate.h"
 #include "policyd/stats.h"
 
 #include <event2/event.h>
@@ -32,7 +32,6 @@ struct reload {
     pthread_t thread;
     int running;
     struct config *cfg;
-    struct dkim_keys_list *keys; /* the new configuration's DKIM keys, read off the loop */
     char err[2048];
 };
 
@@ -62,7 +61,6 @@ static void *reload_thread(void *arg)
 {
     struct reload *r = arg;
     r->cfg = config_load(r->path, r->err, sizeof(r->err));
-    r->keys = r->cfg ? dkim_keys_list_load(r->cfg->dkim_keys, r->cfg->opendkim_config) : NULL;
     if (write(r->pipe[1], "x", 1) != 1) {
         /* the loop would never hear of it: nothing else to do from here */
     }
@@ -100,7 +98,16 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
     if (!cfg) {
         stats.reload_failures++;
         log_error("reload refused: %s; the running configuration stays in use", r->err);
-        return; /* (no key list is loaded for a refused configuration) */
+        return;
+    }
+    /* The checks' timers and lookups: the new configuration's start (which may take over
+     * what the old one's state holds), before anything else changes, so a refused start
+     * leaves everything as it was; then the old one's stop. */
+    if (evaluate_start_checks(cfg, old, r->base, r->dns, err, sizeof(err)) != 0) {
+        stats.reload_failures++;
+        log_error("reload refused: %s; the running configuration stays in use", err);
+        config_unref(cfg);
+        return;
     }
     if (config_changed(old, cfg, R_RESTART, names, sizeof(names)))
         log_warn("reload: %s changed: that takes effect only after a restart (sockets are bound "
@@ -114,9 +121,8 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
         if (dns_reconfigure(r->dns, &dopts, err, sizeof(err)) != 0)
             log_warn("reload: %s; the DNS settings stay as they were", err);
     }
+    evaluate_stop_checks(old);
     config_activate(cfg);
-    dkim_keys_reload(r->keys, cfg); /* DKIM key check: the new keys, checked at once */
-    r->keys = NULL;
     stats.reloads++;
     log_info("reloaded %s (%s)", r->path, cfg->postfix_note);
 }
@@ -147,7 +153,6 @@ void reload_free(struct reload *r)
     if (r->running) {
         pthread_join(r->thread, NULL);
         config_unref(r->cfg);
-        dkim_keys_list_free(r->keys);
     }
     if (r->ev)
         event_free(r->ev);

@@ -6,7 +6,7 @@
  * dkim_keys_test(), whose libopendkim DNS hooks answer from that same result: the doctor and
  * the daemon see the same DNS. One finding per key, plus one per configuration problem.
  */
-#include "policyd/doctor/doctor.h"
+#include "policyd/doctor/doctor_section.h"
 
 #include "policyd/config.h"
 #include "policyd/mail/dkim_keys.h"
@@ -84,22 +84,24 @@ static void doctor_dkim_report(struct doctor *d, const struct dkim_key *key,
                      : "the signer cannot sign with it either, or signs with something else");
         break;
     }
-    doctor_report(d, status, "dkim", name, observed, why, fix);
+    doctor_report_add(d->report, status, "dkim", name, observed, why, fix);
 }
 
 void doctor_dkim(struct doctor *d)
 {
     struct dkim_keys_list *list = dkim_keys_list_load(d->cfg->dkim_keys, d->cfg->opendkim_config);
     for (size_t i = 0; i < list->nerrors; i++)
-        doctor_report(d, DOCTOR_ERROR, "dkim", "(configuration)", list->errors[i],
-                      "these keys could not be checked",
-                      "correct the entry, or list the keys in dkim_keys = selector:domain:/path");
+        doctor_report_add(
+            d->report, DOCTOR_ERROR, "dkim", "(configuration)", list->errors[i],
+            "these keys could not be checked",
+            "correct the entry, or list the keys in dkim_keys = selector:domain:/path");
     if (!list->nkeys && !list->nerrors)
-        doctor_report(d, DOCTOR_WARN, "dkim", "(none)", "no DKIM signing key configured",
-                      "unsigned mail passes DMARC only through SPF, which forwarding breaks; "
-                      "large receivers require DKIM from bulk senders",
-                      "set dkim_keys = selector:domain:/path/to/key.pem, or opendkim_config = "
-                      "/etc/opendkim.conf to check OpenDKIM's KeyTable");
+        doctor_report_add(d->report, DOCTOR_WARN, "dkim", "(none)",
+                          "no DKIM signing key configured",
+                          "unsigned mail passes DMARC only through SPF, which forwarding breaks; "
+                          "large receivers require DKIM from bulk senders",
+                          "set dkim_keys = selector:domain:/path/to/key.pem, or opendkim_config = "
+                          "/etc/opendkim.conf to check OpenDKIM's KeyTable");
     for (size_t i = 0; i < list->nkeys; i++) {
         char name[300];
         struct dkim_keys_result r;

@@ -7,7 +7,8 @@
 #include "policyd/mail/spf_eval.h"
 #include "policyd/config.h"
 #include "policyd/dns/dns.h"
-#include "policyd/doctor/doctor.h"
+#include "policyd/doctor/doctor_section.h"
+#include "policyd/lib/xalloc.h"
 #include "policyd/maps/netlist.h"
 #include "policyd/lib/plist.h"
 #include "policyd/lib/addr.h"
@@ -79,8 +80,8 @@ void doctor_addresses(struct doctor *d)
         const struct dns_result *ptr = doctor_resolve(d, DNS_PTR, rname);
         if (ptr->status == DNS_TEMPFAIL || ptr->status == DNS_BADRESP) {
             snprintf(obs, sizeof(obs), "PTR lookup of %s failed: %s", rname, ptr->detail);
-            doctor_report(d, DOCTOR_ERROR, "ptr", ip, obs, NULL,
-                          "check the DNS servers policyd uses (dns_servers) and try again");
+            doctor_report_add(d->report, DOCTOR_ERROR, "ptr", ip, obs, NULL,
+                              "check the DNS servers policyd uses (dns_servers) and try again");
             dns_result_unref(ptr);
             continue;
         }
@@ -91,10 +92,11 @@ void doctor_addresses(struct doctor *d)
                      "ask the owner of %s (your ISP or hosting provider: only they can) to set its "
                      "PTR record to %s, and make %s resolve to %s",
                      ip, helo, helo, ip);
-            doctor_report(d, DOCTOR_FAIL, "ptr", ip, obs,
-                          "large receivers reject or junk mail from addresses without reverse DNS "
-                          "(Postfix's own reject_unknown_reverse_client_hostname does too)",
-                          fix);
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "ptr", ip, obs,
+                "large receivers reject or junk mail from addresses without reverse DNS "
+                "(Postfix's own reject_unknown_reverse_client_hostname does too)",
+                fix);
             dns_result_unref(ptr);
             continue;
         }
@@ -117,20 +119,20 @@ void doctor_addresses(struct doctor *d)
                      "publish %s record %s -> %s, or have the address owner point the PTR at a "
                      "name that resolves to %s",
                      is_v6(ip) ? "an AAAA" : "an A", ptr->items[0], ip, ip);
-            doctor_report(d, trouble ? DOCTOR_ERROR : DOCTOR_FAIL, "ptr", ip, obs,
-                          "receivers check that the PTR name resolves back (forward-confirmed "
-                          "reverse DNS); many reject when it does not",
-                          fix);
+            doctor_report_add(d->report, trouble ? DOCTOR_ERROR : DOCTOR_FAIL, "ptr", ip, obs,
+                              "receivers check that the PTR name resolves back (forward-confirmed "
+                              "reverse DNS); many reject when it does not",
+                              fix);
             dns_result_unref(ptr);
             continue;
         }
         snprintf(obs, sizeof(obs), "PTR %s, forward-confirmed", confirmed);
-        doctor_report(d, DOCTOR_OK, "ptr", ip, obs, NULL, NULL);
+        doctor_report_add(d->report, DOCTOR_OK, "ptr", ip, obs, NULL, NULL);
 
         /* The HELO name: equal to the PTR name, or at least resolving to the address. */
         if (strcasecmp(confirmed, helo) == 0) {
             snprintf(obs, sizeof(obs), "HELO name %s is the PTR name", helo);
-            doctor_report(d, DOCTOR_OK, "helo", ip, obs, NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_OK, "helo", ip, obs, NULL, NULL);
         } else {
             int rc = resolves_to(d, helo, ip, seen, sizeof(seen));
             if (rc == 1) {
@@ -139,8 +141,8 @@ void doctor_addresses(struct doctor *d)
                 snprintf(fix, sizeof(fix),
                          "set smtp_helo_name = %s in main.cf, or the PTR of %s to %s", confirmed,
                          ip, helo);
-                doctor_report(d, DOCTOR_WARN, "helo", ip, obs,
-                              "some receivers expect the HELO name to be the PTR name", fix);
+                doctor_report_add(d->report, DOCTOR_WARN, "helo", ip, obs,
+                                  "some receivers expect the HELO name to be the PTR name", fix);
             } else {
                 snprintf(obs, sizeof(obs), "HELO name %s does not resolve to %s (%s)", helo, ip,
                          seen);
@@ -152,7 +154,8 @@ void doctor_addresses(struct doctor *d)
                          "set smtp_helo_name = %s in main.cf (the forward-confirmed PTR name), or "
                          "publish %s %s -> %s",
                          confirmed, is_v6(ip) ? "AAAA" : "A", helo, ip);
-                doctor_report(d, rc < 0 ? DOCTOR_ERROR : DOCTOR_FAIL, "helo", ip, obs, why, fix);
+                doctor_report_add(d->report, rc < 0 ? DOCTOR_ERROR : DOCTOR_FAIL, "helo", ip, obs,
+                                  why, fix);
             }
         }
         dns_result_unref(ptr);
@@ -186,9 +189,7 @@ static void doc_spf_want(void *arg, int type, const char *name)
     if (doc_spf_get(s, type, name) || s->n >= sizeof(s->got) / sizeof(s->got[0]))
         return;
     s->got[s->n].type = type;
-    s->got[s->n].name = strdup(name);
-    if (!s->got[s->n].name)
-        abort();
+    s->got[s->n].name = xstrdup(name);
     s->got[s->n].r = doctor_resolve(s->d, type, name);
     s->n++;
 }
@@ -223,8 +224,8 @@ void doctor_spf(struct doctor *d)
         const struct dns_result *r = doctor_resolve(d, DNS_TXT, dom);
         if (r->status == DNS_TEMPFAIL || r->status == DNS_BADRESP) {
             snprintf(obs, sizeof(obs), "TXT lookup failed: %s", r->detail);
-            doctor_report(d, DOCTOR_ERROR, "spf", dom, obs, NULL,
-                          "check the DNS servers policyd uses (dns_servers) and try again");
+            doctor_report_add(d->report, DOCTOR_ERROR, "spf", dom, obs, NULL,
+                              "check the DNS servers policyd uses (dns_servers) and try again");
             dns_result_unref(r);
             continue;
         }
@@ -241,8 +242,8 @@ void doctor_spf(struct doctor *d)
                      "publish a TXT record at %s: \"v=spf1 %s -all\" (add include: "
                      "terms for any provider that sends for you)",
                      dom, terms);
-            doctor_report(
-                d, DOCTOR_FAIL, "spf", dom, "no SPF record",
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "spf", dom, "no SPF record",
                 "receivers give mail from a domain without SPF a worse score; Gmail and "
                 "Yahoo require SPF or DKIM from every sender, and DMARC needs one of them",
                 fix);
@@ -251,8 +252,8 @@ void doctor_spf(struct doctor *d)
         }
         if (nrec > 1) {
             snprintf(obs, sizeof(obs), "%zu SPF records", nrec);
-            doctor_report(
-                d, DOCTOR_FAIL, "spf", dom, obs,
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "spf", dom, obs,
                 "RFC 7208 4.5: more than one v=spf1 record is a permerror: every receiver "
                 "treats the domain as broken",
                 "merge them into one TXT record");
@@ -264,10 +265,11 @@ void doctor_spf(struct doctor *d)
                  reclen > 200 ? "..." : "");
         if (spf_record_check(rec, reclen, err, sizeof(err)) != 0) {
             snprintf(obs, sizeof(obs), "invalid record \"%s\": %s", shown, err);
-            doctor_report(d, DOCTOR_FAIL, "spf", dom, obs,
-                          "a syntax error anywhere makes the whole record a permerror (RFC 7208 "
-                          "4.6)",
-                          "correct the record (RFC 7208 section 5 and 6 give the syntax)");
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "spf", dom, obs,
+                "a syntax error anywhere makes the whole record a permerror (RFC 7208 "
+                "4.6)",
+                "correct the record (RFC 7208 section 5 and 6 give the syntax)");
             dns_result_unref(r);
             continue;
         }
@@ -275,13 +277,11 @@ void doctor_spf(struct doctor *d)
         if (!d->nips) {
             snprintf(obs, sizeof(obs), "one valid record \"%s\" (no address to evaluate it for)",
                      shown);
-            doctor_report(d, DOCTOR_OK, "spf", dom, obs, NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_OK, "spf", dom, obs, NULL, NULL);
             continue;
         }
         for (size_t k = 0; k < d->nips; k++) {
-            struct doc_spf *s = calloc(1, sizeof(*s));
-            if (!s)
-                abort();
+            struct doc_spf *s = xcalloc(1, sizeof(*s));
             s->d = d;
             struct spf_dns dns = {doc_spf_get, doc_spf_want, s};
             char sender[300];
@@ -299,23 +299,25 @@ void doctor_spf(struct doctor *d)
                 snprintf(obs, sizeof(obs), "pass (%s; %d of 10 DNS-querying terms)", o.mechanism,
                          o.lookups);
                 if (o.lookups >= 9)
-                    doctor_report(d, DOCTOR_WARN, "spf", subject, obs,
-                                  "one more include or a provider adding one to its record makes "
-                                  "every receiver answer permerror",
-                                  "flatten includes or replace a: and mx: terms by ip4:/ip6:");
+                    doctor_report_add(
+                        d->report, DOCTOR_WARN, "spf", subject, obs,
+                        "one more include or a provider adding one to its record makes "
+                        "every receiver answer permerror",
+                        "flatten includes or replace a: and mx: terms by ip4:/ip6:");
                 else
-                    doctor_report(d, DOCTOR_OK, "spf", subject, obs, NULL, NULL);
+                    doctor_report_add(d->report, DOCTOR_OK, "spf", subject, obs, NULL, NULL);
             } else if (o.result == SPF_TEMPERROR) {
                 snprintf(obs, sizeof(obs), "temperror: %s", o.problem);
-                doctor_report(d, DOCTOR_ERROR, "spf", subject, obs, NULL,
-                              "check the DNS servers policyd uses and the domain's DNS");
+                doctor_report_add(d->report, DOCTOR_ERROR, "spf", subject, obs, NULL,
+                                  "check the DNS servers policyd uses and the domain's DNS");
             } else if (o.result == SPF_PERMERROR) {
                 snprintf(obs, sizeof(obs), "permerror: %s", o.problem);
-                doctor_report(d, DOCTOR_FAIL, "spf", subject, obs,
-                              "receivers treat a permerror as a broken SPF setup (DMARC fails for "
-                              "SPF)",
-                              "correct the record; keep within 10 DNS-querying terms across "
-                              "includes and 2 lookups that find nothing");
+                doctor_report_add(
+                    d->report, DOCTOR_FAIL, "spf", subject, obs,
+                    "receivers treat a permerror as a broken SPF setup (DMARC fails for "
+                    "SPF)",
+                    "correct the record; keep within 10 DNS-querying terms across "
+                    "includes and 2 lookups that find nothing");
             } else {
                 snprintf(obs, sizeof(obs), "%s: the record \"%s\" does not permit %s (%s decided)",
                          spf_result_name(o.result), shown, d->ips[k],
@@ -323,10 +325,11 @@ void doctor_spf(struct doctor *d)
                 snprintf(fix, sizeof(fix),
                          "add ip%c:%s to the SPF record of %s, before its all term",
                          is_v6(d->ips[k]) ? '6' : '4', d->ips[k], dom);
-                doctor_report(d, DOCTOR_FAIL, "spf", subject, obs,
-                              "receivers refuse (fail) or junk (softfail) mail from addresses the "
-                              "domain's SPF record does not list",
-                              fix);
+                doctor_report_add(
+                    d->report, DOCTOR_FAIL, "spf", subject, obs,
+                    "receivers refuse (fail) or junk (softfail) mail from addresses the "
+                    "domain's SPF record does not list",
+                    fix);
             }
             doc_spf_free(s);
         }
@@ -344,7 +347,7 @@ void doctor_dmarc(struct doctor *d)
         const struct dns_result *r = doctor_resolve(d, DNS_TXT, name);
         if (r->status == DNS_TEMPFAIL || r->status == DNS_BADRESP) {
             snprintf(obs, sizeof(obs), "TXT lookup of %s failed: %s", name, r->detail);
-            doctor_report(d, DOCTOR_ERROR, "dmarc", dom, obs, NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_ERROR, "dmarc", dom, obs, NULL, NULL);
             dns_result_unref(r);
             continue;
         }
@@ -360,17 +363,19 @@ void doctor_dmarc(struct doctor *d)
                      "publish a TXT record at %s: \"v=DMARC1; p=none; rua=mailto:postmaster@%s\", "
                      "read the reports, then raise p to quarantine or reject",
                      name, dom);
-            doctor_report(d, DOCTOR_FAIL, "dmarc", dom, "no DMARC record",
-                          "Gmail and Yahoo require a DMARC record from bulk senders, and without "
-                          "one anyone can send mail with your domain in From:",
-                          fix);
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "dmarc", dom, "no DMARC record",
+                "Gmail and Yahoo require a DMARC record from bulk senders, and without "
+                "one anyone can send mail with your domain in From:",
+                fix);
             dns_result_unref(r);
             continue;
         }
         if (nrec > 1) {
-            doctor_report(d, DOCTOR_FAIL, "dmarc", dom, "more than one DMARC record",
-                          "RFC 7489 6.6.3: receivers ignore DMARC when there are several records",
-                          "keep exactly one v=DMARC1 TXT record");
+            doctor_report_add(
+                d->report, DOCTOR_FAIL, "dmarc", dom, "more than one DMARC record",
+                "RFC 7489 6.6.3: receivers ignore DMARC when there are several records",
+                "keep exactly one v=DMARC1 TXT record");
             dns_result_unref(r);
             continue;
         }
@@ -413,9 +418,9 @@ void doctor_dmarc(struct doctor *d)
         if (bad || !p_ok) {
             snprintf(obs, sizeof(obs), "invalid record \"%.200s\"%s", rec,
                      !p_ok ? ": no valid p= (none, quarantine or reject)" : "");
-            doctor_report(d, DOCTOR_FAIL, "dmarc", dom, obs,
-                          "receivers ignore a DMARC record they cannot parse",
-                          "write it as v=DMARC1; p=none|quarantine|reject; rua=mailto:...");
+            doctor_report_add(d->report, DOCTOR_FAIL, "dmarc", dom, obs,
+                              "receivers ignore a DMARC record they cannot parse",
+                              "write it as v=DMARC1; p=none|quarantine|reject; rua=mailto:...");
             dns_result_unref(r);
             continue;
         }
@@ -431,11 +436,12 @@ void doctor_dmarc(struct doctor *d)
             tolower((unsigned char)adkim[0]) == 's' ? "exactly that domain" : "it or a subdomain");
         snprintf(obs, sizeof(obs), "p=%s, adkim=%s, aspf=%s", p, adkim, aspf);
         if (strcasecmp(p, "none") == 0)
-            doctor_report(d, DOCTOR_WARN, "dmarc", dom, obs, why,
-                          "p=none only collects reports: once they show your mail aligned, raise "
-                          "p to quarantine or reject");
+            doctor_report_add(
+                d->report, DOCTOR_WARN, "dmarc", dom, obs, why,
+                "p=none only collects reports: once they show your mail aligned, raise "
+                "p to quarantine or reject");
         else
-            doctor_report(d, DOCTOR_OK, "dmarc", dom, obs, why, NULL);
+            doctor_report_add(d->report, DOCTOR_OK, "dmarc", dom, obs, why, NULL);
         dns_result_unref(r);
     }
 }
@@ -450,20 +456,21 @@ void doctor_mx(struct doctor *d)
         const struct dns_result *r = doctor_resolve(d, DNS_MX, dom);
         if (r->status == DNS_TEMPFAIL || r->status == DNS_BADRESP) {
             snprintf(obs, sizeof(obs), "MX lookup failed: %s", r->detail);
-            doctor_report(d, DOCTOR_ERROR, "mx", dom, obs, NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_ERROR, "mx", dom, obs, NULL, NULL);
         } else if (r->status == DNS_NXDOMAIN) {
-            doctor_report(d, DOCTOR_FAIL, "mx", dom, "the domain does not exist (NXDOMAIN)",
-                          "receivers refuse mail from senders whose domain does not exist, and "
-                          "replies cannot reach it",
-                          "register the domain or correct the domain list");
+            doctor_report_add(d->report, DOCTOR_FAIL, "mx", dom,
+                              "the domain does not exist (NXDOMAIN)",
+                              "receivers refuse mail from senders whose domain does not exist, and "
+                              "replies cannot reach it",
+                              "register the domain or correct the domain list");
         } else if (r->status != DNS_OK || r->count == 0) {
-            doctor_report(d, DOCTOR_WARN, "mx", dom, "no MX record",
-                          "mail for the domain then goes to its A record (RFC 5321 5.1); many "
-                          "receivers also distrust senders whose domain cannot receive replies",
-                          "publish an MX record naming this server's host name");
+            doctor_report_add(d->report, DOCTOR_WARN, "mx", dom, "no MX record",
+                              "mail for the domain then goes to its A record (RFC 5321 5.1); many "
+                              "receivers also distrust senders whose domain cannot receive replies",
+                              "publish an MX record naming this server's host name");
         } else if (r->count == 1 && r->items[0][0] == '\0') {
-            doctor_report(d, DOCTOR_OK, "mx", dom,
-                          "null MX (RFC 7505): the domain receives no mail", NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_OK, "mx", dom,
+                              "null MX (RFC 7505): the domain receives no mail", NULL, NULL);
         } else {
             size_t bad = 0, n = 0;
             char badlist[512] = "", all[512] = "";
@@ -490,13 +497,14 @@ void doctor_mx(struct doctor *d)
                          "publish A (and AAAA) records for %s, or remove it from "
                          "the MX records",
                          badlist);
-                doctor_report(d, bad == r->count ? DOCTOR_FAIL : DOCTOR_WARN, "mx", dom, obs,
-                              "an MX host without an address cannot receive mail: senders retry "
-                              "and bounce",
-                              fix);
+                doctor_report_add(
+                    d->report, bad == r->count ? DOCTOR_FAIL : DOCTOR_WARN, "mx", dom, obs,
+                    "an MX host without an address cannot receive mail: senders retry "
+                    "and bounce",
+                    fix);
             } else {
                 snprintf(obs, sizeof(obs), "MX %s, all with addresses", all);
-                doctor_report(d, DOCTOR_OK, "mx", dom, obs, NULL, NULL);
+                doctor_report_add(d->report, DOCTOR_OK, "mx", dom, obs, NULL, NULL);
             }
         }
         dns_result_unref(r);
@@ -513,8 +521,8 @@ void doctor_dnsbl(struct doctor *d)
         struct dnsbl_list list;
         char err[512];
         if (dnsbl_list_parse(&list, sites[si], err, sizeof(err)) != 0) {
-            doctor_report(d, DOCTOR_ERROR, "dnsbl", sites[si], err, NULL,
-                          "correct the entry (postscreen syntax: zone[=filter][*weight])");
+            doctor_report_add(d->report, DOCTOR_ERROR, "dnsbl", sites[si], err, NULL,
+                              "correct the entry (postscreen syntax: zone[=filter][*weight])");
             dnsbl_list_free(&list);
             continue;
         }
@@ -532,9 +540,9 @@ void doctor_dnsbl(struct doctor *d)
             const struct dns_result *r = doctor_resolve(d, DNS_A, qname);
             if (r->status == DNS_TEMPFAIL || r->status == DNS_BADRESP) {
                 snprintf(obs, sizeof(obs), "lookup of %s failed: %s", qname, r->detail);
-                doctor_report(d, DOCTOR_ERROR, "dnsbl", subject, obs, NULL, NULL);
+                doctor_report_add(d->report, DOCTOR_ERROR, "dnsbl", subject, obs, NULL, NULL);
             } else if (r->status != DNS_OK || !r->addrs) {
-                doctor_report(d, DOCTOR_OK, "dnsbl", subject, "not listed", NULL, NULL);
+                doctor_report_add(d->report, DOCTOR_OK, "dnsbl", subject, "not listed", NULL, NULL);
             } else {
                 int listed = 0, refused = 0;
                 char answers[256] = "";
@@ -551,13 +559,14 @@ void doctor_dnsbl(struct doctor *d)
                              "%s answered %s: your resolver is refused by the "
                              "list, this is not a listing",
                              zone, answers);
-                    doctor_report(d, DOCTOR_WARN, "dnsbl", subject, obs,
-                                  "lists such as Spamhaus refuse queries through public or shared "
-                                  "resolvers (and over the free use limit): the check says "
-                                  "nothing about your address, and the daemon's own checks of "
-                                  "that list do not work either",
-                                  "query the list through your own recursive resolver (not a "
-                                  "public one), or use the list's data query service key");
+                    doctor_report_add(
+                        d->report, DOCTOR_WARN, "dnsbl", subject, obs,
+                        "lists such as Spamhaus refuse queries through public or shared "
+                        "resolvers (and over the free use limit): the check says "
+                        "nothing about your address, and the daemon's own checks of "
+                        "that list do not work either",
+                        "query the list through your own recursive resolver (not a "
+                        "public one), or use the list's data query service key");
                 } else if (listed) {
                     const struct dns_result *t = doctor_resolve(d, DNS_TXT, qname);
                     dnsbl_list_delist(d->cfg->dnsbl_delist_urls, zone, url, sizeof(url));
@@ -569,15 +578,16 @@ void doctor_dnsbl(struct doctor *d)
                              "open relay, a spam bot behind this address), then ask %s for "
                              "delisting%s%s",
                              zone, url[0] ? " at " : "", url);
-                    doctor_report(d, DOCTOR_FAIL, "dnsbl", subject, obs,
-                                  "receivers that use the list refuse mail from this address", fix);
+                    doctor_report_add(d->report, DOCTOR_FAIL, "dnsbl", subject, obs,
+                                      "receivers that use the list refuse mail from this address",
+                                      fix);
                     dns_result_unref(t);
                 } else {
                     snprintf(obs, sizeof(obs),
                              "answer %s is outside the list's filter %s: not a "
                              "listing",
                              answers, list.filter);
-                    doctor_report(d, DOCTOR_OK, "dnsbl", subject, obs, NULL, NULL);
+                    doctor_report_add(d->report, DOCTOR_OK, "dnsbl", subject, obs, NULL, NULL);
                 }
             }
             dns_result_unref(r);
@@ -586,8 +596,9 @@ void doctor_dnsbl(struct doctor *d)
     }
     plist_free(sites);
     if (!any && d->nips)
-        doctor_report(
-            d, DOCTOR_WARN, "dnsbl", "(none)", "no blocklist in dnsbl_sites to check against",
+        doctor_report_add(
+            d->report, DOCTOR_WARN, "dnsbl", "(none)",
+            "no blocklist in dnsbl_sites to check against",
             "receivers check the big lists (Spamhaus, Barracuda, ...) against your address",
             "list them in dnsbl_sites, e.g. zen.spamhaus.org=127.0.0.[2..11]");
 }

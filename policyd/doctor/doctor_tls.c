@@ -8,10 +8,11 @@
  * Only files are read, no handshake is made. Limits: smtpd_tls_eccert_file and the other
  * legacy *_eccert/_dcert files are not imported, so not checked; nor is smtpd_tls_security_level.
  */
-#include "policyd/doctor/doctor.h"
+#include "policyd/doctor/doctor_section.h"
 
 #include "policyd/config.h"
 #include "policyd/lib/plist.h"
+#include "policyd/lib/xalloc.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -71,12 +72,7 @@ static int tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 
 static void tls_objs_add(struct tls_objs *o, const struct tls_obj *obj)
 {
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 8;
-        o->v = realloc(o->v, o->cap * sizeof(*o->v));
-        if (!o->v)
-            abort();
-    }
+    o->v = xgrow(o->v, &o->cap, o->n + 1, sizeof(*o->v));
     o->v[o->n++] = *obj;
 }
 
@@ -96,14 +92,15 @@ static void tls_unreadable(struct doctor *d, const char *path, int err)
     char obs[600];
     snprintf(obs, sizeof(obs), "cannot read %s: %s", path, strerror(err));
     if (err == EACCES && geteuid() != 0)
-        doctor_report(d, DOCTOR_ERROR, "tls", path, obs,
-                      "the doctor runs unprivileged; Postfix reads this file as root",
-                      "run the doctor as root to check this file");
+        doctor_report_add(d->report, DOCTOR_ERROR, "tls", path, obs,
+                          "the doctor runs unprivileged; Postfix reads this file as root",
+                          "run the doctor as root to check this file");
     else
-        doctor_report(d, DOCTOR_FAIL, "tls", path, obs,
-                      "Postfix cannot read it either: STARTTLS is not offered (or smtpd fails to "
-                      "start a TLS session), and senders deliver in plain text or not at all",
-                      "fix the path in main.cf, or the file's permissions (readable by root)");
+        doctor_report_add(
+            d->report, DOCTOR_FAIL, "tls", path, obs,
+            "Postfix cannot read it either: STARTTLS is not offered (or smtpd fails to "
+            "start a TLS session), and senders deliver in plain text or not at all",
+            "fix the path in main.cf, or the file's permissions (readable by root)");
 }
 
 /* tls_load - append the certificates and private keys of path, in file order. Returns 0, or -1
@@ -115,9 +112,7 @@ static int tls_load(struct doctor *d, const char *path, struct tls_objs *out)
         tls_unreadable(d, path, errno);
         return -1;
     }
-    char *text = malloc(TLS_MAX_FILE + 1);
-    if (!text)
-        abort();
+    char *text = xmalloc(TLS_MAX_FILE + 1);
     size_t len = fread(text, 1, TLS_MAX_FILE + 1, f);
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
@@ -128,9 +123,10 @@ static int tls_load(struct doctor *d, const char *path, struct tls_objs *out)
     }
     if (len > TLS_MAX_FILE) {
         free(text);
-        doctor_report(d, DOCTOR_FAIL, "tls", path, "larger than 1 MB: not a PEM certificate file",
-                      "Postfix expects PEM certificates and keys here",
-                      "point the setting at the PEM file (fullchain.pem, privkey.pem)");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", path,
+                          "larger than 1 MB: not a PEM certificate file",
+                          "Postfix expects PEM certificates and keys here",
+                          "point the setting at the PEM file (fullchain.pem, privkey.pem)");
         return -1;
     }
     text[len] = '\0';
@@ -156,7 +152,7 @@ static int tls_load(struct doctor *d, const char *path, struct tls_objs *out)
         struct tls_obj obj = {path, NULL, NULL, 0};
         BIO *bio = BIO_new_mem_buf(p, (int)(end - p));
         if (!bio)
-            abort();
+            xalloc_fail((size_t)(end - p));
         if ((llen == 11 && strncmp(label, "CERTIFICATE", 11) == 0) ||
             (llen == 19 && strncmp(label, "TRUSTED CERTIFICATE", 19) == 0)) {
             obj.cert = llen == 11 ? PEM_read_bio_X509(bio, NULL, tls_no_passphrase, NULL)
@@ -176,9 +172,10 @@ static int tls_load(struct doctor *d, const char *path, struct tls_objs *out)
     }
     free(text);
     if (!found) {
-        doctor_report(d, DOCTOR_FAIL, "tls", path, "no PEM certificate or private key in the file",
-                      "Postfix cannot start TLS with it: STARTTLS fails for every sender",
-                      "point the setting at the PEM file (fullchain.pem, privkey.pem)");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", path,
+                          "no PEM certificate or private key in the file",
+                          "Postfix cannot start TLS with it: STARTTLS fails for every sender",
+                          "point the setting at the PEM file (fullchain.pem, privkey.pem)");
         return -1;
     }
     return 0;
@@ -233,36 +230,37 @@ static void tls_check_validity(struct doctor *d, const char *file, X509 *cert, c
     if (X509_cmp_current_time(nb) > 0) {
         tls_date(nb, date, sizeof(date));
         snprintf(obs, sizeof(obs), "not valid before %s, %s", date, names);
-        doctor_report(d, DOCTOR_FAIL, "tls", file, obs,
-                      "a certificate that is not yet valid fails verification: senders that "
-                      "verify (MTA-STS, DANE) refuse to deliver",
-                      "check the system clock, or install a certificate valid today");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", file, obs,
+                          "a certificate that is not yet valid fails verification: senders that "
+                          "verify (MTA-STS, DANE) refuse to deliver",
+                          "check the system clock, or install a certificate valid today");
         return;
     }
     if (!ASN1_TIME_diff(&days, &secs, NULL, na)) {
         snprintf(obs, sizeof(obs), "unreadable expiry date, %s", names);
-        doctor_report(d, DOCTOR_FAIL, "tls", file, obs, "senders cannot verify the certificate",
-                      "install a new certificate");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", file, obs,
+                          "senders cannot verify the certificate", "install a new certificate");
         return;
     }
     tls_date(na, date, sizeof(date));
     if (days < 0 || (days == 0 && secs < 0)) {
         snprintf(obs, sizeof(obs), "expired on %s (%d days ago), %s", date, -days, names);
-        doctor_report(d, DOCTOR_FAIL, "tls", file, obs,
-                      "an expired certificate: senders that verify (MTA-STS, DANE) refuse to "
-                      "deliver, others deliver with a warning or fall back to plain text",
-                      "renew it (certbot renew; then postfix reload) and check the renewal job "
-                      "(systemctl list-timers, cron)");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", file, obs,
+                          "an expired certificate: senders that verify (MTA-STS, DANE) refuse to "
+                          "deliver, others deliver with a warning or fall back to plain text",
+                          "renew it (certbot renew; then postfix reload) and check the renewal job "
+                          "(systemctl list-timers, cron)");
     } else if (days < TLS_WARN_DAYS) {
         snprintf(obs, sizeof(obs), "valid until %s (%d days), %s", date, days, names);
-        doctor_report(d, DOCTOR_WARN, "tls", file, obs,
-                      "expires in less than two weeks; an automatic renewal should have replaced "
-                      "it by now (certbot renews 30 days ahead)",
-                      "renew it now (certbot renew; then postfix reload) and check why the "
-                      "renewal job did not");
+        doctor_report_add(
+            d->report, DOCTOR_WARN, "tls", file, obs,
+            "expires in less than two weeks; an automatic renewal should have replaced "
+            "it by now (certbot renews 30 days ahead)",
+            "renew it now (certbot renew; then postfix reload) and check why the "
+            "renewal job did not");
     } else {
         snprintf(obs, sizeof(obs), "valid until %s (%d days), %s", date, days, names);
-        doctor_report(d, DOCTOR_OK, "tls", file, obs, NULL, NULL);
+        doctor_report_add(d->report, DOCTOR_OK, "tls", file, obs, NULL, NULL);
     }
 }
 
@@ -274,19 +272,20 @@ static void tls_check_key(struct doctor *d, const char *keyfile, const char *cer
     if (!X509_check_private_key(cert, key)) {
         snprintf(obs, sizeof(obs), "the private key does not match the certificate in %s",
                  certfile);
-        doctor_report(d, DOCTOR_FAIL, "tls", keyfile, obs,
-                      "Postfix refuses the pair: no STARTTLS, senders deliver in plain text or "
-                      "not at all",
-                      "use the key the certificate was issued for (certbot: privkey.pem beside "
-                      "fullchain.pem of the same live/ directory)");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", keyfile, obs,
+                          "Postfix refuses the pair: no STARTTLS, senders deliver in plain text or "
+                          "not at all",
+                          "use the key the certificate was issued for (certbot: privkey.pem beside "
+                          "fullchain.pem of the same live/ directory)");
         return;
     }
     int bits = EVP_PKEY_bits(key);
     if (EVP_PKEY_base_id(key) == EVP_PKEY_RSA && bits < 2048) {
         snprintf(obs, sizeof(obs), "matches %s; RSA %d bits", certfile, bits);
-        doctor_report(d, DOCTOR_WARN, "tls", keyfile, obs,
-                      "RSA keys under 2048 bits are refused by current TLS libraries",
-                      "issue a new certificate with a 2048-bit (or larger) RSA or an ECDSA key");
+        doctor_report_add(
+            d->report, DOCTOR_WARN, "tls", keyfile, obs,
+            "RSA keys under 2048 bits are refused by current TLS libraries",
+            "issue a new certificate with a 2048-bit (or larger) RSA or an ECDSA key");
         return;
     }
     snprintf(obs, sizeof(obs), "matches %s (%s, %d bits)", certfile,
@@ -294,7 +293,7 @@ static void tls_check_key(struct doctor *d, const char *keyfile, const char *cer
              : EVP_PKEY_base_id(key) == EVP_PKEY_EC ? "ECDSA"
                                                     : "key",
              bits);
-    doctor_report(d, DOCTOR_OK, "tls", keyfile, obs, NULL, NULL);
+    doctor_report_add(d->report, DOCTOR_OK, "tls", keyfile, obs, NULL, NULL);
 }
 
 /* tls_check_name - myhostname among the certificate's names. */
@@ -304,7 +303,7 @@ static void tls_check_name(struct doctor *d, const char *file, X509 *cert, const
     char obs[1400], fix[600];
     if (*host && X509_check_host(cert, host, 0, 0, NULL) == 1) {
         snprintf(obs, sizeof(obs), "myhostname %s is among its names", host);
-        doctor_report(d, DOCTOR_OK, "tls", file, obs, NULL, NULL);
+        doctor_report_add(d->report, DOCTOR_OK, "tls", file, obs, NULL, NULL);
         return;
     }
     snprintf(obs, sizeof(obs), "myhostname %s is not among its names (%s)", host, names);
@@ -312,11 +311,11 @@ static void tls_check_name(struct doctor *d, const char *file, X509 *cert, const
              "issue the certificate for %s and the names your MX records point to "
              "(certbot certonly -d %s), or set myhostname to a name it covers",
              host, host);
-    doctor_report(d, DOCTOR_WARN, "tls", file, obs,
-                  "senders that verify (MTA-STS in enforce mode) compare the MX host name with "
-                  "the certificate's names and refuse to deliver on a mismatch; opportunistic "
-                  "senders do not check",
-                  fix);
+    doctor_report_add(d->report, DOCTOR_WARN, "tls", file, obs,
+                      "senders that verify (MTA-STS in enforce mode) compare the MX host name with "
+                      "the certificate's names and refuse to deliver on a mismatch; opportunistic "
+                      "senders do not check",
+                      fix);
 }
 
 /* tls_check_trust - the chain against the system's CAs, dates aside (reported above). */
@@ -325,12 +324,12 @@ static void tls_check_trust(struct doctor *d, const char *file, X509 *cert, STAC
     X509_STORE *store = X509_STORE_new();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     if (!store || !ctx)
-        abort();
+        xalloc_fail(sizeof(void *));
     X509_STORE_set_default_paths(store);
     char obs[600];
     if (!X509_STORE_CTX_init(ctx, store, cert, chain)) {
-        doctor_report(d, DOCTOR_ERROR, "tls", file, "OpenSSL could not set up the verification",
-                      NULL, NULL);
+        doctor_report_add(d->report, DOCTOR_ERROR, "tls", file,
+                          "OpenSSL could not set up the verification", NULL, NULL);
     } else {
         X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx), X509_V_FLAG_NO_CHECK_TIME);
         X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
@@ -339,7 +338,7 @@ static void tls_check_trust(struct doctor *d, const char *file, X509 *cert, STAC
             snprintf(obs, sizeof(obs),
                      "the chain (%d intermediate%s) verifies against the system's CAs", n,
                      n == 1 ? "" : "s");
-            doctor_report(d, DOCTOR_OK, "tls", file, obs, NULL, NULL);
+            doctor_report_add(d->report, DOCTOR_OK, "tls", file, obs, NULL, NULL);
         } else {
             int err = X509_STORE_CTX_get_error(ctx);
             const char *fix = "use a certificate from a public CA (Let's Encrypt: certbot)";
@@ -349,10 +348,11 @@ static void tls_check_trust(struct doctor *d, const char *file, X509 *cert, STAC
                       "(certbot: use fullchain.pem, not cert.pem)";
             snprintf(obs, sizeof(obs), "does not verify: %s (%d intermediate%s in the file)",
                      X509_verify_cert_error_string(err), n, n == 1 ? "" : "s");
-            doctor_report(d, DOCTOR_WARN, "tls", file, obs,
-                          "opportunistic senders accept any certificate, but senders that verify "
-                          "(MTA-STS in enforce mode: Gmail, Microsoft) refuse to deliver",
-                          fix);
+            doctor_report_add(
+                d->report, DOCTOR_WARN, "tls", file, obs,
+                "opportunistic senders accept any certificate, but senders that verify "
+                "(MTA-STS in enforce mode: Gmail, Microsoft) refuse to deliver",
+                fix);
         }
     }
     X509_STORE_CTX_free(ctx);
@@ -370,16 +370,18 @@ static void tls_check_pair(struct doctor *d, const struct tls_obj *leaf, STACK_O
     if (key_unread) {
         /* reported by tls_load */
     } else if (!key) {
-        doctor_report(d, DOCTOR_FAIL, "tls", leaf->file, "no private key for this certificate",
-                      "Postfix cannot use a certificate without its key: no STARTTLS",
-                      "set smtpd_tls_key_file, or list the key before the certificate in "
-                      "smtpd_tls_chain_files");
+        doctor_report_add(d->report, DOCTOR_FAIL, "tls", leaf->file,
+                          "no private key for this certificate",
+                          "Postfix cannot use a certificate without its key: no STARTTLS",
+                          "set smtpd_tls_key_file, or list the key before the certificate in "
+                          "smtpd_tls_chain_files");
     } else if (key->bad_key) {
-        doctor_report(d, DOCTOR_FAIL, "tls", key->file,
-                      "the private key cannot be read (encrypted with a passphrase, or damaged)",
-                      "Postfix reads keys without a passphrase: no STARTTLS",
-                      "store the key unencrypted, readable by root only: openssl pkey -in KEY "
-                      "-out KEY.new");
+        doctor_report_add(
+            d->report, DOCTOR_FAIL, "tls", key->file,
+            "the private key cannot be read (encrypted with a passphrase, or damaged)",
+            "Postfix reads keys without a passphrase: no STARTTLS",
+            "store the key unencrypted, readable by root only: openssl pkey -in KEY "
+            "-out KEY.new");
     } else {
         tls_check_key(d, key->file, leaf->file, leaf->cert, key->key);
     }
@@ -403,16 +405,16 @@ static void tls_chain_files(struct doctor *d)
         if (objs.v[i].key || objs.v[i].bad_key)
             key = &objs.v[i++];
         if (i == objs.n || !objs.v[i].cert) {
-            doctor_report(d, DOCTOR_FAIL, "tls", key ? key->file : objs.v[i].file,
-                          "a private key not followed by its certificate",
-                          "Postfix expects each key directly followed by its certificate chain",
-                          "list the key, then the certificate, then the intermediates");
+            doctor_report_add(d->report, DOCTOR_FAIL, "tls", key ? key->file : objs.v[i].file,
+                              "a private key not followed by its certificate",
+                              "Postfix expects each key directly followed by its certificate chain",
+                              "list the key, then the certificate, then the intermediates");
             continue;
         }
         const struct tls_obj *leaf = &objs.v[i++];
         STACK_OF(X509) *chain = sk_X509_new_null();
         if (!chain)
-            abort();
+            xalloc_fail(sizeof(void *));
         while (i < objs.n && objs.v[i].cert)
             sk_X509_push(chain, objs.v[i++].cert);
         tls_check_pair(d, leaf, chain, key, 0);
@@ -434,7 +436,7 @@ static void tls_cert_file(struct doctor *d)
         const struct tls_obj *leaf = NULL, *key = NULL;
         STACK_OF(X509) *chain = sk_X509_new_null();
         if (!chain)
-            abort();
+            xalloc_fail(sizeof(void *));
         for (size_t i = 0; i < certs.n; i++) {
             if (!certs.v[i].cert)
                 continue;
@@ -449,9 +451,9 @@ static void tls_cert_file(struct doctor *d)
             if (ks->v[i].key || ks->v[i].bad_key)
                 key = &ks->v[i];
         if (!leaf)
-            doctor_report(d, DOCTOR_FAIL, "tls", certfile, "no certificate in the file",
-                          "Postfix cannot offer STARTTLS without one",
-                          "point smtpd_tls_cert_file at the certificate chain (fullchain.pem)");
+            doctor_report_add(d->report, DOCTOR_FAIL, "tls", certfile, "no certificate in the file",
+                              "Postfix cannot offer STARTTLS without one",
+                              "point smtpd_tls_cert_file at the certificate chain (fullchain.pem)");
         else
             tls_check_pair(d, leaf, chain, key, key_ok != 0);
         sk_X509_free(chain);
@@ -470,8 +472,8 @@ void doctor_tls(struct doctor *d)
     else if (have_cert)
         tls_cert_file(d);
     else
-        doctor_report(
-            d, DOCTOR_WARN, "tls", "(none)",
+        doctor_report_add(
+            d->report, DOCTOR_WARN, "tls", "(none)",
             "no server certificate (smtpd_tls_cert_file and smtpd_tls_chain_files are "
             "empty)",
             "no TLS: senders see plain SMTP; many mark such mail as unencrypted or "

@@ -1,5 +1,5 @@
 /*
- * dkim_keys.c - DKIM signing keys against DNS: the key list, the test, the daemon's checker.
+ * dkim_keys.c - DKIM signing keys against DNS: the key list, the test, what to say about it.
  *
  * The test is libopendkim's dkim_test_key(). Its DNS hooks never touch the network: query
  * start copies the raw answer our engine already holds for (TXT, selector._domainkey.domain)
@@ -7,16 +7,15 @@
  * name up with dns_lookup() and tests in the callback, and the doctor tests after waiting;
  * both see the same DNS, through the same cache. The PEM text of each key is read when the
  * list is loaded (before privileges are dropped: signing keys are often root-only) and wiped
- * when it is freed. The daemon's state (list, latest outcome per key) lives only here.
+ * when it is freed. No state, no event loop here: the daemon's periodic key check is the dkim
+ * check's (checks/dkim.c), the doctor's is its DKIM section.
  */
 #include "policyd/mail/dkim_keys.h"
 
-#include "policyd/config.h"
 #include "policyd/dns/dns.h"
-#include "policyd/lib/log.h"
 #include "policyd/lib/file.h"
+#include "policyd/lib/xalloc.h"
 
-#include <event2/event.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -37,22 +36,6 @@
 #define KEYS_MAX_LINE 4096
 #define KEYS_MAX_LINES 100000 /* a KeyTable or opendkim.conf longer than this is not one */
 
-static char *keys_strdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d)
-        abort();
-    return d;
-}
-
-static char *keys_strndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (!d)
-        abort();
-    return d;
-}
-
 /* keys_error - add one sentence to the list's configuration errors. */
 __attribute__((format(printf, 2, 3))) static void keys_error(struct dkim_keys_list *l,
                                                              const char *fmt, ...)
@@ -62,10 +45,8 @@ __attribute__((format(printf, 2, 3))) static void keys_error(struct dkim_keys_li
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    l->errors = realloc(l->errors, (l->nerrors + 1) * sizeof(*l->errors));
-    if (!l->errors)
-        abort();
-    l->errors[l->nerrors++] = keys_strdup(text);
+    l->errors = xreallocarray(l->errors, l->nerrors + 1, sizeof(*l->errors));
+    l->errors[l->nerrors++] = xstrdup(text);
 }
 
 /* keys_read_pem - read key->path into key->pem, or set read_error. */
@@ -74,12 +55,10 @@ static void keys_read_pem(struct dkim_key *key)
     FILE *fp = fopen(key->path, "r");
     if (!fp) {
         key->read_errno = errno;
-        key->read_error = keys_strdup(strerror(errno));
+        key->read_error = xstrdup(strerror(errno));
         return;
     }
-    char *buf = malloc(KEYS_MAX_PEM + 1);
-    if (!buf)
-        abort();
+    char *buf = xmalloc(KEYS_MAX_PEM + 1);
     size_t n = fread(buf, 1, KEYS_MAX_PEM + 1, fp);
     int bad = ferror(fp);
     int saved = errno;
@@ -88,7 +67,7 @@ static void keys_read_pem(struct dkim_key *key)
         OPENSSL_cleanse(buf, n);
         free(buf);
         key->read_errno = bad ? saved : EFBIG;
-        key->read_error = keys_strdup(bad ? strerror(saved) : "larger than 64 KB: not a key");
+        key->read_error = xstrdup(bad ? strerror(saved) : "larger than 64 KB: not a key");
         return;
     }
     buf[n] = '\0';
@@ -102,17 +81,15 @@ static void keys_add(struct dkim_keys_list *l, const char *sel, size_t sellen, c
 {
     if (domlen && dom[domlen - 1] == '.')
         domlen--;
-    l->keys = realloc(l->keys, (l->nkeys + 1) * sizeof(*l->keys));
-    if (!l->keys)
-        abort();
+    l->keys = xreallocarray(l->keys, l->nkeys + 1, sizeof(*l->keys));
     struct dkim_key *k = &l->keys[l->nkeys++];
     memset(k, 0, sizeof(*k));
-    k->selector = keys_strndup(sel, sellen);
-    k->domain = keys_strndup(dom, domlen);
+    k->selector = xstrndup(sel, sellen);
+    k->domain = xstrndup(dom, domlen);
     for (char *p = k->domain; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    k->path = keys_strdup(path);
-    k->origin = keys_strdup(origin);
+    k->path = xstrdup(path ? path : "");
+    k->origin = xstrdup(origin ? origin : "");
     keys_read_pem(k);
 }
 
@@ -295,7 +272,8 @@ static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
         }
         char origin[1200];
         snprintf(origin, sizeof(origin), "%s (Domain, Selector, KeyFile)", conf);
-        for (char *d = strtok(c.domain, ", \t"); d; d = strtok(NULL, ", \t"))
+        char *save = NULL; /* strtok_r: this runs in the reload thread too */
+        for (char *d = strtok_r(c.domain, ", \t", &save); d; d = strtok_r(NULL, ", \t", &save))
             if (keys_valid_name(d, strlen(d)))
                 keys_add(l, c.selector, strlen(c.selector), d, strlen(d), c.keyfile, origin);
     }
@@ -303,9 +281,7 @@ static void keys_parse_opendkim(struct dkim_keys_list *l, const char *conf)
 
 struct dkim_keys_list *dkim_keys_list_load(const char *dkim_keys, const char *opendkim_config)
 {
-    struct dkim_keys_list *l = calloc(1, sizeof(*l));
-    if (!l)
-        abort();
+    struct dkim_keys_list *l = xcalloc(1, sizeof(*l));
     keys_parse_setting(l, dkim_keys);
     if (opendkim_config && *opendkim_config)
         keys_parse_opendkim(l, opendkim_config);
@@ -608,175 +584,4 @@ char *dkim_keys_fix(const struct dkim_key *key, const struct dkim_keys_result *r
         break;
     }
     return out;
-}
-
-/* --- the daemon: check at start and every dkim_check_interval --- */
-
-struct keys_slot {
-    struct dns_query *q;
-    int checked;
-    struct dkim_keys_result r;
-    char problem[640], fix[1024];
-};
-
-static struct {
-    struct event_base *base;
-    struct dns *dns;
-    struct event *timer;
-    long interval_ms;
-    struct dkim_keys_list *list;
-    struct keys_slot *slots;
-} keys_daemon;
-
-/* keys_is_problem - outcomes that make signed mail fail DKIM at receivers. */
-static int keys_is_problem(enum dkim_keys_outcome o)
-{
-    return o == DKIM_KEYS_NO_RECORD || o == DKIM_KEYS_REVOKED || o == DKIM_KEYS_MISMATCH ||
-           o == DKIM_KEYS_BAD_RECORD;
-}
-
-/* keys_answered - a key's TXT answer is in: test, keep, log. */
-static void keys_answered(const struct dns_result *r, void *arg)
-{
-    struct keys_slot *s = arg;
-    size_t i = (size_t)(s - keys_daemon.slots);
-    const struct dkim_key *key = &keys_daemon.list->keys[i];
-    char name[300];
-    s->q = NULL;
-    dkim_keys_test(key, r, &s->r);
-    s->checked = 1;
-    dkim_keys_name(key, name, sizeof(name));
-    dkim_keys_fix(key, &s->r, s->fix, sizeof(s->fix));
-    snprintf(s->problem, sizeof(s->problem), "key %s (%s): %s%s%s%s", name, key->path,
-             dkim_keys_outcome_text(s->r.outcome), s->r.detail[0] ? " (" : "", s->r.detail,
-             s->r.detail[0] ? ")" : "");
-    if (s->r.outcome == DKIM_KEYS_MATCH)
-        log_info("dkim: key %s (%s): %s (%d-bit key)%s", name, key->path,
-                 dkim_keys_outcome_text(s->r.outcome), s->r.bits,
-                 s->r.bits && s->r.bits < 1024 ? "; receivers ignore keys under 1024 bits" : "");
-    else
-        log_warn("dkim: %s; fix: %s", s->problem, s->fix);
-}
-
-/* keys_round - ask for every key's record (a key still waiting is left to its query). */
-static void keys_round(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    for (size_t i = 0; keys_daemon.list && i < keys_daemon.list->nkeys; i++) {
-        char name[300];
-        if (!keys_daemon.slots[i].q)
-            keys_daemon.slots[i].q =
-                dns_lookup(keys_daemon.dns, DNS_TXT,
-                           dkim_keys_name(&keys_daemon.list->keys[i], name, sizeof(name)),
-                           keys_answered, &keys_daemon.slots[i]);
-    }
-    if (keys_daemon.interval_ms > 0) {
-        struct timeval tv = {keys_daemon.interval_ms / 1000,
-                             (keys_daemon.interval_ms % 1000) * 1000};
-        evtimer_add(keys_daemon.timer, &tv);
-    }
-}
-
-/* keys_forget - cancel the lookups, free the list and the results. */
-static void keys_forget(void)
-{
-    for (size_t i = 0; keys_daemon.list && i < keys_daemon.list->nkeys; i++)
-        dns_cancel(keys_daemon.slots[i].q);
-    free(keys_daemon.slots);
-    keys_daemon.slots = NULL;
-    dkim_keys_list_free(keys_daemon.list);
-    keys_daemon.list = NULL;
-}
-
-/* keys_install - take list, log its configuration errors, check at once. */
-static void keys_install(struct dkim_keys_list *list, const struct config *cfg)
-{
-    keys_daemon.list = list;
-    keys_daemon.slots = calloc(list->nkeys ? list->nkeys : 1, sizeof(*keys_daemon.slots));
-    if (!keys_daemon.slots)
-        abort();
-    keys_daemon.interval_ms = cfg->dkim_check_interval;
-    for (size_t i = 0; i < list->nerrors; i++)
-        log_warn("dkim: %s", list->errors[i]);
-    for (size_t i = 0; i < list->nkeys; i++)
-        if (!list->keys[i].pem)
-            log_warn("dkim: key %s (%s): cannot read: %s", list->keys[i].path, list->keys[i].origin,
-                     list->keys[i].read_error);
-    evtimer_del(keys_daemon.timer);
-    if (list->nkeys) {
-        struct timeval now = {0, 0};
-        evtimer_add(keys_daemon.timer, &now); /* never inside this call */
-    }
-}
-
-int dkim_keys_start(struct event_base *base, struct dns *dns, const struct config *cfg)
-{
-    keys_daemon.base = base;
-    keys_daemon.dns = dns;
-    keys_daemon.timer = evtimer_new(base, keys_round, NULL);
-    if (!keys_daemon.timer)
-        return -1;
-    keys_install(dkim_keys_list_load(cfg->dkim_keys, cfg->opendkim_config), cfg);
-    return 0;
-}
-
-void dkim_keys_reload(struct dkim_keys_list *list, const struct config *cfg)
-{
-    if (!list)
-        return;
-    if (!keys_daemon.timer) {
-        dkim_keys_list_free(list);
-        return;
-    }
-    /* Privileges are gone by now: keep what was read at start for a key we can no longer read. */
-    for (size_t i = 0; i < list->nkeys; i++) {
-        struct dkim_key *k = &list->keys[i];
-        for (size_t j = 0; !k->pem && keys_daemon.list && j < keys_daemon.list->nkeys; j++) {
-            struct dkim_key *old = &keys_daemon.list->keys[j];
-            if (old->pem && strcmp(old->path, k->path) == 0) {
-                k->pem = old->pem;
-                k->pemlen = old->pemlen;
-                old->pem = NULL;
-                free(k->read_error);
-                k->read_error = NULL;
-                k->read_errno = 0;
-            }
-        }
-    }
-    keys_forget();
-    keys_install(list, cfg);
-}
-
-void dkim_keys_stop(void)
-{
-    keys_forget();
-    if (keys_daemon.timer)
-        event_free(keys_daemon.timer);
-    memset(&keys_daemon, 0, sizeof(keys_daemon));
-}
-
-/* keys_find - the first checked key of domain that makes its mail fail DKIM. */
-static const struct keys_slot *keys_find(const char *domain)
-{
-    for (size_t i = 0; keys_daemon.list && i < keys_daemon.list->nkeys; i++) {
-        const struct keys_slot *s = &keys_daemon.slots[i];
-        if (s->checked && keys_is_problem(s->r.outcome) &&
-            strcasecmp(keys_daemon.list->keys[i].domain, domain) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-const char *dkim_keys_problem(const char *domain)
-{
-    const struct keys_slot *s = keys_find(domain);
-    return s ? s->problem : NULL;
-}
-
-const char *dkim_keys_problem_fix(const char *domain)
-{
-    const struct keys_slot *s = keys_find(domain);
-    return s ? s->fix : NULL;
 }

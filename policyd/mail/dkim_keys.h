@@ -5,19 +5,15 @@
  * The keys come from dkim_keys (selector:domain:/path/key.pem) and from the KeyTable of
  * OpenDKIM's configuration. The test itself is libopendkim's dkim_test_key(), whose DNS hooks
  * answer from a TXT result our DNS engine already holds: the caller fetches first (the daemon
- * asynchronously, the doctor by waiting), then tests; nothing here does network I/O.
- * The daemon part keeps the latest outcome per key and logs the broken ones; checks ask it
- * with dkim_keys_problem() from the loop, never waiting.
+ * asynchronously, the doctor by waiting), then tests; nothing here does network I/O, keeps
+ * state or logs. The daemon's periodic check of the keys is the dkim check's (checks/dkim.c).
  */
 #ifndef POLICYD_DKIM_KEYS_H
 #define POLICYD_DKIM_KEYS_H
 
 #include <stddef.h>
 
-struct config;
-struct dns;
 struct dns_result;
-struct event_base;
 
 /* One signing key. pem is the private key as read when the list was loaded (NULL: unreadable,
  * read_error says why); it is wiped when the list is freed. */
@@ -77,32 +73,5 @@ const char *dkim_keys_outcome_text(enum dkim_keys_outcome outcome);
 /* dkim_keys_fix - what the postmaster should do about r for key, into out. Returns out. */
 char *dkim_keys_fix(const struct dkim_key *key, const struct dkim_keys_result *r, char *out,
                     size_t outlen);
-
-/*
- * The daemon part. dkim_keys_start - load the keys of cfg (call it before privileges are
- * dropped: key files are often readable by root only) and check them on base through dns now
- * and every dkim_check_interval. 0 / -1 (no memory for the timer). Results and log lines come
- * later, from the loop, never inside this call.
- */
-int dkim_keys_start(struct event_base *base, struct dns *dns, const struct config *cfg);
-
-/* dkim_keys_reload - a new configuration: its key list, loaded with dkim_keys_list_load() off
- * the loop (the reload thread), is taken over (a key file that can no longer be read keeps the
- * text read before) and checked at once. NULL: nothing to do. */
-void dkim_keys_reload(struct dkim_keys_list *list, const struct config *cfg);
-
-/* dkim_keys_stop - cancel pending lookups and the timer, forget everything. Before dns_free().
- * Safe when never started. */
-void dkim_keys_stop(void);
-
-/* dkim_keys_problem - why outbound mail signed for domain will fail DKIM, from the latest
- * check ("key s1._domainkey.example.com (/etc/dkim/s1.pem): DNS record does not match the
- * private key"), or NULL when its keys are fine, unchecked or unknown. Valid until control
- * returns to the loop. */
-const char *dkim_keys_problem(const char *domain);
-
-/* dkim_keys_problem_fix - the fix for dkim_keys_problem(domain)'s key (NULL: none). Same
- * lifetime. */
-const char *dkim_keys_problem_fix(const char *domain);
 
 #endif

@@ -116,6 +116,18 @@ if start_daemon "$WORK/soft.conf"; then
     stop_daemon
 fi
 
+# Under the threshold but at dnsbl_warn_threshold: a header and a score line keyed like every
+# diagnosis line, so that a grep for the recipient finds it.
+write_conf "$WORK/warn.conf" "mynetworks = 127.0.0.0/8" "relay_domains = example.com" \
+    "checks = relay, dnsbl" "dns_servers = 127.0.0.1:$DNSPORT" "dnsbl_sites = bl.test=127.0.0.[2..11]*3" \
+    "dnsbl_threshold = 10" "dnsbl_warn_threshold = 3" "dnsbl_warn_header = X-DNSBL-Warn"
+if start_daemon "$WORK/warn.conf"; then
+    expect "score at the warn threshold: a header, no refusal" 203.0.113.8 "action=PREPEND X-DNSBL-Warn: client 203.0.113.8 scores 3 *"
+    check "the score line carries the request's key" \
+        grep -q "NOQUEUE: client=unknown\[203.0.113.8\], from=<[^>]*>, to=<someone@example.com>, helo=<[^>]*>: dnsbl: client 203.0.113.8 scores 3 (warn at 3, reject at 10): bl.test: 127.0.0.2 (listed, weight 3)" "$WORK/policyd.log"
+    stop_daemon
+fi
+
 # A list that keeps timing out is reported and skipped for a while.
 SKIPPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo '{"default": [{"behaviour": "timeout"}], "names": {}}' >"$WORK/skip.json"

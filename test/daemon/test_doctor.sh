@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_doctor.sh - "policyd doctor", DNS sections (reverse DNS and HELO name, SPF, DMARC, MX,
 # blocklists) against the suite's DNS server: a healthy setup reports ok for each, a setup
-# broken in every way names each problem and its fix; --json parses; exit codes 0 / 1 / 2.
+# broken in every way names each problem and its fix; --json parses; exit codes 0 / 1 / 2;
+# --section runs only the sections named, and an unknown name is an error listing them.
 # (DKIM, TLS and Postfix wiring have their own tests: test_doctor_dkim.sh, test_doctor_tls.sh.)
 . "$(dirname "$0")/lib.sh"
 ZONE=$WORK/zone.json
@@ -127,6 +128,40 @@ expect "DNS unreachable: reported as not checked, not as a problem of the setup"
 rc=0
 "$POLICYD" -c "$WORK/ok.conf" doctor --ip not-an-ip >/dev/null 2>&1 || rc=$?
 check "bad --ip: exit status 2" test "$rc" = 2
+
+# --section NAME: that section's findings only (repeatable, in report order); unknown: an error.
+# checks FILE - the check names of the findings, in order, without repeats.
+checks() { $PY -c '
+import json, sys
+seen = []
+for r in json.load(open(sys.argv[1]))["results"]:
+    if r["check"] not in seen:
+        seen.append(r["check"])
+print(" ".join(seen))' "$1"; }
+rc=0
+"$POLICYD" -c "$WORK/bad.conf" doctor --ip 203.0.113.66 --domain bad.example --domain nowhere.example \
+    --section mx --json >"$WORK/mx.json" 2>"$WORK/mx.err" || rc=$?
+check "--section mx: only mx findings" test "$(checks "$WORK/mx.json")" = mx
+expect "--section mx: its findings as in the full report" "$WORK/mx.json" mx bad.example "fail|MX 10 mx.bad.example; without an address: mx.bad.example|*"
+expect "--section mx: each domain checked" "$WORK/mx.json" mx nowhere.example "fail|the domain does not exist (NXDOMAIN)|*"
+check "--section mx: exit status 1 (it fails)" test "$rc" = 1
+rc=0
+"$POLICYD" -c "$WORK/ok.conf" doctor --ip 203.0.113.10 --domain good.example --section mx \
+    --section dmarc --section mx --json >"$WORK/two.json" 2>"$WORK/two.err" || rc=$?
+check "--section twice: both sections, in report order, each once" test "$(checks "$WORK/two.json")" = "dmarc mx"
+check "--section twice: healthy, exit status 0" test "$rc" = 0
+rc=0
+"$POLICYD" -c "$WORK/nodns.conf" doctor --section postfix --json >"$WORK/wiring.json" 2>"$WORK/wiring.err" || rc=$?
+check "--section postfix: no address/domain warnings, no DNS asked" test "$(checks "$WORK/wiring.json")" = postfix
+check "--section postfix: nothing reported as not checked" test "$rc" != 2
+rc=0
+"$POLICYD" -c "$WORK/ok.conf" doctor --ip 203.0.113.10 --section frob --json >"$WORK/frob.out" 2>"$WORK/frob.err" || rc=$?
+check "unknown --section: exit status 2, no report" test "$rc" = 2 -a ! -s "$WORK/frob.out"
+check "unknown --section: the error names it" grep -q '^policyd doctor: --section frob: no such section' "$WORK/frob.err"
+check "unknown --section: the error lists every section" bash -c '
+for s in address spf dkim dmarc mx dnsbl tls postfix queue; do
+    grep -qE "^  $s +[a-zA-Z]" "$1" || exit 1
+done' _ "$WORK/frob.err"
 
 kill "$DNS_PID" 2>/dev/null
 wait "$DNS_PID" 2>/dev/null

@@ -142,13 +142,22 @@ if start_daemon "$WORK/daemon.conf"; then
     got=$(send client_address=203.0.113.9 client_name=unknown sasl_username= sender=bob@mismatch.example recipient=x@example.com)
     check "inbound mail claiming a broken domain: no dkim warning" test "$got" = "action=DUNNO" -a "$(warns_for mismatch.example)" -eq 1
 
+    # The record's server stops answering: a failed lookup says nothing new about the record,
+    # so the key stays reported as broken until an answer shows otherwise.
+    $PY "$TESTDIR/../dns/testdns.py" --ctl "127.0.0.1:$CTL" set sel._domainkey.mismatch.example \
+        '[{"behaviour": "timeout"}]' >/dev/null
+    check "periodic check: a failed lookup keeps the last result" wait_log \
+        "warning: dkim: key sel._domainkey.mismatch.example \($KEYS/sel.private\): DNS lookup failed \(.*\); keeping the last result: DNS record does not match the private key"
+    send client_address=203.0.113.5 sasl_username=alice sender=bob@mismatch.example recipient=x@foreign.example >/dev/null
+    check "periodic check: still warned about while the lookups fail" test "$(warns_for mismatch.example)" -eq 2
+
     # Repair the record: the next periodic check sees it, the warning stops.
     $PY "$TESTDIR/../dns/testdns.py" --ctl "127.0.0.1:$CTL" set sel._domainkey.mismatch.example \
         "[{\"type\": \"TXT\", \"data\": \"$(record "$KEYS/sel.txt")\"}]" >/dev/null
     check "periodic check: the repaired record is seen" wait_log \
         "dkim: key sel._domainkey.mismatch.example \($KEYS/sel.private\): DNS record matches the private key"
     send client_address=203.0.113.5 sasl_username=alice sender=bob@mismatch.example recipient=x@foreign.example >/dev/null
-    check "periodic check: no warning once repaired" test "$(warns_for mismatch.example)" -eq 1
+    check "periodic check: no warning once repaired" test "$(warns_for mismatch.example)" -eq 2
 
     # Reload without the KeyTable: the revoked key is no longer checked nor reported.
     write_conf "$WORK/daemon.conf" "${COMMON[@]/opendkim_config*/opendkim_config =}" "dkim_check_interval = 0"

@@ -1,10 +1,11 @@
 /*
- * fuzz_dns.c - libFuzzer target for the DNS answer parser (dns_parse_answer), which reads
+ * fuzz_dns.c - libFuzzer target for the DNS answer reader (dns_wire_parse), which reads
  * whatever a server or an attacker on the path sends: the first byte picks the question type,
  * the rest is the answer. Invariants: a status is always given; records are counted and
- * NUL-terminated within their lengths; A/AAAA addresses match their text.
+ * NUL-terminated within their lengths; A/AAAA addresses match their text; the TTL is a
+ * number of seconds or -1.
  */
-#include "policyd/dns/dns.h"
+#include "policyd/dns/dns_wire.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -19,8 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     int type = types[data[0] % (sizeof(types) / sizeof(types[0]))];
-    const struct dns_result *r = dns_parse_answer(type, "q.example", data + 1, size - 1);
-    if (!r || (unsigned)r->status > DNS_BADRESP)
+    long ttl_s;
+    const struct dns_result *r =
+        dns_wire_parse(type, "q.example", data + 1, size - 1, "the fuzzer", &ttl_s);
+    if (!r || (unsigned)r->status > DNS_BADRESP || ttl_s < -1)
         abort();
     if (r->status == DNS_OK) {
         for (size_t i = 0; i < r->count; i++) {
@@ -36,6 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
-    dns_result_unref(r);
+    dns_wire_unref(r);
     return 0;
 }

@@ -16,6 +16,7 @@ for bin in build/fuzz/fuzz_*; do
     fuzz_spf) cp test/fuzz/seeds/spf/* "$corpus"/ ;;
     fuzz_dns) cp test/fuzz/seeds/dns/* "$corpus"/ ;;
     fuzz_table) cp test/fuzz/seeds/table/* "$corpus"/ ;;
+    fuzz_report) cp test/fuzz/seeds/report/* "$corpus"/ ;;
     esac
     if "$bin" -seed=1 -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "$corpus" >"build/fuzz/$name.log" 2>&1; then
