@@ -157,7 +157,8 @@ b.close(); c.close(); time.sleep(0.2)
 # One busy and one idle connection: a third closes the idle one, and nobody waits.
 a, b = conn(), conn()
 a.sendall(req[:30]); time.sleep(0.2)
-c = conn(); c.sendall(req)
+c = conn(); time.sleep(0.2)   # admitted before it asks (else, busy at once, it is right to wait)
+c.sendall(req)
 one_idle = answer(c, 2)
 b_closed = answer(b, 2) == b""
 a.sendall(req[30:]); answer(a, 2)
