@@ -220,34 +220,23 @@ static const struct quota_entry *rcpt_quota(struct recipient_state *st, const st
     q->path = xstrdup(maildir);
     q->expires = now + (cfg->recipient_quota_cache + 999) / 1000;
     q->ok = 0;
-    char path[4200];
-    size_t ml = strlen(maildir);
-    snprintf(path, sizeof(path), "%.*s/maildirsize",
-             (int)(ml > 1 && maildir[ml - 1] == '/' ? ml - 1 : ml), maildir);
-    /* A small, bounded read; the result is reused for recipient_quota_cache. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        snprintf(q->why, sizeof(q->why), "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    /* One open, one fstat, at most MAILDIRSIZE_READ_MAX bytes (maildirsize.h); the reading is
+     * reused for recipient_quota_cache. */
+    char err[512];
+    int rc = maildirsize_read(maildir, now, &q->m, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(q->why, sizeof(q->why), "%s", err);
         return q;
     }
-    char buf[65536];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n < 0) {
-        snprintf(q->why, sizeof(q->why), "%s: %s", path, strerror(errno));
-        return q;
-    }
-    char err[128];
-    if (maildirsize_parse(buf, (size_t)n, (long)(now - sb.st_mtime), &q->m, err, sizeof(err)) !=
-        0) {
-        snprintf(q->why, sizeof(q->why), "%s: %s", path, err);
+    if (rc == 0) {
+        /* No maildirsize: no quota, so not full (Postfix's virtual(8) writes none). */
+        memset(&q->m, 0, sizeof(q->m));
+        q->ok = 1;
         return q;
     }
     if (q->m.stale) {
-        snprintf(q->why, sizeof(q->why), "%s is due for recalculation (Maildir++ rules)", path);
+        snprintf(q->why, sizeof(q->why),
+                 "%s/maildirsize is due for recalculation (Maildir++ rules)", maildir);
         return q;
     }
     q->ok = 1;

@@ -50,6 +50,8 @@ if start_daemon "$WORK/r.conf"; then
     expect "the same mailbox fits a small message" bob@example.com 50 "action=DUNNO"
     expect "quota from the table field is not used unless configured" erin@example.com 200 "action=DUNNO"
     expect "no maildirsize: no decision" carol@example.com 100 "action=DUNNO"
+    check "no maildirsize: silent (no quota is not full; issue 12)" \
+        test -z "$(grep 'no quota decision for carol@example.com' "$WORK/policyd.log")"
     expect "garbled maildirsize: no decision" dave@example.com 100 "action=DUNNO"
     check "garbled maildirsize: a warning says why" grep -q "warning: recipient: no quota decision for dave@example.com: $WORK/mail/example.com/dave/maildirsize: quota line is not like 1000000S,1000C" "$WORK/policyd.log"
     # A table changed on disk is picked up without a restart.
