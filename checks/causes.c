@@ -223,6 +223,12 @@ const struct cause causes_table[] = {
      "Bring the state store back; greylist_store_failure = dunno accepts meanwhile."},
 
     /* -- the evaluator -- */
+    {"request.bad_client_address", "no verdict (DUNNO from the checks that need the address)",
+     "The request's client_address is not an IP address, so the checks that look at the client "
+     "(rdns, dnsbl, spf) have nothing to look at and give no verdict, instead of blaming a DNS "
+     "record or a domain owner.",
+     "Find what connects to the policy socket: Postfix's smtpd always sends the client's "
+     "address; a test script or another program may not."},
     {"deadline.fallback", "fallback_action (DUNNO)",
      "Some checks had not answered when request_deadline passed, so policyd answered "
      "fallback_action; the line names the late checks and what each was waiting for (usually a "

@@ -153,6 +153,10 @@ void check_call_note(struct check_call *call, const char *fmt, ...)
  * verdict lines so that a grep for the message finds it, logged at once at info level, in full
  * or short as above: "KEY: CHECK: note; cause_code=CODE; cause=CAUSE; fix=FIX". */
 void check_call_log(struct check_call *call, const char *code, const char *cause, const char *fix);
+/* check_call_client_address - 1 if the request's client_address is an IP address; else 0, and
+ * the request.bad_client_address diagnosis is logged: a check that needs the address then
+ * gives no verdict (a garbled address is nobody's DNS record to blame). */
+int check_call_client_address(struct check_call *call);
 /* An asynchronous check has finished (with or without a verdict). Never from inside run().
  * The call's data is freed, and the call may be, before this returns: touch neither after. */
 void check_call_done(struct check_call *call);

@@ -348,6 +348,8 @@ static enum check_status rdns_run(struct check_call *call)
 
     if (request_state(req) != STATE_RCPT || !check_call_dns(call))
         return CHECK_DONE;
+    if (!check_call_client_address(call))
+        return CHECK_DONE;
     const char *addr = request_get(req, ATTR_CLIENT_ADDRESS);
     if (cfg->rdns_skip_authenticated && *request_get(req, ATTR_SASL_USERNAME))
         return CHECK_DONE;

@@ -658,6 +658,8 @@ static enum check_status spf_run(struct check_call *call)
 
     if ((ps != STATE_RCPT && ps != STATE_MAIL) || !check_call_dns(call))
         return CHECK_DONE;
+    if (!check_call_client_address(call))
+        return CHECK_DONE;
     const char *addr = request_get(req, ATTR_CLIENT_ADDRESS);
     const char *sender = request_get(req, ATTR_SENDER);
     const char *helo = request_get(req, ATTR_HELO_NAME);

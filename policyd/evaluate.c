@@ -16,6 +16,7 @@
 
 #include "checks/check.h"
 #include "policyd/config.h"
+#include "policyd/lib/addr.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/repeat.h"
@@ -571,6 +572,26 @@ void check_call_note(struct check_call *call, const char *fmt, ...)
 void check_call_log(struct check_call *call, const char *code, const char *cause, const char *fix)
 {
     evaluate_diagnose(call->ev, call, NULL, NULL, code, cause, fix);
+}
+
+int check_call_client_address(struct check_call *call)
+{
+    const char *addr = request_get(call->ev->req, ATTR_CLIENT_ADDRESS);
+    int family;
+    unsigned char bytes[16];
+    if (addr_parse(addr, &family, bytes) == 0)
+        return 1;
+    char cause[400];
+    /* The peer's text, shortened and quoted: the log keeps it printable (log.c). */
+    snprintf(cause, sizeof(cause),
+             "client_address '%.64s%s' is not an IP address: nothing to check about the client, "
+             "so this check gives no verdict",
+             addr, strlen(addr) > 64 ? "..." : "");
+    check_call_log(
+        call, "request.bad_client_address", cause,
+        "the policy client is not Postfix's smtpd or sends a broken request: check "
+        "what connects to the policy socket (Postfix always sends the client's address)");
+    return 0;
 }
 
 void check_call_done(struct check_call *call)

@@ -3,7 +3,7 @@
 # documents them (checks/causes.c) and the manual page made from it (policyd-causes(7), built
 # into $BUILD/man by `make man`) agree: a code used in a source but missing from the table or
 # the page fails, and so does a documented code no source uses. A code is a string literal
-# "CHECK.CAUSE" whose CHECK is a check of the registry (or "deadline", the evaluator's own).
+# "CHECK.CAUSE" whose CHECK is a check of the registry (or "deadline" and "request", the evaluator's own).
 set -u
 cd "$(dirname "$0")/../.."
 . test/tap.sh
@@ -12,7 +12,7 @@ PAGE=$BUILD/man/policyd-causes.7
 TMP=$(mktemp -d /tmp/policyd-causes.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-prefixes="deadline|$(sed -n 's/^ *X(\([a-z0-9_]*\)).*/\1/p' checks/registry.c | paste -sd'|')"
+prefixes="deadline|request|$(sed -n 's/^ *X(\([a-z0-9_]*\)).*/\1/p' checks/registry.c | paste -sd'|')"
 
 # used_codes FILE... - the code literals in these sources, one per line, sorted.
 used_codes() {

@@ -80,6 +80,16 @@ if start_daemon "$WORK/p1.conf"; then
     check "dnsbl before spf: dnsbl's header is the PREPEND" grep -q "^action=PREPEND X-Policyd-DNSBL" <<<"$got"
     stop_daemon
 fi
+write_conf "$WORK/bad.conf" "${PRE[@]}" "checks = relay, rdns, dnsbl, spf"
+if start_daemon "$WORK/bad.conf"; then
+    got=$(req client_address=not-an-address client_name=unknown sender=a@nospf.example recipient=x@example.com | ask - | head -1)
+    check "malformed client_address: the checks that need it give no verdict (DUNNO)" test "$got" = "action=DUNNO"
+    check "malformed client_address: its own diagnosis" \
+        grep -q "cause_code=request.bad_client_address; cause=client_address 'not-an-address' is not an IP address" "$WORK/policyd.log"
+    check "malformed client_address: no SPF permerror blaming a domain owner" \
+        test -z "$(grep -i 'permerror' "$WORK/policyd.log")"
+    stop_daemon
+fi
 write_conf "$WORK/p2.conf" "${PRE[@]}" "checks = relay, spf, dnsbl"
 if start_daemon "$WORK/p2.conf"; then
     got=$(prepend_of)
