@@ -160,9 +160,9 @@ static void evaluate_diagnose(const struct evaluation *ev, const struct check_ca
     if (!code)
         log_info("%s: %s: %s%s; cause=%s; fix=%s", key, name, head, act, cause ? cause : "",
                  fix && *fix ? fix : "none needed");
-    else if (full)
-        log_info("%s: %s: %s%s; cause_code=%s; cause=%s; fix=%s", key, name, head, act, code, cause,
-                 fix && *fix ? fix : "none needed");
+    else if (full) /* without composed text only when a check passed NULL unasked */
+        log_info("%s: %s: %s%s; cause_code=%s; cause=%s; fix=%s", key, name, head, act, code,
+                 cause ? cause : "see the cause code", fix && *fix ? fix : "none needed");
     else
         log_info("%s: %s: %s%s; cause_code=%s; as explained at %s for %s, %lu time%s since", key,
                  name, head, act, code, ref.at[0] ? ref.at : "an earlier time", subject, ref.times,
