@@ -16,6 +16,7 @@
 # Sources are found by wildcard: every .c in a layer's folder (LAYERS below) goes into that
 # layer's archive, policyd/main.c only into the executable; every test/unit/test_*.c is a unit
 # test and declares the layers it links (test_NAME_LAYERS).
+# SPDX-License-Identifier: MIT
 
 .DEFAULT_GOAL := all
 CC       ?= cc

@@ -6,6 +6,7 @@
  * keeps the sources and this table in step both ways. The texts are general; the diagnosis
  * line itself names the client, the domains, the records and the settings involved.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/causes.h"
 
 #include <string.h>

@@ -8,6 +8,7 @@
  * here (or in the generated page) and when a code here is used by no source. Pure data: no
  * dependencies, so the generator links this file alone.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_CAUSES_H
 #define CHECKS_CAUSES_H
 

@@ -26,6 +26,7 @@
  *      and fix in checks/causes.c, the manual's table.
  *   The Makefile finds the file by its folder; `checks = ..., NAME` turns it on.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_CHECK_H
 #define CHECKS_CHECK_H
 

@@ -14,6 +14,7 @@
  * domain has no record, a revoked one or one that does not match, the diagnosis line says so
  * and how to fix it. No DNS on the request's path, no waiting, no verdict.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "policyd/config.h"

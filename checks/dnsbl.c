@@ -11,6 +11,7 @@
  * and skipped for dnsbl_skip_time. The per-list health counters live in the check's state,
  * which belongs to one configuration and is touched only from the event loop.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 #include "policyd/mail/dnsbl_list.h"
 

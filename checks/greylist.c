@@ -13,6 +13,7 @@
  * PTR, read from Postfix's client_name ("unknown" when not forward-confirmed): no DNS lookups
  * of our own. Ownership: the state owns the skip list and a holder of the store.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "checks/state.h"

@@ -19,6 +19,7 @@
  * "likely compromised account" when a sasl user writes to many domains. Ownership: the
  * check's state owns the rules, the tables and a holder of the shared store.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "checks/state.h"

@@ -4,6 +4,7 @@
  * (alice@example.com): a bare value stands for RULE:KEYNAME:VALUE of every configured rule whose
  * key can take such a value (an address, a network, an IP address, a name).
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/ratelimit_admin.h"
 
 #include "checks/state.h"

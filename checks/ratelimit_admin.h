@@ -3,6 +3,7 @@
  * [DURATION] | unblock KEY`: the ratelimit check's counters read and changed in the store
  * directly (policyd/store/store_admin.h), without the daemon.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_RATELIMIT_ADMIN_H
 #define CHECKS_RATELIMIT_ADMIN_H
 

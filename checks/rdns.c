@@ -9,6 +9,7 @@
  * The diagnosis says what was asked, what came back, what receivers do, and the fix, and
  * notes where Postfix's own client_name / reverse_client_name disagree with what we found.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "policyd/config.h"

@@ -16,6 +16,7 @@
  * every recipient_table_check_interval, reloads off the loop, and swaps a finished reload in
  * on a tick of the timer (at most a second later); lookups never wait for it.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "policyd/config.h"

@@ -2,6 +2,7 @@
  * registry.c - the checks compiled into policyd: the only list of them. A new check adds one
  * X(NAME) line to REGISTRY_CHECKS (see checks/check.h); its check_def is NAME_check.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/registry.h"
 
 #include "checks/check.h"

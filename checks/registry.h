@@ -1,6 +1,7 @@
 /*
  * registry.h - the checks this build knows, by the name used in `checks = ...`.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_REGISTRY_H
 #define CHECKS_REGISTRY_H
 

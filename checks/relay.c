@@ -8,6 +8,7 @@
  * reject_unauth_destination would make an open relay out of any later mistake.
  * The check is synchronous: everything it needs was compiled when the configuration loaded.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
 #include "policyd/config.h"

@@ -10,6 +10,7 @@
  * (Postfix's instance attribute plus client, sender and HELO) so that the recipients of one
  * message are evaluated once, and the header is prepended for the first recipient only.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 #include "policyd/mail/spf_eval.h"
 

@@ -4,6 +4,7 @@
  * process, so a configuration naming the same spec with other options shares the open store
  * and says that the other options take effect at restart.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/state.h"
 
 #include "policyd/config.h"

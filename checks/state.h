@@ -5,6 +5,7 @@
  * and nothing in flight is lost; a store is closed only when no configuration holds it, i.e.
  * when the last request using it is answered.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_STATE_H
 #define CHECKS_STATE_H
 

@@ -3,6 +3,7 @@
 # Non-interactive; safe to run again. Postfix is installed with debconf 'No configuration'
 # so the system instance never starts: the tests run their own private instance. The packaging
 # tools (debhelper, lintian, mandoc, systemd-analyze, logrotate) serve test/package.
+# SPDX-License-Identifier: MIT
 set -eu
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: run as root (apt-get)" >&2

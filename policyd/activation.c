@@ -6,6 +6,7 @@
  * non-blocking and note its address. The table is process-wide start-up state, read and
  * claimed from the loop thread only, before serving begins.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/activation.h"
 
 #include "policyd/lib/endpoint.h"

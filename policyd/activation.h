@@ -8,6 +8,7 @@
  * never bound, given permissions or unlinked by us: systemd owns it and keeps it listening
  * while the daemon restarts, so no connection attempt is refused meanwhile.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_ACTIVATION_H
 #define POLICYD_ACTIVATION_H
 

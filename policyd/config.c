@@ -7,6 +7,7 @@
  * type, then compile lists and let each configured check build its state. A configuration is
  * immutable once loaded and reference counted; the settings table comes from settings.def.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 
 #include "policyd/config_stage.h"

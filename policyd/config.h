@@ -6,6 +6,7 @@
  * whole on reload; requests keep a reference to the one they started with, so a reload never
  * changes a decision half way. The settings themselves are listed in policyd/settings.def.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_CONFIG_H
 #define POLICYD_CONFIG_H
 

@@ -3,6 +3,7 @@
  * read from Postfix's own main.cf with one `postconf -c DIR -h -x NAME...` (start and reload
  * only, never per request), so policyd and Postfix agree on mynetworks and the domains.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config_stage.h"
 
 #include "policyd/lib/runtool.h"

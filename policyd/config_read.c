@@ -3,6 +3,7 @@
  * (logical lines: an indented line continues the one before, '#' lines are comments) and
  * $name / ${name} / $(name) expansion of the values, bounded against recursion.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config_stage.h"
 
 #include "policyd/lib/file.h"

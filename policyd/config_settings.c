@@ -4,6 +4,7 @@
  * The table is the one description of every setting: its type, default, bounds, reload class
  * and documentation. The loader, `policyd -n`, the manual page and the tests all read it.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config_stage.h"
 
 #include <stddef.h>

@@ -4,6 +4,7 @@
  * cycle), config_settings.c (the table), config_read.c (policyd.conf and $name expansion) and
  * config_postfix.c (the Postfix import); nothing else includes it.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_CONFIG_STAGE_H
 #define POLICYD_CONFIG_STAGE_H
 

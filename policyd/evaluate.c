@@ -12,6 +12,7 @@
  * (policyd/repeat.c decides, by diagnosis_repeat_interval and Postfix's instance).
  * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/evaluate.h"
 
 #include "checks/check.h"

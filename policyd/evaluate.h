@@ -9,6 +9,7 @@
  * The checks' work that lasts as long as a configuration (timers, periodic lookups) is started
  * and stopped here too, by whoever makes a configuration active (main.c, the reload).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_EVALUATE_H
 #define POLICYD_EVALUATE_H
 

@@ -16,6 +16,7 @@
  * deadline (request_deadline + 2 s); SIGUSR1 logs the counters; systemd hears of each
  * (policyd/notify.c).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/activation.h"
 #include "policyd/config.h"
 #include "checks/ratelimit_admin.h"

@@ -9,6 +9,7 @@
  * Nothing here keeps state between scrapes but the HTTP server; evhttp owns the connections
  * (a 10 s timeout, 8 KB of headers, no body).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/metrics.h"
 
 #include "checks/check.h"

@@ -10,6 +10,7 @@
  * socket) and evhttp writes it without blocking, so scrapes and policy requests never wait for
  * each other. What is shown and why: README.md, "Monitoring".
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_METRICS_H
 #define POLICYD_METRICS_H
 

@@ -6,6 +6,7 @@
  * socket never blocks. The environment is left in place (unset_environment 0), so a reload
  * can still notify; the watchdog interval is read once, at start.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/notify.h"
 
 #include "policyd/lib/log.h"

@@ -6,6 +6,7 @@
  * that stops turning stops the pings and systemd restarts the daemon. Without NOTIFY_SOCKET in
  * the environment (not started by systemd, or another Type=) every call does nothing.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_NOTIFY_H
 #define POLICYD_NOTIFY_H
 

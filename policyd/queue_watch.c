@@ -10,6 +10,7 @@
  * postqueue, QW_MAX_GROUPS groups per round, QW_MAX_LOGGED lines per round, QW_MAX_SEEN
  * groups remembered for queue_watch_repeat.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/queue_watch.h"
 
 #include "policyd/config.h"

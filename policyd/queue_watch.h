@@ -9,6 +9,7 @@
  * exist the watch turns itself off; a postqueue that fails is logged when that starts and when
  * it ends, not at every round.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_QUEUE_WATCH_H
 #define POLICYD_QUEUE_WATCH_H
 

@@ -4,6 +4,7 @@
  * The thread owns nothing but the configuration it builds; the pipe's byte tells the loop it
  * is done. Only the loop touches the active configuration, the log and the DNS engine.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/reload.h"
 
 #include "policyd/config.h"

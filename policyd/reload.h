@@ -9,6 +9,7 @@
  * reload class, not from a list of names here. systemd hears RELOADING=1 when a reload starts
  * and READY=1 with its outcome as STATUS= when it ends (policyd/notify.c).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_RELOAD_H
 #define POLICYD_RELOAD_H
 

@@ -9,6 +9,7 @@
  * lookup does O(1) work on average and memory never passes the cap (about 2 x 10,000 keys of a
  * few dozen bytes). Event loop only.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/repeat.h"
 
 #include "policyd/lib/hash.h"

@@ -11,6 +11,7 @@
  * are used. Process-wide state beside the counters, touched only from the event loop (no
  * locking), kept across reloads; the times are passed in, so tests choose the clock.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPEAT_H
 #define POLICYD_REPEAT_H
 

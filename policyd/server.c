@@ -15,6 +15,7 @@
  * as they are, never bound nor unlinked: for an entry of `listen` with the same address, and the
  * rest beside; with `listen` left at its default, the passed sockets alone.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/server.h"
 
 #include "policyd/activation.h"

@@ -8,6 +8,7 @@
  * accepting and answer every request already sent, including those of connections still
  * waiting in a listen queue.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_SERVER_H
 #define POLICYD_SERVER_H
 

@@ -16,6 +16,7 @@
  * close. Each request uses the configuration active when it was read; a reload never changes it.
  * session_settle is the one place that turns the events on and off after anything happened.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/session.h"
 
 #include "policyd/config.h"

@@ -9,6 +9,7 @@
  * max_pending_per_connection requests are unanswered or max_output_buffer bytes of replies are
  * unsent, so a client that sends and never reads holds a bounded amount of memory.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_SESSION_H
 #define POLICYD_SESSION_H
 

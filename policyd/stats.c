@@ -5,6 +5,7 @@
  * (pointer compared first: the codes are literals), so counting a diagnosis costs one hash of a
  * short string; the codes are also kept in order of first use for the iterator.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/stats.h"
 
 #include "policyd/lib/hash.h"

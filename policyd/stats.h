@@ -5,6 +5,7 @@
  * memory of recent diagnoses, policyd/repeat.c). They are plain integers touched only from the
  * event loop thread. Diagnoses are also counted by cause code (stats_cause), for the metrics.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_STATS_H
 #define POLICYD_STATS_H
 

@@ -3,6 +3,7 @@
  * policyd_build_info. The build may define POLICYD_VERSION itself (the Debian package does, from
  * its changelog); this is the fallback.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_VERSION_H
 #define POLICYD_VERSION_H
 

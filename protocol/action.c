@@ -3,6 +3,7 @@
  * from a policy server (smtpd_check.c, check_table_result): a known word, or a 4NN/5NN code
  * with an optional enhanced status code of the same class, then free text.
  */
+/* SPDX-License-Identifier: MIT */
 #include "protocol/action.h"
 
 #include <ctype.h>

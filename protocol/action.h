@@ -4,6 +4,7 @@
  * Used to refuse bad actions in the configuration (FILE:LINE: reason) and to know what an
  * action means: permanent reject, temporary defer, a header to prepend, or no decision.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef PROTOCOL_ACTION_H
 #define PROTOCOL_ACTION_H
 

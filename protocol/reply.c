@@ -3,6 +3,7 @@
  * without a copy; anything else is copied with line breaks and tabs turned into spaces and
  * other bytes (controls, DEL, 8-bit) into '?', so no raw byte reaches an SMTP client.
  */
+/* SPDX-License-Identifier: MIT */
 #include "protocol/reply.h"
 
 #include "policyd/lib/xalloc.h"

@@ -6,6 +6,7 @@
  * an 8-bit domain from a sender address), CR, LF and TAB become spaces and every other byte
  * outside 0x20..0x7e becomes '?'. The detail belongs in the log line, which keeps UTF-8.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef PROTOCOL_REPLY_H
 #define PROTOCOL_REPLY_H
 

@@ -7,6 +7,7 @@
  * line become NULs; known attributes are indexed by enum (O(1) lookup), unknown ones counted.
  * The parser owns nothing but its state; each request owns its buffer.
  */
+/* SPDX-License-Identifier: MIT */
 #include "protocol/request.h"
 
 #include "policyd/lib/log.h"

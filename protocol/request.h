@@ -8,6 +8,7 @@
  * attributes, request size) are checked as bytes arrive, before a request is complete.
  * A finished request owns one copy of its bytes; attribute values point into it.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef PROTOCOL_REQUEST_H
 #define PROTOCOL_REQUEST_H
 

@@ -13,6 +13,7 @@
 # Prints each violation, then one ok / not ok line per rule; exits 1 if any rule fails.
 # test/ is exempt (a test may include what it tests). A cycle is a design bug: move the piece
 # both sides need one layer down (STYLE.md, "Layers").
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${1:-build/release}

@@ -4,6 +4,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build, then the Debian package, then bounded fuzzing. Every part prints
 # "ok NAME" / "not ok NAME" lines (a skip is "ok NAME # SKIP reason") or "N passed, N failed";
 # the last line of this script is the total: "N passed, N failed, N skipped".
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin" # postfix, postmap, smtp-sink

@@ -1,5 +1,6 @@
 # tap.sh - the result lines every test script prints: "ok NAME" / "not ok NAME" (counted by
 # test/run-all.sh). Sourced by test/daemon/lib.sh and test/lab/lab.sh.
+# SPDX-License-Identifier: MIT
 failures=0
 ok() { echo "ok $*"; }
 not_ok() {

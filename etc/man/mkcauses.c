@@ -8,6 +8,7 @@
  * the sources use is in the page and every code in the page is used. Texts are escaped for
  * roff: a backslash becomes \e, and a line that would start with '.' or '\'' is guarded.
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/causes.h"
 
 #include <stdio.h>

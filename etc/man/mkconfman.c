@@ -11,6 +11,7 @@
  * `/ * -- title -- * /` comments, matched to the entries by line (__LINE__ of each entry).
  * Built and run at build time by the Makefile (a host tool: nothing of the daemon is linked).
  */
+/* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

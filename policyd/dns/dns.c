@@ -15,6 +15,7 @@
  * flights, lookups and server sets; the cache owns entries; a result belongs to whoever holds
  * a reference to it.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/dns/dns.h"
 
 #include "policyd/dns/dns_cache.h"

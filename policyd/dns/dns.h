@@ -9,6 +9,7 @@
  * dns_result_ref() beyond its return. Each server has its own c-ares channel, so a dead or
  * slow server is set aside for a while instead of delaying every query.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DNS_H
 #define POLICYD_DNS_H
 

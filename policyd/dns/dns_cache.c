@@ -7,6 +7,7 @@
  * engine's pointer and ours are the same. The cache owns entries and the result references
  * they hold; the engine owns the flights it hangs on waiting entries.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/dns/dns_cache.h"
 
 #include "policyd/dns/dns_wire.h"

@@ -7,6 +7,7 @@
  * evicted). The cache owns its entries and their result references; it knows nothing of
  * queries, servers or time: expiry instants are the engine's numbers, compared by the engine.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DNS_CACHE_H
 #define POLICYD_DNS_CACHE_H
 

@@ -9,6 +9,7 @@
  * reference-counted: whoever holds a reference owns it, the last unref frees it. No state, no
  * I/O: the engine (dns.c) feeds it, and so does the fuzz target (test/fuzz/fuzz_dns.c).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/dns/dns_wire.h"
 
 #include "policyd/lib/xalloc.h"

@@ -6,6 +6,7 @@
  * makes one returns one reference; the last dns_wire_unref frees it. The only field a maker
  * may still set before handing a result on is ttl_ms. Nothing here blocks or keeps state.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DNS_WIRE_H
 #define POLICYD_DNS_WIRE_H
 

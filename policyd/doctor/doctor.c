@@ -7,6 +7,7 @@
  * needs (outbound addresses, domains, DNS) decides which preliminary warnings are given and
  * whether the DNS engine is started at all. The driver owns the context and the report.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/doctor/doctor.h"
 
 #include "policyd/config.h"

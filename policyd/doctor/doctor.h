@@ -7,6 +7,7 @@
  * event loop. It is made of sections (address, spf, dkim, dmarc, mx, dnsbl, tls, postfix,
  * queue), all run by default, or those chosen with --section NAME.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DOCTOR_H
 #define POLICYD_DOCTOR_H
 

@@ -6,6 +6,7 @@
  * dkim_keys_test(), whose libopendkim DNS hooks answer from that same result: the doctor and
  * the daemon see the same DNS. One finding per key, plus one per configuration problem.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/doctor/doctor_section.h"
 
 #include "policyd/config.h"

@@ -3,6 +3,7 @@
  * and HELO name of each outbound address, SPF of each domain (evaluated by the daemon's own
  * evaluator for each address), DMARC, MX, and the outbound addresses against dnsbl_sites.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/dnsbl_list.h"
 #include "policyd/mail/spf_eval.h"
 #include "policyd/config.h"

@@ -6,6 +6,7 @@
  * counts then marked partial), lines of at most QUEUE_MAX_LINE (a longer one is skipped),
  * QUEUE_MAX_REASONS distinct reasons, and QUEUE_TIMEOUT_MS for postqueue to finish.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 #include "policyd/doctor/doctor_section.h"
 #include "policyd/lib/runtool.h"

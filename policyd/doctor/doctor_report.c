@@ -6,6 +6,7 @@
  * bytes are escaped and invalid bytes become U+FFFD, so any text a receiver or a file gave
  * us still makes valid JSON.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/doctor/doctor_report.h"
 
 #include "policyd/lib/xalloc.h"

@@ -5,6 +5,7 @@
  * The store copies every string it is given and owns its copies; it prints findings in the
  * order they were added. It knows nothing of the sections that fill it.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DOCTOR_REPORT_H
 #define POLICYD_DOCTOR_REPORT_H
 

@@ -3,6 +3,7 @@
  * for by running the event loop until its answer comes (the doctor is a command, not the
  * daemon: waiting is fine here). Apart from the driver so sections do not call back into it.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/doctor/doctor_section.h"
 
 #include "policyd/dns/dns.h"

@@ -5,6 +5,7 @@
  * family shares doctor_dns.c). The driver (doctor.c) owns all of it; a section owns nothing
  * past its return.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DOCTOR_SECTION_H
 #define POLICYD_DOCTOR_SECTION_H
 

@@ -8,6 +8,7 @@
  * Only files are read, no handshake is made. Limits: smtpd_tls_eccert_file and the other
  * legacy *_eccert/_dcert files are not imported, so not checked; nor is smtpd_tls_security_level.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/doctor/doctor_section.h"
 
 #include "policyd/config.h"

@@ -8,6 +8,7 @@
  * access tables are opaque here (an access table may answer OK: we cannot tell). Nothing is
  * run and nothing is read but the configuration.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 #include "policyd/doctor/doctor_section.h"
 #include "policyd/lib/xalloc.h"

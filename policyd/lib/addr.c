@@ -5,6 +5,7 @@
  * shared piece of the network lists (maps/netlist.c), the cidr: table (maps/table.c), the
  * checks and the doctor, as Postfix's util/cidr_match.c serves dict_cidr and match lists.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/addr.h"
 
 #include <arpa/inet.h>

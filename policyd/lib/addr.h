@@ -5,6 +5,7 @@
  * Postfix does and as every check compares addresses. Networks are written as Postfix writes
  * them: 192.0.2.0/24, 192.0.2.1, [2001:db8::]/32, 2001:db8::/32, [::1].
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_ADDR_H
 #define POLICYD_LIB_ADDR_H
 

@@ -3,6 +3,7 @@
  * inet:ADDRESS:PORT (inet:[::1]:10031). Addresses are literal: a host name is not resolved
  * here, so a configuration check never waits on DNS.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/endpoint.h"
 
 #include "policyd/lib/plist.h"

@@ -1,6 +1,7 @@
 /*
  * endpoint.h - parse listen endpoints (unix:/path, inet:ADDR:PORT) into socket addresses.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_ENDPOINT_H
 #define POLICYD_LIB_ENDPOINT_H
 

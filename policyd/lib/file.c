@@ -8,6 +8,7 @@
  * will be able to open them again: that question is answered by a child process that becomes
  * the user and tries, since only the kernel knows every rule (modes, ACLs, directories).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/file.h"
 
 #include "policyd/lib/xalloc.h"

@@ -2,6 +2,7 @@
  * file.h - the files a configuration names: opening them, remembering which were opened,
  * asking whether another user could read them, and bounded reads of small files.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_FILE_H
 #define POLICYD_LIB_FILE_H
 

@@ -3,6 +3,7 @@
  * in-memory indexes and caches (tables, the quota cache, the SPF message cache, the dkim
  * check's memory, the report's groups and counters).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_HASH_H
 #define POLICYD_HASH_H
 

@@ -2,6 +2,7 @@
  * json.c - JSON string literals (see json.h): UTF-8 kept, control bytes escaped, invalid
  * bytes replaced by U+FFFD. Writes straight to a stdio stream; allocates nothing.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/json.h"
 
 /* json_utf8_len - length of the valid UTF-8 sequence at s (1-4 bytes, at most avail), 0 if

@@ -4,6 +4,7 @@
  * Text is written as UTF-8 where it is valid UTF-8; control bytes are escaped and bytes that
  * are not valid UTF-8 (log files hold anything) become U+FFFD, so the output always parses.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_JSON_H
 #define POLICYD_LIB_JSON_H
 

@@ -8,6 +8,7 @@
  * drop. Syslog uses the C library's syslog(3), as Postfix does. Log lines keep UTF-8; control
  * characters become '?' and bytes that are not UTF-8 are written \xNN.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/log.h"
 
 #include <event2/event.h>

@@ -5,6 +5,7 @@
  * the queue id or NOQUEUE so they sit beside Postfix's own lines in the maillog. The module
  * holds the only logging state in the process; log_open may be called again on reload.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LOG_H
 #define POLICYD_LOG_H
 

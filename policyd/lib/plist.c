@@ -4,6 +4,7 @@
  *
  * The vectors returned are NULL-terminated and owned by the caller (plist_free).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/plist.h"
 
 #include "policyd/lib/file.h"

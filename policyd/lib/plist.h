@@ -1,6 +1,7 @@
 /*
  * plist.h - Postfix list syntax (the lists of main.cf and policyd.conf).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_PLIST_H
 #define POLICYD_LIB_PLIST_H
 

@@ -8,6 +8,7 @@
  * and dropped. Then the child is reaped, still within the deadline: a program that closed
  * its output but goes on is killed too. The caller owns the result's buffers.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/runtool.h"
 
 #include "policyd/lib/xalloc.h"

@@ -8,6 +8,7 @@
  * the limit), so it is for start-up, one-shot commands and worker threads, never the event
  * loop. Thread-safe (posix_spawn); the caller must not ignore or reap SIGCHLD itself.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_RUNTOOL_H
 #define POLICYD_LIB_RUNTOOL_H
 

@@ -2,6 +2,7 @@
  * units.c - durations and sizes as policyd.conf writes them: "10s 5m 1h 1d 2w 250ms" (a bare
  * number is seconds) and "4096 64k 10m 1g" (optionally with a trailing b).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/units.h"
 
 #include <ctype.h>

@@ -1,6 +1,7 @@
 /*
  * units.h - parse durations (to milliseconds) and sizes (to bytes).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_UNITS_H
 #define POLICYD_LIB_UNITS_H
 

@@ -3,8 +3,8 @@
  *
  * The out-of-memory line is formatted into a stack buffer by log.c, which allocates nothing,
  * so the report itself cannot fail for want of memory.
- * SPDX-License-Identifier: MIT
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/xalloc.h"
 
 #include "policyd/lib/log.h"

@@ -4,8 +4,8 @@
  * On failure one log line ("out of memory allocating N bytes") is written through log.c and
  * the process aborts, as Postfix's mymalloc and Redis's zmalloc do: a daemon that explains
  * itself never dies silently, and no caller checks for NULL. Sizes are checked for overflow.
- * SPDX-License-Identifier: MIT
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_LIB_XALLOC_H
 #define POLICYD_LIB_XALLOC_H
 

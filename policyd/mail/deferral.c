@@ -4,6 +4,7 @@
  * The table is the one place where a delay reason's words map to a cause and a fix; its order
  * is the matching order. The reader owns nothing past a call but the message it fills.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/deferral.h"
 
 #include "policyd/lib/xalloc.h"

@@ -7,6 +7,7 @@
  * A kind is found by words the reason contains (case-insensitive, first kind in the table
  * order wins: "Greylisted" contains "listed", so greylisting is matched before blocklists).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_MAIL_DEFERRAL_H
 #define POLICYD_MAIL_DEFERRAL_H
 

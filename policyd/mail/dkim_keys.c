@@ -10,6 +10,7 @@
  * when it is freed. No state, no event loop here: the daemon's periodic key check is the dkim
  * check's (checks/dkim.c), the doctor's is its DKIM section.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/dkim_keys.h"
 
 #include "policyd/dns/dns.h"

@@ -8,6 +8,7 @@
  * asynchronously, the doctor by waiting), then tests; nothing here does network I/O, keeps
  * state or logs. The daemon's periodic check of the keys is the dkim check's (checks/dkim.c).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DKIM_KEYS_H
 #define POLICYD_DKIM_KEYS_H
 

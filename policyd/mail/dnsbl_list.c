@@ -2,6 +2,7 @@
  * dnsbl_list.c - parse a dnsbl_sites entry (postscreen syntax) and judge an answer from it;
  * see dnsbl_list.h. Pure code without I/O.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/dnsbl_list.h"
 
 #include "policyd/lib/plist.h"

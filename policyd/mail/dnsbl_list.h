@@ -3,6 +3,7 @@
  * "zone[=filter][*weight]" (zen.spamhaus.org=127.0.0.[2..11]*3), and what an answer from it
  * means. Shared by the dnsbl check and the doctor, so both judge a listing alike.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_DNSBL_LIST_H
 #define CHECKS_DNSBL_LIST_H
 

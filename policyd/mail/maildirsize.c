@@ -2,6 +2,7 @@
  * maildirsize.c - the Maildir++ quota file format (see maildirsize.h for the rules), and the
  * bounded read of a mailbox's file (a missing file is no quota, not an error).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/maildirsize.h"
 
 #include "policyd/lib/file.h"

@@ -8,6 +8,7 @@
  * being written: ignored. By the Maildir++ rules a file over 5120 bytes, or an over-quota file
  * older than 15 minutes, is due for recalculation: its figures are not to be trusted.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_MAILDIRSIZE_H
 #define POLICYD_MAILDIRSIZE_H
 

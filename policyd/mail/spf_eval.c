@@ -13,6 +13,7 @@
  * travel as negative codes (EV_PENDING, EV_TEMP, EV_PERM) with out->problem set once, by the
  * innermost failure.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/spf_eval.h"
 
 #include "policyd/maps/netlist.h"

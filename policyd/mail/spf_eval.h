@@ -15,6 +15,7 @@
  * and the limits count across includes and redirects: max_lookups DNS-querying terms,
  * max_void lookups that find nothing, 10 MX names per mx term, 10 PTR names per ptr term.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef CHECKS_SPF_EVAL_H
 #define CHECKS_SPF_EVAL_H
 

@@ -6,6 +6,7 @@
  * with the name and then each parent domain, so a relay_domains = hash:/etc/postfix/relay
  * gives the answer Postfix gives.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/domainlist.h"
 
 #include "policyd/maps/table.h"

@@ -6,6 +6,7 @@
  * subdomains when the list is named in parent_domain_matches_subdomains; tables are looked up
  * with the name, then with each parent ("parent" or ".parent" by the same rule).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_DOMAINLIST_H
 #define POLICYD_DOMAINLIST_H
 

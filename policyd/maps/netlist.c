@@ -6,6 +6,7 @@
  * networks a mynetworks holds. IPv4 is stored as IPv4 (mapped entries are converted), so
  * "::ffff:192.0.2.1" from a dual-stack socket matches "192.0.2.0/24".
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/netlist.h"
 
 #include "policyd/maps/table.h"

@@ -6,6 +6,7 @@
  * The first matching entry decides. IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) and
  * ::ffff:a.b.c.d/96+ entries are treated as IPv4, as Postfix does.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_NETLIST_H
 #define POLICYD_NETLIST_H
 

@@ -10,6 +10,7 @@
  * postmap stores with keys and values dropped; texthash lines are "key whitespace value",
  * '#' comment lines, indented continuation lines; the first of duplicate keys wins.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/table.h"
 #include "policyd/lib/hash.h"
 

@@ -6,6 +6,7 @@
  * in hash/btree/lmdb files is dropped. Tables are read whole into memory and hashed when opened
  * (once per configuration load, or off the loop when table_refresh sees the file change).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_TABLE_H
 #define POLICYD_TABLE_H
 

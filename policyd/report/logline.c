@@ -8,6 +8,7 @@
  * the wrong heading. Fields are looked for in a fixed order, so a marker inside peer text
  * later in the line never moves an earlier field.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/logline.h"
 
 #include <string.h>

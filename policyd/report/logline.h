@@ -7,6 +7,7 @@
  * the caller's line, valid until the line changes. Syslog time stamps carry no year: a clock
  * holds the reference time (a file's modification time, or now) that decides it.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPORT_LOGLINE_H
 #define POLICYD_REPORT_LOGLINE_H
 

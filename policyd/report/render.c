@@ -5,6 +5,7 @@
  * lines in the table (JSON has them whole, up to TALLY_TEXT_MAX bytes). Counts that the
  * bounded top lists can only estimate are marked "~" (JSON: "exact": false).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/render.h"
 
 #include "policyd/lib/json.h"

@@ -5,6 +5,7 @@
  * only logged), Postfix's own refusals, and how many Postfix rejects carry policyd's answer.
  * Rendering sorts the top lists of the groups in place; nothing else in the tally changes.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPORT_RENDER_H
 #define POLICYD_REPORT_RENDER_H
 

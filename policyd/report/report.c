@@ -7,6 +7,7 @@
  * now (as journalctl's): files last written before it are not even opened. Syslog stamps have
  * no year: each file's modification time (now for standard input) decides it (logline.h).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/report.h"
 
 #include "policyd/lib/xalloc.h"

@@ -3,6 +3,7 @@
  * itself, summarised from mail logs (plain or gzip; syslog, rsyslog ISO 8601 or journalctl
  * output). A one-shot command: it reads files, prints, exits; it needs no configuration.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPORT_H
 #define POLICYD_REPORT_H
 

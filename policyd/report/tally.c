@@ -8,6 +8,7 @@
  * tally_finish pairs what is left with the neighbouring minutes. The slot table and the set of
  * refused clients grow to a fixed cap, then take no new keys (counted, never unbounded).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/tally.h"
 
 #include "policyd/lib/hash.h"

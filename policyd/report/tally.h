@@ -7,6 +7,7 @@
  * for matching Postfix's rejects to policyd's refusals. The tally owns everything in it;
  * lines handed to tally_add are not kept. Groups are readable by the output (render.c).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPORT_TALLY_H
 #define POLICYD_REPORT_TALLY_H
 

@@ -3,6 +3,7 @@
  * at most cap 64-bit hashes, after trying the slot of the previous value: a flood from one
  * client costs one comparison a line, and cap stays small (tens) so the pass is cheap anyway.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/topk.h"
 
 #include "policyd/lib/hash.h"

@@ -7,6 +7,7 @@
  * total / cap times is always present and counts are never under-stated. While no value has
  * been replaced, the counts are exact. Values are cut to TOPK_VALUE_MAX - 1 bytes.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_REPORT_TOPK_H
 #define POLICYD_REPORT_TOPK_H
 

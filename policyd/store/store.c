@@ -5,6 +5,7 @@
  * on both back ends. Answers found inside a call wait for a zero-delay event: no callback ever
  * runs before store_*() returns. The store owns its operations until their callback has run.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_int.h"
 
 #include "policyd/lib/log.h"

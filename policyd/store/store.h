@@ -17,6 +17,7 @@
  * (store_admin.h), with the same lifetime. Every record expires (Redis TTL; LMDB: swept). The
  * rate-limit arithmetic is window.h's.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_STORE_STORE_H
 #define POLICYD_STORE_STORE_H
 

@@ -3,6 +3,7 @@
  * passes each command on; `top` keeps the n highest ratios while the back end walks every
  * record. The back ends (store_lmdb.c, store_redis.c) own their connection or environment.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_admin.h"
 #include "policyd/store/store_int.h"
 

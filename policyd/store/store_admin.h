@@ -6,6 +6,7 @@
  * connection with options.timeout_ms (at least 1 s) per command, running the daemon's own
  * scripts, so the arithmetic and the clock (TIME) are the daemon's.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_STORE_STORE_ADMIN_H
 #define POLICYD_STORE_STORE_ADMIN_H
 

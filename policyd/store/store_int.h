@@ -8,6 +8,7 @@
  * store_op_done(). A back end never runs a callback inside a store_*() call: a failure found
  * there goes through store_op_fail_later() (the zero-delay delivery event).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_STORE_STORE_INT_H
 #define POLICYD_STORE_STORE_INT_H
 

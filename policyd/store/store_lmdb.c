@@ -17,6 +17,7 @@
  * writer lock in turn; their transactions are short. LMDB forbids opening one environment
  * twice in one process: the admin side is for other processes.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_admin.h"
 #include "policyd/store/store_int.h"
 

@@ -10,6 +10,7 @@
  * expires"; an AWL counter "count last expires"; a notify-once claim "expires". Every key
  * gets a PX TTL equal to its value's own expiry, and an expired value reads as absent.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_int.h"
 
 /* KEYS[1] the record; ARGV: mode (r reserve, a adjust, s show, b block, u unblock), name,

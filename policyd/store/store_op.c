@@ -3,6 +3,7 @@
  * operation's end (its result filled, its callback run once, its memory freed). Apart from
  * store.c, which opens the back ends, so the back ends never call back into their opener.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_int.h"
 
 #include "policyd/lib/log.h"

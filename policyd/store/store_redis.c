@@ -16,6 +16,7 @@
  * zero-delay event, never inside the caller's call. The synchronous admin side (the
  * `policyd ratelimit` command) is at the end: a blocking connection, the same scripts.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_admin.h"
 #include "policyd/store/store_int.h"
 

@@ -3,6 +3,7 @@
  * decision over a key's windows. Pure and allocation-free; the LMDB back end runs it inside a
  * write transaction, and store_lua.c carries the same steps for Redis, line for line.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/window.h"
 
 #include <stdio.h>

@@ -22,6 +22,7 @@
  * Lua (store_lua.c); a change here must be made there too.
  * Values are bounded by WINDOW_MAX_VALUE so sums stay exact in Lua's doubles.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_STORE_WINDOW_H
 #define POLICYD_STORE_WINDOW_H
 

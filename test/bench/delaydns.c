@@ -11,6 +11,7 @@
  * of such names get NODATA. -n: queries for names ending in SUFFIX are never answered. Any
  * other name: NXDOMAIN. Prints "ready port=P" once bound; on SIGTERM prints its counts.
  */
+/* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>

@@ -35,6 +35,7 @@
  *
  * Last line: RESULT rps=... p50_us=... p99_us=... p999_us=... max_us=... errors=... rss_kb=...
  */
+/* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>

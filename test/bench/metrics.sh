@@ -4,6 +4,7 @@
 # scrapers fetch /metrics in bursts of 100 at once every second (a hundred Prometheus servers
 # scraping at the same moment), then while 100 scrapers fetch it back to back. Prints the
 # policy requests' p50 / p99 / p99.9 for each and what the scrapers saw. Run by run.sh.
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}

@@ -5,6 +5,7 @@
  *
  *   refserver -s unix:/path|inet:127.0.0.1:PORT
  */
+/* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

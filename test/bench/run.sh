@@ -10,6 +10,7 @@
 # Last, test/bench/metrics.sh: the same relay load with 100 Prometheus scrapes at once.
 # BENCH_ONLY=main|slots|flood|state|spf|metrics runs one part alone; BENCH_SPF_CONNS sets the
 # cold-cache connections; BENCH_FLOOD_RCPTS the recipients per message of the flood (10).
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build/release}

@@ -8,6 +8,7 @@
  *
  * Last line: RESULT scrapes=N errors=N bytes=N per_second=N p50_ms=N p99_ms=N max_ms=N
  */
+/* SPDX-License-Identifier: MIT */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

@@ -5,6 +5,7 @@ Each attack runs on its own connection; after each one a well-formed request on 
 connection must still get its answer, and an idle connection opened before the attacks must
 still work at the end. Prints "ok NAME" / "not ok NAME" lines.
 """
+# SPDX-License-Identifier: MIT
 import os
 import random
 import socket

@@ -5,6 +5,7 @@ Reads as many replies as the input holds requests (each request ends with an emp
 with a bounded wait, so a missing reply fails the test instead of hanging it.
 SOCKET is a path (unix) or HOST:PORT.
 """
+# SPDX-License-Identifier: MIT
 import socket
 import sys
 import time

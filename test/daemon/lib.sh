@@ -1,5 +1,6 @@
 # lib.sh - start and stop a policyd under test, send requests to it. Sourced by test_*.sh.
 # Every wait is bounded. $POLICYD is the binary (release or sanitizer build).
+# SPDX-License-Identifier: MIT
 set -u
 POLICYD=${POLICYD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/policyd/policyd}
 TESTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

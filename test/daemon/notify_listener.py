@@ -5,6 +5,7 @@ Binds a unix datagram socket at SOCKET and appends every message it receives to 
 per message: the time (monotonic seconds), a tab, the message's assignments joined by '|'
 ("READY=1|STATUS=serving ..."). Prints "ready" once bound. Runs until killed.
 """
+# SPDX-License-Identifier: MIT
 import os
 import socket
 import sys

@@ -2,6 +2,7 @@
 """req.py [NAME=VALUE ...] : print one policy request: the RCPT request captured from Postfix
 3.7 (test/data/requests/01-rcpt-unix-smtp-source.txt) with the given attributes replaced
 (or added when the capture has no such attribute)."""
+# SPDX-License-Identifier: MIT
 import os
 import sys
 

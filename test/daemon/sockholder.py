@@ -7,6 +7,7 @@ while the daemon stops and is started again: each line "start" read from the fif
 starts a new daemon (once the previous one has exited), "quit" ends. Prints "started PID" for
 each start and "exited STATUS" when a daemon ends, so a test can follow along.
 """
+# SPDX-License-Identifier: MIT
 import os
 import socket
 import sys

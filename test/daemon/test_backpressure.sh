@@ -3,6 +3,7 @@
 # it can (up to 1 GB, for at most 10 s) and never reads its replies costs the daemon a bounded
 # amount of memory (VmRSS from /proc, sampled all along: < +10 MB), is closed at write_timeout
 # with a log line, and other clients are answered at once meanwhile.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 # Under AddressSanitizer freed memory is held in a quarantine (256 MB by default) and RSS grows

@@ -2,6 +2,7 @@
 # test_badinput.sh - hostile input closes only the offending connection (badinput.py). The
 # driver's exit status counts, and so does the number of checks it ran: a driver that dies part
 # way (an exception, a hang killed by its own timeouts) fails here instead of passing quietly.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 ulimit -n 4096 2>/dev/null || true
 EXPECTED_CHECKS=36 # every check badinput.py makes when it runs to the end

@@ -4,6 +4,7 @@
 # into $BUILD/man by `make man`) agree: a code used in a source but missing from the table or
 # the page fails, and so does a documented code no source uses. A code is a string literal
 # "CHECK.CAUSE" whose CHECK is a check of the registry (or "deadline" and "request", the evaluator's own).
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/../.."
 . test/tap.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_config.sh - configuration: -t errors with FILE:LINE, -n, Postfix import, SIGHUP reload
 # (a bad file keeps the running configuration), -S mode, sockets (stale, live, mode), SIGUSR1.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 # expect_error NAME 'config lines' 'expected stderr text'

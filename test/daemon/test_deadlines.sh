@@ -3,6 +3,7 @@
 # closed at request_read_timeout however often bytes come (idle_timeout runs only between
 # requests), logged at info with the peer and the reason; a client that is slow but within the
 # deadline is served; many connections closed in the same second give one line and a count.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 write_conf "$WORK/deadline.conf" "request_read_timeout = 3s" "idle_timeout = 2s" \

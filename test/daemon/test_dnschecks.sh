@@ -3,6 +3,7 @@
 # DNS server (test/dns/testdns.py on a loopback port): every rDNS outcome, listed / not listed /
 # allow-listed / outside the filter / error-code answers, the diagnosis lines; then faults:
 # DNS dead, slow or SERVFAIL - every request answered before the deadline, never a 5xx.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 DNSPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ZONE=$WORK/zone.json

@@ -4,6 +4,7 @@
 # broken in every way names each problem and its fix; --json parses; exit codes 0 / 1 / 2;
 # --section runs only the sections named, and an unknown name is an error listing them.
 # (DKIM, TLS and Postfix wiring have their own tests: test_doctor_dkim.sh, test_doctor_tls.sh.)
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 ZONE=$WORK/zone.json
 $PY - "$ZONE" <<'PYEOF'

@@ -6,6 +6,7 @@
 # must report each key's status and text (JSON); the daemon must log the broken keys at start,
 # warn when an authenticated or mynetworks client sends from a broken domain (and only then),
 # see a repaired record at the next dkim_check_interval, and take a new key list on reload.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 if ! command -v opendkim-genkey >/dev/null 2>&1 && [ ! -x /usr/sbin/opendkim-genkey ]; then
     not_ok "opendkim-genkey is installed (package opendkim-tools, etc/install-deps.sh)"

@@ -4,6 +4,7 @@
 # listed, a valid certificate for myhostname (made with openssl, as is an expired one),
 # Postfix wired as etc/main.cf.snippet says, an empty queue. Every finding is ok and the exit
 # status is 0; then one thing at a time is broken and the status turns to 1 with that finding.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 C=$WORK/certs
 KEYS=$WORK/keys

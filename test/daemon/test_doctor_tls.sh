@@ -6,6 +6,7 @@
 # action, timeout) and the queue section (a fake postqueue first in PATH printing canned
 # postqueue -j lines). Only the tls / postfix / queue findings are asserted: the DNS sections
 # run against the suite's DNS server with an empty zone and may say what they like.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 DATA=$TESTDIR/../data/doctor
 C=$WORK/certs

@@ -5,6 +5,7 @@
 # closed, the daemon holds no more than its limit, and the warning comes once with counts; then
 # max_connections_per_client refuses a client's connection over its limit (per uid on a unix
 # socket, per address on an inet one) with a log line, and serves the next one when a slot frees.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 ulimit -n 20000 2>/dev/null || ulimit -n 12000 2>/dev/null || true
 

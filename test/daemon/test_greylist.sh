@@ -5,6 +5,7 @@
 # same /24 too, with a new bounce tag; forward-confirmed clients, skip networks and
 # authenticated clients are not greylisted; greylist_policy = all; warn (learn) mode records
 # without deferring; the store-failure policy.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 write_conf "$WORK/g.conf" "checks = greylist" "diagnosis_repeat_interval = 0" "state_store = lmdb:$WORK/state.lmdb" \

@@ -4,6 +4,7 @@
 # listed by its public-key fingerprint relays; the first PREPEND in `checks` order wins; a PTR
 # name whose address lookup times out never gets the 5xx mismatch action; a DNSBL error code
 # with a heavy weight is not a listing; a CNAME loop on a PTR is a temporary failure.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 # --- relay: relay_clientcerts by ccert_pubkey_fingerprint, and two PREPENDs in checks order ---

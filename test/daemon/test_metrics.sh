@@ -7,6 +7,7 @@
 # stopping; 100 concurrent scrapes and a stalled HTTP client do not hold up policy requests;
 # metrics_listen: the default address on loopback, a taken default only warns, a taken
 # address written in the file stops the start, empty is off.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 PROMTOOL=$(command -v promtool || true)
 DNSPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

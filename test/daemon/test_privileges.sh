@@ -7,6 +7,7 @@
 # created owned by policyd, SIGHUP re-reads a table as policyd and reopens the log after a
 # rotation; a socket and pid file it may not remove are announced at start and stay; in a
 # directory of its own they are removed at the stop.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" -ne 0 ] || ! id policyd >/dev/null 2>&1; then
     echo "# skipped: needs root and the user policyd (etc/install-deps.sh)"

@@ -6,6 +6,7 @@
 # queue_watch_repeat, repeated after; a new reason logged at the next round; the counts in the
 # metrics; a failing postqueue logged once (and its recovery); a missing one turns the watch
 # off; a postqueue that hangs does not hold up policy requests; interval 0 is off.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$WORK/bin"
 cat >"$WORK/bin/postqueue" <<EOF

@@ -4,6 +4,7 @@
 # parallel sessions cannot pass a limit together; state survives a restart; the CLI shows and
 # resets a counter; warn mode; two daemons sharing one Redis enforce one limit; Redis stopped
 # mid-run gives the configured failure answer in time, one log line each way, and recovery.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 RULES='ratelimit_rules = { name=user-rcpt key=sasl_username count=recipients limits=5/1m when=authenticated }, { name=anon-net key=client_network count=messages limits=3/1m when=unauthenticated }'

@@ -3,6 +3,7 @@
 # postmap (texthash source and lmdb), Postfix's lookup order, recipient_delimiter, case, catch-
 # all, close matches in the diagnosis, Maildir++ quota files (room, full by bytes and by count,
 # missing, garbled), a table changed on disk picked up, a broken one keeping the last good copy.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 export PATH="$PATH:/usr/sbin:/sbin"
 mkdir -p "$WORK/pf" "$WORK/mail"

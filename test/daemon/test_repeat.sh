@@ -5,6 +5,7 @@
 # text back, the first recipient of a new message (instance) gets it, so does another client,
 # interval 0 writes every line in full, a reload changes the interval, and SIGUSR1 logs the
 # counts by cause code.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 # probe N CLIENT INSTANCE - a relay probe to rN@foreign.example; prints the reply's action.

@@ -4,6 +4,7 @@
 # (and some of Postfix's own), foreign lines, binary garbage, a 100 KB line and a cut line
 # appended; the older half gzipped as a rotation. Counts checked against what was sent, in the
 # table and in --json; --since; standard input; exit statuses; 1,000,000 lines timed.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 printf 'alice@example.com x\nbob@example.com x\n' >"$WORK/vmailbox"

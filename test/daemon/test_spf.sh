@@ -4,6 +4,7 @@
 # evaluation per message, HELO identity, exemptions, the diagnosis lines; then hostile DNS
 # data (CVE-2023-42118 shapes, a 4 KB record over TCP, TTL-0 chains, an include bomb) and a
 # dead domain that must not delay anyone else. Run with the release and the ASan build.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 ZONE=$WORK/zone.json
 $PY - "$ZONE" <<'PYEOF'

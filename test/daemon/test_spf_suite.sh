@@ -5,6 +5,7 @@
 # failures are listed in test/data/spf/expected-failures*.txt; a failure not listed, or a
 # listed test that passes, is "not ok". One "ok" line per suite when it is as expected.
 # KEEP=1 keeps the work directory (zones, query logs, daemon logs).
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 DATA=$TESTDIR/../data/spf
 

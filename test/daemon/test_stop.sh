@@ -6,6 +6,7 @@
 # lookup the test DNS server answers 300 ms late, so ~160 requests are outstanding when the
 # signal comes. Then: 0 unanswered, the daemon exits 0 within the drain deadline, and its socket
 # file is gone.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 DNSPORT=$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

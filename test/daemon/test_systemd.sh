@@ -10,6 +10,7 @@
 #             with the passed address takes it and the others are bound; the metrics socket is
 #             matched by address; sockholder.py keeps the socket across a restart and a
 #             connection made while no daemon runs is answered by the next one.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 if ! command -v systemd-socket-activate >/dev/null; then
     echo "ok systemd tests skipped: systemd-socket-activate missing (apt-get install systemd) # SKIP"

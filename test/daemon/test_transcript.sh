@@ -2,6 +2,7 @@
 # test_transcript.sh - the daemon on a unix socket: each transcripts/NAME.in is sent on one
 # connection under transcripts/NAME.conf; the replies and the diagnosis log lines must equal
 # transcripts/NAME.ref. UPDATE=1 rewrites the .ref files (review the diff before committing).
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
 for in in "$TESTDIR"/transcripts/*.in; do

@@ -65,6 +65,7 @@ line "ok ..." or "error ..."; the same with --ctl from a shell):
     log                       ok JSON list of the logged lines
     reset                     forget counts and "times", empty the log file
 """
+# SPDX-License-Identifier: MIT
 import argparse
 import asyncio
 import json

@@ -2,6 +2,7 @@
  * fuzz_config.c - libFuzzer target for the configuration parser: any file content is either
  * loaded or refused with a message; never a crash, a leak or an empty reason.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 #include "checks/registry.h"
 

@@ -1,6 +1,7 @@
 /*
  * fuzz_deferral.c - libFuzzer target for the postqueue -j line reader and the reason kinds.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/deferral.h"
 
 #include <stdint.h>

@@ -5,6 +5,7 @@
  * NUL-terminated within their lengths; A/AAAA addresses match their text; the TTL is a
  * number of seconds or -1.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/dns/dns_wire.h"
 
 #include <arpa/inet.h>

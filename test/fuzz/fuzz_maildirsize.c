@@ -1,6 +1,7 @@
 /*
  * fuzz_maildirsize.c - libFuzzer target for the Maildir++ quota file parser.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/maildirsize.h"
 
 #include <stdint.h>

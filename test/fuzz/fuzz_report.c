@@ -3,6 +3,7 @@
  * The input is one line for logline_parse (every span must lie inside it), then the same bytes
  * cut at newlines into a tally with rendering to /dev/null (bounded memory, no crash).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/logline.h"
 #include "policyd/report/render.h"
 #include "policyd/report/tally.h"

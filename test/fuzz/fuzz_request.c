@@ -3,6 +3,7 @@
  * The input is parsed whole and again in pieces whose sizes come from the input itself; both
  * must agree on every outcome, consume within bounds, and give valid strings.
  */
+/* SPDX-License-Identifier: MIT */
 #include "protocol/action.h"
 #include "protocol/request.h"
 

@@ -5,6 +5,7 @@
  * reads DNS data. Invariants: a result is always given, within the lookup limits, and the
  * explanation is printable ASCII.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/spf_eval.h"
 #include "../unit/spf_fakedns.h"
 

@@ -5,6 +5,7 @@
  * temporary file, as the readers take a path) or the inline text. Every lookup must answer
  * 1, 0 or -1 with a string.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/table.h"
 
 #include <stdint.h>

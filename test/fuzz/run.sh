@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh SECONDS - run every libFuzzer target in build/fuzz for SECONDS each, with a corpus
 # seeded from test/data (captured requests, shipped configuration). Prints ok/not ok lines.
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-20}

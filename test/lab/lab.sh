@@ -8,6 +8,7 @@
 # stand-in relay check), LAB_DNS_START (the function lab_start_dns calls; default
 # lab_start_dnsmasq), LAB_TIMEOUT (seconds for the whole script, default 120), LAB_KEEP=1 (keep
 # the lab directory for a post-mortem).
+# SPDX-License-Identifier: MIT
 set -u
 LABDIR_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$LABDIR_SRC/../.." && pwd)

@@ -14,6 +14,7 @@ The decision, at RCPT only: DUNNO if the client is in mynetworks, or sasl_userna
 the recipient domain is listed (exact match, no case, no trailing dot); otherwise relay_action
 and one log line in policyd's format. Every other state gets DUNNO. SIGTERM: exit 0.
 """
+# SPDX-License-Identifier: MIT
 import asyncio
 import ipaddress
 import os

@@ -3,6 +3,7 @@
 # without PTR and a listed client are refused at RCPT, each diagnosis in the maillog beside
 # Postfix's line; a clean client's mail reaches smtp-sink. policyd asks the suite's own DNS
 # server (test/dns/testdns.py) on 127.0.0.1:5353 inside the lab's network namespace.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

@@ -4,6 +4,7 @@
 # policyd's text); the same message retried before the delay is deferred again; retried after
 # the (shortened) delay it is queued and delivered to smtp-sink; a client in mynetworks is not
 # greylisted.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

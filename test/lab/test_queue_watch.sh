@@ -5,6 +5,7 @@
 # is in the maillog, keyed by the queue id of one of the messages (a grep for the id finds it
 # beside Postfix's status=deferred line), with the destination, the count, the remote reply,
 # the cause and the fix, once per destination; the counts are in the metrics.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

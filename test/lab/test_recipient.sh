@@ -3,6 +3,7 @@
 # unknown user of a hosted domain is refused at RCPT with 5.1.1 and the diagnosis sits beside
 # Postfix's line; a full mailbox is deferred with 4.2.2; a user with room gets the mail (routed
 # to smtp-sink). The table is an lmdb built by the real postmap.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

@@ -3,6 +3,7 @@
 # a relay attempt from a foreign client is refused by policyd with its own 5.7.1 text and the
 # diagnosis sits in the maillog beside Postfix's NOQUEUE line; mynetworks, authenticated and
 # relay-domain mail reaches smtp-sink; with policyd stopped, mail still flows.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

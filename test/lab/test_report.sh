@@ -4,6 +4,7 @@
 # itself before policyd is asked, and relay attempts that policyd only logs (relay_mode = warn)
 # and Postfix's reject_unauth_destination refuses. Postfix's maillog and policyd's own log file
 # are separate inputs. The counts are checked against what was sent.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

@@ -5,6 +5,7 @@
 # Received-SPF: pass header; a domain whose TXT lookup never answers gets 451 4.4.3 (never a 5xx)
 # within the request deadline. The clients are XCLIENT addresses outside mynetworks; policyd asks
 # the suite's own DNS server (test/dns/testdns.py) on 127.0.0.1:5353.
+# SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lab.sh"
 lab_enter "$@"
 lab_setup

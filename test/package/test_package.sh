@@ -11,6 +11,7 @@
 #   test_package.sh                  everything, "ok NAME" / "not ok NAME" lines
 #   test_package.sh --build-only     build and lintian only (make deb)
 #   KEEP=DIR test_package.sh         leave the .deb, the build log and lintian's report in DIR
+# SPDX-License-Identifier: MIT
 set -u
 cd "$(dirname "$0")/../.."
 TOP=$PWD

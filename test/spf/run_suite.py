@@ -29,6 +29,7 @@ suite, or when a daemon did not start, exited non-zero or reported a sanitizer e
 Expected-failures file: one test per line, its name first (the names are unique in a suite),
 then the reason; blank lines and lines starting with "#" are ignored.
 """
+# SPDX-License-Identifier: MIT
 import argparse
 import concurrent.futures
 import json

@@ -4,6 +4,7 @@
  * pass wanted (names not in the zone are NXDOMAIN) until the evaluation finishes.
  * Header-only on purpose (one test executable, one fuzz target).
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef SPF_FAKEDNS_H
 #define SPF_FAKEDNS_H
 

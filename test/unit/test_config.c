@@ -2,6 +2,7 @@
  * test_config.c - configuration values, lists, and the shipped etc/policyd.conf: every
  * setting in policyd/settings.def is documented there with its default.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 #include "unit.h"
 #include "policyd/lib/plist.h"

@@ -3,6 +3,7 @@
  * greylisting answer that says "listed" is greylisting), and the postqueue -j line reader
  * (recipients paired with their reasons, escapes, hostile and cut-short lines).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/deferral.h"
 #include "unit.h"
 

@@ -6,6 +6,7 @@
  * records, a record that is no key, an answer for another name, unreadable and encrypted keys,
  * key lengths. Keys are made here with OpenSSL in a temporary directory.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/dkim_keys.h"
 #include "policyd/dns/dns.h"
 #include "unit.h"

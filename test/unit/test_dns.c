@@ -7,6 +7,7 @@
  * the answer parser alone on hand-made and damaged answers. Query counts come from the
  * server's log. Run from the repository root.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/dns/dns.h"
 #include "unit.h"
 

@@ -11,8 +11,8 @@
  * policyd.conf in a temporary directory; each pending stub is completed from a zero-delay timer
  * run by one turn of the libevent loop (EVLOOP_ONCE), never from inside run(). The log goes to
  * a file in the same directory and is read back.
- * SPDX-License-Identifier: MIT
  */
+/* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 #include "policyd/config.h"
 #include "policyd/evaluate.h"

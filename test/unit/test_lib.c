@@ -4,6 +4,7 @@
  * paths a load opened are recorded per thread, and whether another user may read a file is
  * answered as that user (root only: skipped otherwise).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/file.h"
 #include "policyd/lib/log.h"
 #include "unit.h"

@@ -1,6 +1,7 @@
 /*
  * test_lists.c - network and domain lists: Postfix's matching rules, files, negation, errors.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/domainlist.h"
 #include "policyd/maps/netlist.h"
 #include "unit.h"

@@ -3,6 +3,7 @@
  * last line, garbled input, the recalculation rules, and the over-quota decision; the bounded
  * read of a mailbox's file (a mailbox without one has no quota and is no error).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/maildirsize.h"
 #include "unit.h"
 

@@ -2,6 +2,7 @@
  * test_protocol.c - the request parser (captured Postfix requests, pieces, pipelining, every
  * limit and error, also on incomplete input), the reply writer and action validation.
  */
+/* SPDX-License-Identifier: MIT */
 #include "protocol/action.h"
 #include "protocol/reply.h"
 #include "protocol/request.h"

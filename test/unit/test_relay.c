@@ -2,6 +2,7 @@
  * test_relay.c - the relay table through the evaluator: which recipients and clients relay,
  * which are refused, what the diagnosis says, and warn mode.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/config.h"
 #include "policyd/evaluate.h"
 #include "policyd/lib/log.h"

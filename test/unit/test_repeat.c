@@ -5,6 +5,7 @@
  * first line of a cause is full, interval 0 remembers nothing, and the tables stay at the cap
  * (least recently used evicted) and are swept by age.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/repeat.h"
 #include "unit.h"
 

@@ -4,6 +4,7 @@
  * reject lines, garbage), the grouping key, the top-K counter, the matching of Postfix's
  * rejects to policyd's refusals, and the search for rotated log files.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/report/logline.h"
 #include "policyd/report/report.h"
 #include "policyd/report/tally.h"

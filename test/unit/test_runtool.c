@@ -4,6 +4,7 @@
  * or merged, stdin at end of file, the time limit (the program and its children killed),
  * programs that are missing or not executable, and signal dispositions reset for the child.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/runtool.h"
 #include "unit.h"
 

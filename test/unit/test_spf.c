@@ -5,6 +5,7 @@
  * CVE-2023-42118 shapes, include bombs, huge local parts, 4 KB records). Run under ASan and
  * UBSan by make check. The conformance suites run through the daemon (test_spf_suite.sh).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/mail/spf_eval.h"
 #include "spf_fakedns.h"
 #include "unit.h"

@@ -9,6 +9,7 @@
  * open, one log line and one callback each way, recovery. Every answer must come later than
  * the call. `test_store --bench` prints decisions per second instead (100 in flight).
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/store.h"
 #include "policyd/store/store_admin.h"
 #include "policyd/lib/log.h"

@@ -2,6 +2,7 @@
  * test_table.c - Postfix lookup tables built by the real postmap(1) (texthash source, hash,
  * lmdb), and cidr, inline and static tables, read with Postfix's key conventions.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/maps/table.h"
 #include "unit.h"
 

@@ -5,6 +5,7 @@
  * never more permissive than a per-arrival sliding log with the same history, and equal to it
  * where arrivals are sparse; all-or-nothing across limits; release, forced adds and blocks.
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/store/window.h"
 #include "unit.h"
 

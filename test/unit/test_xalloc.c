@@ -4,8 +4,8 @@
  * "panic: out of memory allocating N bytes" to its log and aborts; log_fatal logs "fatal: ...",
  * copies it to standard error and exits 1; log_panic logs and aborts.
  * Each dying case runs in a forked child whose log file and standard error the parent reads.
- * SPDX-License-Identifier: MIT
  */
+/* SPDX-License-Identifier: MIT */
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 #include "unit.h"

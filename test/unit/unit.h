@@ -3,6 +3,7 @@
  * UNIT_END() prints "N passed, N failed" and returns the exit status.
  * Header-only on purpose: each test/unit/test_*.c is one executable.
  */
+/* SPDX-License-Identifier: MIT */
 #ifndef UNIT_H
 #define UNIT_H
 
