@@ -61,12 +61,8 @@ static void grey_unconfigure(void *state)
 
 static void *grey_configure(const struct config *cfg, char *err, size_t errlen)
 {
-    char why[512];
-    if (store_spec_check(cfg->state_store, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "%s:%d: state_store: %s", cfg->path ? cfg->path : "(defaults)",
-                 config_source_line(cfg, "state_store"), why);
+    if (state_check_spec(cfg, err, errlen) != 0)
         return NULL;
-    }
     struct grey_state *st = xcalloc(1, sizeof(*st));
     if (strcmp(cfg->greylist_policy, "all") == 0)
         st->all = 1;

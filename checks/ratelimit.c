@@ -379,11 +379,8 @@ static void rl_unconfigure(void *state)
 static void *rl_configure(const struct config *cfg, char *err, size_t errlen)
 {
     char why[512];
-    if (store_spec_check(cfg->state_store, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "%s:%d: state_store: %s", cfg->path ? cfg->path : "(defaults)",
-                 config_source_line(cfg, "state_store"), why);
+    if (state_check_spec(cfg, err, errlen) != 0)
         return NULL;
-    }
     struct rl_state *st = xcalloc(1, sizeof(*st));
     if (strcmp(cfg->ratelimit_store_failure, "local") == 0)
         st->failure = F_LOCAL;

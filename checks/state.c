@@ -120,3 +120,13 @@ void state_release(struct store *s)
     }
     log_panic("state_release: a store not acquired");
 }
+
+int state_check_spec(const struct config *cfg, char *err, size_t errlen)
+{
+    char why[512];
+    if (store_spec_check(cfg->state_store, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, errlen, "%s:%d: state_store: %s", cfg->path ? cfg->path : "(defaults)",
+             config_source_line(cfg, "state_store"), why);
+    return -1;
+}

@@ -19,6 +19,10 @@ struct store;
 struct store_options;
 void state_options(const struct config *cfg, struct store_options *o);
 
+/* state_check_spec - configure()'s check of state_store: 0, or -1 with "FILE:LINE: state_store:
+ * reason" in err. */
+int state_check_spec(const struct config *cfg, char *err, size_t errlen);
+
 /* state_acquire - the store of cfg's state_* settings, opened now or shared; NULL with a reason
  * in err. Pair with state_release. On the loop. */
 struct store *state_acquire(const struct config *cfg, struct event_base *base, char *err,
