@@ -169,6 +169,21 @@ static void m_requests(struct evbuffer *o)
             m_int(o, "policyd_decisions_total", labels, n[k]);
         }
     }
+    m_family(o, "policyd_diagnoses_total", "counter",
+             "Diagnosis lines by cause code (policyd-causes(7)), full or short, and the events "
+             "counted under a code without a line of their own.");
+    {
+        unsigned pos = 0;
+        const char *code;
+        unsigned long long n;
+        while (stats_cause_next(&pos, &code, &n)) {
+            snprintf(labels, sizeof(labels), "cause_code=\"%s\"", m_escape(code, esc, sizeof(esc)));
+            m_int(o, "policyd_diagnoses_total", labels, n);
+        }
+    }
+    m_one(o, "policyd_diagnosis_lines_short_total", "counter",
+          "Diagnosis lines logged short: a cause explained lately (diagnosis_repeat_interval).",
+          stats.diagnoses_short);
     m_one(o, "policyd_deadline_fallbacks_total", "counter",
           "Requests answered with fallback_action because request_deadline passed.",
           stats.deadline_hits);

@@ -89,6 +89,7 @@ if start_daemon "$WORK/m.conf"; then
         bash -c "curl -sS -D - -o /dev/null --unix-socket '$MSOCK' http://localhost/metrics | grep -qi '^Content-Type: text/plain; version=0.0.4'"
     is "policyd_build_info{version=\"$("$POLICYD" -V | cut -d" " -f2)\"}" 1
     is 'policyd_decisions_total{check="relay",action="reject"}' 1
+    is 'policyd_diagnoses_total{cause_code="relay.not_mynetworks"}' 1
     is 'policyd_decisions_total{check="rdns",action="defer"}' 1
     is 'policyd_decisions_total{check="relay",action="defer"}' 0
     is 'policyd_requests_total{reply="dunno"}' 4
