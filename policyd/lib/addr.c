@@ -129,30 +129,31 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen)
 
 const char *addr_private_kind(const char *addr)
 {
+    /* The networks as bytes, so a refusal's diagnosis parses one address, not eleven. */
     static const struct {
-        const char *net;
+        int family;
+        unsigned char net[16];
         unsigned bits;
         const char *kind;
     } ranges[] = {
-        {"172.17.0.0", 16, "Docker bridge gateway (172.17.0.0/16)"},
-        {"10.0.0.0", 8, "RFC 1918 private (10.0.0.0/8)"},
-        {"172.16.0.0", 12, "RFC 1918 private (172.16.0.0/12)"},
-        {"192.168.0.0", 16, "RFC 1918 private (192.168.0.0/16)"},
-        {"100.64.0.0", 10, "carrier-grade NAT (100.64.0.0/10)"},
-        {"127.0.0.0", 8, "loopback (127.0.0.0/8)"},
-        {"169.254.0.0", 16, "link-local (169.254.0.0/16)"},
-        {"::1", 128, "loopback (::1)"},
-        {"fc00::", 7, "IPv6 unique-local (fc00::/7)"},
-        {"fe80::", 10, "IPv6 link-local (fe80::/10)"},
+        {AF_INET, {172, 17}, 16, "Docker bridge gateway (172.17.0.0/16)"},
+        {AF_INET, {10}, 8, "RFC 1918 private (10.0.0.0/8)"},
+        {AF_INET, {172, 16}, 12, "RFC 1918 private (172.16.0.0/12)"},
+        {AF_INET, {192, 168}, 16, "RFC 1918 private (192.168.0.0/16)"},
+        {AF_INET, {100, 64}, 10, "carrier-grade NAT (100.64.0.0/10)"},
+        {AF_INET, {127}, 8, "loopback (127.0.0.0/8)"},
+        {AF_INET, {169, 254}, 16, "link-local (169.254.0.0/16)"},
+        {AF_INET6, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback (::1)"},
+        {AF_INET6, {0xfc}, 7, "IPv6 unique-local (fc00::/7)"},
+        {AF_INET6, {0xfe, 0x80}, 10, "IPv6 link-local (fe80::/10)"},
     };
-    int family, rf;
-    unsigned char a[16], r[16];
+    int family;
+    unsigned char a[16];
 
     if (addr_parse(addr, &family, a) != 0)
         return NULL;
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
-        if (addr_parse(ranges[i].net, &rf, r) == 0 && rf == family &&
-            addr_prefix_match(a, r, ranges[i].bits))
+        if (ranges[i].family == family && addr_prefix_match(a, ranges[i].net, ranges[i].bits))
             return ranges[i].kind;
     }
     return NULL;

@@ -73,6 +73,15 @@ static void test_netlist(void)
     CHECK_STR(addr_private_kind("172.17.0.1"), "Docker bridge gateway (172.17.0.0/16)");
     CHECK_STR(addr_private_kind("::ffff:192.168.4.4"), "RFC 1918 private (192.168.0.0/16)");
     CHECK(addr_private_kind("203.0.113.7") == NULL);
+    CHECK_STR(addr_private_kind("172.31.255.255"), "RFC 1918 private (172.16.0.0/12)");
+    CHECK(addr_private_kind("172.32.0.1") == NULL);
+    CHECK_STR(addr_private_kind("100.127.0.1"), "carrier-grade NAT (100.64.0.0/10)");
+    CHECK(addr_private_kind("100.128.0.1") == NULL);
+    CHECK_STR(addr_private_kind("::1"), "loopback (::1)");
+    CHECK(addr_private_kind("::2") == NULL);
+    CHECK_STR(addr_private_kind("fd00::1"), "IPv6 unique-local (fc00::/7)");
+    CHECK_STR(addr_private_kind("febf::1"), "IPv6 link-local (fe80::/10)");
+    CHECK(addr_private_kind("fec0::1") == NULL);
 }
 
 static void test_domainlist(void)
