@@ -243,8 +243,8 @@ install: all man
 	install -m 0644 $(BUILD)/man/policyd.8 $(DESTDIR)$(MANDIR)/man8/policyd.8
 	install -m 0644 $(BUILD)/man/policyd.conf.5 $(DESTDIR)$(MANDIR)/man5/policyd.conf.5
 	install -m 0644 etc/main.cf.snippet etc/policyd.conf README.md $(DESTDIR)$(DOCDIR)/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man7
-	install -m 0644 $(BUILD)/man/policyd-causes.7 $(DESTDIR)$(PREFIX)/share/man/man7/policyd-causes.7
+	install -d $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(BUILD)/man/policyd-causes.7 $(DESTDIR)$(MANDIR)/man7/policyd-causes.7
 
 # dpkg-buildpackage runs in a copy of the tree (test/package/test_package.sh), so no build
 # output lands in the sources; the .deb, its build log and lintian's report go to build/deb/.

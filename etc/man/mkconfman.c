@@ -100,6 +100,9 @@ static void mkconfman_quoted(const char *s)
             fputs("\\e", stdout);
         else
             putchar(*s);
+        /* a value ending in punctuation ("pd:") must not read as a trailing delimiter */
+        if (!s[1] && strchr(".,:;)]?!", *s))
+            fputs("\\&", stdout);
     }
     putchar('"');
 }

@@ -90,6 +90,7 @@ for want in \
     "-rw-r--r-- ./lib/systemd/system/policyd.socket" \
     "-rw-r--r-- ./usr/share/man/man8/policyd.8.gz" \
     "-rw-r--r-- ./usr/share/man/man5/policyd.conf.5.gz" \
+    "-rw-r--r-- ./usr/share/man/man7/policyd-causes.7.gz" \
     "-rw-r--r-- ./usr/share/doc/policyd/README.md.gz" \
     "-rw-r--r-- ./usr/share/doc/policyd/main.cf.snippet" \
     "-rw-r--r-- ./usr/share/doc/policyd/policyd.conf" \
@@ -98,7 +99,7 @@ for want in \
     check "contents: ${want#* }" grep -qxF -- "$want" "$WORK/contents.txt"
 done
 stray=$(awk '$1 !~ /^d/ {print $2}' "$WORK/contents.txt" |
-    grep -vE '^\./(usr/sbin/policyd|etc/policyd/policyd\.conf|etc/logrotate\.d/policyd|lib/systemd/system/policyd\.(service|socket)|usr/share/man/man[58]/policyd[.a-z0-9]*\.gz|usr/share/doc/policyd/[^/]+)$')
+    grep -vE '^\./(usr/sbin/policyd|etc/policyd/policyd\.conf|etc/logrotate\.d/policyd|lib/systemd/system/policyd\.(service|socket)|usr/share/man/man[578]/policyd[-.a-z0-9]*\.gz|usr/share/doc/policyd/[^/]+)$')
 check "contents: nothing else${stray:+ (got: $stray)}" test -z "$stray"
 dpkg-deb -e "$deb" "$WORK/control"
 check "control: /etc/policyd/policyd.conf is a conffile" grep -qx /etc/policyd/policyd.conf \
@@ -129,6 +130,9 @@ man_lint() {
         return 1
     }
 }
+check "mandoc -Tlint man7/policyd-causes.7.gz: clean" man_lint "$ROOT/usr/share/man/man7/policyd-causes.7.gz"
+check "man -l man7/policyd-causes.7.gz lists relay.not_mynetworks" bash -c \
+    "MANWIDTH=80 man -l '$ROOT/usr/share/man/man7/policyd-causes.7.gz' 2>&1 | grep -q 'relay.not_mynetworks'"
 for page in man8/policyd.8.gz man5/policyd.conf.5.gz; do
     check "mandoc -Tlint $page: clean" man_lint "$ROOT/usr/share/man/$page"
     check "man -l $page renders" bash -c \
