@@ -643,9 +643,13 @@ size_t logline_normalise(const char *text, size_t len, int keep_domains, int fir
                          char *out, size_t outlen)
 {
     size_t o = 0;
-    const char *p = text, *end = text + len;
     if (!outlen)
         return 0;
+    if (!text || !len) { /* a line with neither cause nor reply (fuzzing found it) */
+        out[0] = '\0';
+        return 0;
+    }
+    const char *p = text, *end = text + len;
     while (p < end && o + 1 < outlen) {
         unsigned char c = (unsigned char)*p;
         if (c == ';' && first_clause)
