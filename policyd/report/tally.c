@@ -377,8 +377,10 @@ static void add_policyd(struct tally *t, const struct logline *l)
     }
     if (!g->cause && !l->is_short && l->cause.n) {
         g->cause = copy(l->cause, TALLY_TEXT_MAX);
-        if (l->fix.n)
+        if (l->fix.n) { /* the full line's fix replaces one seen without a cause */
+            free(g->fix);
             g->fix = copy(l->fix, TALLY_TEXT_MAX);
+        }
     }
     if (!g->fix && l->fix.n)
         g->fix = copy(l->fix, TALLY_TEXT_MAX);
