@@ -225,18 +225,6 @@ static void grey_clock(int64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-/* grey_is_bare_code - "450 4.2.0" or "450": the action gets our text appended. */
-static int grey_is_bare_code(const char *a)
-{
-    if (!(isdigit((unsigned char)a[0]) && isdigit((unsigned char)a[1]) &&
-          isdigit((unsigned char)a[2])))
-        return 0;
-    a += 3;
-    while (*a == ' ' || *a == '.' || isdigit((unsigned char)*a))
-        a++;
-    return *a == 0;
-}
-
 static void grey_cb(const struct store_grey_result *r, void *arg)
 {
     struct grey_call *gc = arg;
@@ -276,7 +264,7 @@ static void grey_cb(const struct store_grey_result *r, void *arg)
         if (wait_s < 0)
             wait_s = 0;
         char action[512], cause[1536], fix[512];
-        if (grey_is_bare_code(cfg->greylist_action))
+        if (action_is_bare_code(cfg->greylist_action))
             snprintf(action, sizeof(action), "%s Greylisted, please try again in %lld seconds",
                      cfg->greylist_action, wait_s);
         else

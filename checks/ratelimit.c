@@ -726,22 +726,6 @@ static void rl_clock_text(int64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-/* rl_is_bare_code - "450 4.7.1" or "450": the action gets our text appended. */
-static int rl_is_bare_code(const char *a)
-{
-    if (!(isdigit((unsigned char)a[0]) && isdigit((unsigned char)a[1]) &&
-          isdigit((unsigned char)a[2])))
-        return 0;
-    a += 3;
-    while (*a == ' ')
-        a++;
-    while (isdigit((unsigned char)*a) || *a == '.')
-        a++;
-    while (*a == ' ')
-        a++;
-    return *a == 0;
-}
-
 /* rl_refuse - the verdict for op, refused by its store answer r. */
 static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct store_rl_result *r)
 {
@@ -766,9 +750,9 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
     char action[512];
     if (r->blocked)
         snprintf(action, sizeof(action), "%s%s", cfg->ratelimit_action,
-                 rl_is_bare_code(cfg->ratelimit_action) ? " Sending suspended, try again later"
-                                                        : "");
-    else if (rl_is_bare_code(cfg->ratelimit_action))
+                 action_is_bare_code(cfg->ratelimit_action) ? " Sending suspended, try again later"
+                                                            : "");
+    else if (action_is_bare_code(cfg->ratelimit_action))
         snprintf(action, sizeof(action), "%s Rate limit of %lld %s per %s reached, retry in %s",
                  cfg->ratelimit_action, (long long)u->limit, unit, period,
                  retry_s < 0 ? "a smaller message" : retry);

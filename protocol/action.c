@@ -130,3 +130,18 @@ int action_is_temporary_safe(const char *text)
 {
     return action_kind_of(text) != ACTION_REJECT;
 }
+
+int action_is_bare_code(const char *a)
+{
+    if (!(isdigit((unsigned char)a[0]) && isdigit((unsigned char)a[1]) &&
+          isdigit((unsigned char)a[2])))
+        return 0;
+    a += 3;
+    while (*a == ' ')
+        a++;
+    while (isdigit((unsigned char)*a) || *a == '.')
+        a++;
+    while (*a == ' ')
+        a++;
+    return *a == 0;
+}

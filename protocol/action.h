@@ -34,4 +34,8 @@ enum action_kind action_kind_of(const char *text);
  * keep temporary trouble from ever giving a 5xx. */
 int action_is_temporary_safe(const char *text);
 
+/* action_is_bare_code - 1 for an action that is only a reply code with an optional enhanced
+ * status code ("450", "450 4.7.1"): the check then appends its own text. */
+int action_is_bare_code(const char *text);
+
 #endif

@@ -312,8 +312,20 @@ static void test_actions(void)
     CHECK(!action_is_temporary_safe("550 5.7.1 x") && !action_is_temporary_safe("REJECT"));
 }
 
+static void test_bare_code(void)
+{
+    CHECK(action_is_bare_code("450"));
+    CHECK(action_is_bare_code("450 4.7.1"));
+    CHECK(action_is_bare_code("450 4.2.0 "));
+    CHECK(!action_is_bare_code("450 4.7.1 Rate limit"));
+    CHECK(!action_is_bare_code("DEFER"));
+    CHECK(!action_is_bare_code("45"));
+    CHECK(!action_is_bare_code(""));
+}
+
 int main(void)
 {
+    test_bare_code();
     test_captures();
     test_values();
     test_pipelined();
