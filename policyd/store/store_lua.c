@@ -10,7 +10,8 @@
  *
  * Values: a rate-limit record is binary (below); a greylist triplet "first passed expires";
  * an AWL counter "count last expires"; a notify-once claim "expires". Every key gets a PX TTL
- * equal to its value's own expiry, and an expired value reads as absent.
+ * that ends with its value's own expiry (a rate-limit record's up to 1/32 later, see below),
+ * and an expired value reads as absent.
  */
 /* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_int.h"
@@ -28,8 +29,12 @@
  * {now, found, blocked_until, name, nwin, nwin x (period, limit, used, first, expires)}.
  * State: a flat array, blocked_until, nwin, then per window period, limit, n, n x (first,
  * last, units), worked on in place: the common reserve (every window's newest entry takes
- * the units) moves nothing. A record is 'W', an int32 count, the array as doubles, then the
- * name; a record in the MessagePack format of before is still read. A window is only made
+ * the units) moves nothing. A record is 'W', an int32 count, the end of its TTL, the array as
+ * doubles, then the name; a record in the MessagePack format of before is still read. The
+ * TTL is set (PX) to the record's own expiry plus 1/32 of it, and a write that does not need
+ * more keeps it (KEEPTTL, Redis 6.0 or later): an expiry costs Redis as much as the SET
+ * itself, and so it is paid about once per 1/32 of a window rather than at every decision.
+ * A window is only made
  * when units are recorded in it, so an operation that changes nothing leaves the state as
  * it was read, and later operations of the batch see exactly what Redis holds. */
 const char store_lua_rl[] =
@@ -53,30 +58,31 @@ const char store_lua_rl[] =
     "local function W(m)\n"
     "  local f = wfmt[m]\n"
     "  if not f then\n"
-    "    f = '<i4' .. rep('d', m)\n"
+    "    f = '<i4d' .. rep('d', m)\n"
     "    wfmt[m] = f\n"
     "  end\n"
     "  return f\n"
     "end\n"
-    "-- a record: 'W', int32 m, m doubles (the state), the name; or the MessagePack of before\n"
+    "-- a record: 'W', int32 m, its TTL's end, m doubles (the state), the name; or the\n"
+    "-- MessagePack of before\n"
     "local function decode(raw)\n"
-    "  local a, m, name\n"
+    "  local a, m, name, ttl\n"
     "  if sub(raw, 1, 1) == 'W' then\n"
-    "    m = sunpack('<i4', raw, 2)\n"
-    "    a = {sunpack(F(m), raw, 6)}\n"
+    "    m, ttl = sunpack('<i4d', raw, 2)\n"
+    "    a = {sunpack(F(m), raw, 14)}\n"
     "    name = sub(raw, a[m + 1])\n"
     "    a[m + 1] = nil\n"
     "  else\n"
     "    local v = cmsgpack.unpack(raw)\n"
     "    if v[1] ~= 1 then return nil end\n"
-    "    a, name = {unpack(v, 3)}, v[2] .. ''\n"
+    "    a, name, ttl = {unpack(v, 3)}, v[2] .. '', 0\n"
     "    m = #a\n"
     "  end\n"
     "  -- well formed: every window's entries inside the array\n"
     "  local i = 3\n"
     "  for w = 1, a[2] do i = i + 3 + 3 * a[i + 2] end\n"
     "  if i ~= m + 1 then return nil end\n"
-    "  return a, name\n"
+    "  return a, name, ttl\n"
     "end\n"
     "-- window_set_prune: entries no longer counted, empty windows and an ended block go\n"
     "local function prune(a)\n"
@@ -222,14 +228,14 @@ const char store_lua_rl[] =
     "  for y = 1, 2 * n, 2 do L[y], L[y + 1], pos = sunpack('<dd', b, pos) end\n"
     "  local s = states[k]\n"
     "  if not s then\n"
-    "    local raw, a, stored = redis.call('GET', k)\n"
+    "    local raw, a, stored, ttl = redis.call('GET', k)\n"
     "    if raw then\n"
     "      local ok\n"
-    "      ok, a, stored = pcall(decode, raw)\n"
+    "      ok, a, stored, ttl = pcall(decode, raw)\n"
     "      if not ok then a = nil end\n"
     "    end\n"
-    "    if not a then a, stored = {0, 0}, '' end\n"
-    "    s = {prune(a), stored}\n"
+    "    if not a then a, stored, ttl = {0, 0}, '', 0 end\n"
+    "    s = {prune(a), stored, false, ttl}\n"
     "    states[k] = s\n"
     "  end\n"
     "  local a = s[1]\n"
@@ -352,7 +358,8 @@ const char store_lua_rl[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "-- each record changed is written once, its TTL its own expiry\n"
+    "-- each record changed is written once; its TTL ends after its own expiry (by 1/32 at most)\n"
+    "-- and is moved only when that expiry passes it: most writes keep it\n"
     "for x = 1, ndirty do\n"
     "  local k = dirty[x]\n"
     "  local s = states[k]\n"
@@ -365,8 +372,11 @@ const char store_lua_rl[] =
     "  end\n"
     "  if exp <= now then\n"
     "    redis.call('DEL', k)\n"
+    "  elseif exp <= s[4] then\n"
+    "    redis.call('SET', k, 'W' .. pack(W(m), m, s[4], unpack(a)) .. s[2], 'KEEPTTL')\n"
     "  else\n"
-    "    redis.call('SET', k, 'W' .. pack(W(m), m, unpack(a)) .. s[2], 'PX', exp - now)\n"
+    "    local ttl = exp - now + ceil((exp - now) / 32)\n"
+    "    redis.call('SET', k, 'W' .. pack(W(m), m, now + ttl, unpack(a)) .. s[2], 'PX', ttl)\n"
     "  end\n"
     "end\n"
     "if admin then return r end\n"
