@@ -32,8 +32,9 @@
  * the units) moves nothing. A record is 'W', an int32 count, the end of its TTL, the array as
  * doubles, then the name; a record in the MessagePack format of before is still read. The
  * TTL is set (PX) to the record's own expiry plus 1/32 of it, and a write that does not need
- * more keeps it (KEEPTTL, Redis 6.0 or later): an expiry costs Redis as much as the SET
- * itself, and so it is paid about once per 1/32 of a window rather than at every decision.
+ * more keeps it (KEEPTTL; Redis before 6.0 has none, and there every write sets PX): an
+ * expiry costs Redis as much as the SET itself, and so it is paid about once per 1/32 of a
+ * window rather than at every decision.
  * A window is only made
  * when units are recorded in it, so an operation that changes nothing leaves the state as
  * it was read, and later operations of the batch see exactly what Redis holds. */
@@ -372,8 +373,9 @@ const char store_lua_rl[] =
     "  end\n"
     "  if exp <= now then\n"
     "    redis.call('DEL', k)\n"
-    "  elseif exp <= s[4] then\n"
-    "    redis.call('SET', k, 'W' .. pack(W(m), m, s[4], unpack(a)) .. s[2], 'KEEPTTL')\n"
+    "  elseif exp <= s[4] and not redis.pcall('SET', k, 'W' .. pack(W(m), m, s[4], unpack(a)) ..\n"
+    "      s[2], 'KEEPTTL').err then\n"
+    "    -- kept (an error: Redis before 6.0, whose SET has no KEEPTTL: set below)\n"
     "  else\n"
     "    local ttl = exp - now + ceil((exp - now) / 32)\n"
     "    redis.call('SET', k, 'W' .. pack(W(m), m, now + ttl, unpack(a)) .. s[2], 'PX', ttl)\n"

@@ -1125,6 +1125,32 @@ static void test_batch_timeout(void)
     /* Redis ran the frozen batch when it woke up: 1 + 4 admitted of 5 on bt:a, then this one */
     CHECK(next.r.status == STORE_OK && !next.r.allowed && next.r.limits[0].used == 5);
     CHECK(st.timeouts == 10 && st.late_replies == 10 && st.inflight == 0 && st.up);
+
+    /* Cancelled while queued (before the batch is sent) and while in flight: the others are
+     * answered, the cancelled never; a reply for a cancelled one counts as late. */
+    struct store_op *ops[10];
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < 10; i++)
+        ops[i] = store_rl_reserve(s, "bt:c", five_per_min, 1, 0, rl_cb, &g[i]);
+    store_cancel(ops[0]);
+    store_cancel(ops[9]);
+    kill(redis_pid, SIGSTOP);
+    spin(20); /* sent: in flight */
+    store_cancel(ops[3]);
+    store_cancel(ops[4]);
+    kill(redis_pid, SIGCONT);
+    int answered = 0, stray = 0;
+    for (int i = 0; i < 10; i++) {
+        int gone = i == 0 || i == 9 || i == 3 || i == 4;
+        if (!gone)
+            wait_for(&g[i].calls, 1, 2000);
+        answered += !gone && g[i].calls == 1 && g[i].r.status == STORE_OK;
+    }
+    spin(50);
+    for (int i = 0; i < 10; i++)
+        stray += (i == 0 || i == 9 || i == 3 || i == 4) && g[i].calls != 0;
+    store_stats(s, &st);
+    CHECK(answered == 6 && stray == 0 && st.late_replies == 12 && st.inflight == 0);
     store_close(s);
 }
 
