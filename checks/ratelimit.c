@@ -6,9 +6,13 @@
  * Counting: recipients and messages are reserved at RCPT, all windows of a rule at once and
  * atomically in the store, so parallel sessions of one account cannot pass a limit together;
  * a refused attempt records nothing. A message counts once: at the first RCPT of its Postfix
- * `instance` (the instances seen are kept in a bounded in-process table). When Postfix also
- * calls us at END-OF-MESSAGE, recipients reserved but not accepted in the end (recipient_count
- * smaller) are given back there. Bytes are looked at
+ * `instance`. When Postfix also calls us at END-OF-MESSAGE, recipients reserved but not
+ * accepted in the end (recipient_count smaller) are given back there, and a message that never
+ * gets there (RSET, QUIT, a lost client, DATA refused) gives back all it reserved when the
+ * next request of its policy connection is about another instance or the connection closes
+ * (checks/ratelimit_track.h: the messages in progress, the ground in Postfix, why only once
+ * the connection has shown END-OF-MESSAGE requests). Without that wiring nothing is given back:
+ * an aborted message cannot be told from a sent one. Bytes are looked at
  * at RCPT (an account already over its byte limit is deferred) and recorded at END-OF-MESSAGE
  * from `size` (smtpd_end_of_data_restrictions must call us). Per-key overrides come from a
  * Postfix table (ratelimit_overrides): "rule=N/T,..", "0" (unlimited), "block".
@@ -775,7 +779,7 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
     int suspicious =
         o->eff.key == K_SASL_USERNAME &&
         (o->ndomains >= RL_COMPROMISED || (o->new_net && o->ndomains >= RL_COMPROMISED / 2));
-    char cause[1536], fix[512];
+    char cause[1536], fix[1024];
     if (r->blocked)
         snprintf(cause, sizeof(cause), "rule %s, key %s=%s: blocked by the administrator",
                  o->eff.name, rl_key_names[o->eff.key], o->value);
@@ -799,12 +803,20 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
                  "find who sends from %s; if the volume is legitimate, raise the limit in "
                  "ratelimit_overrides (%s=N/T); 'policyd ratelimit reset %s' clears the counter",
                  o->value, o->eff.name, o->key);
+    struct rl_state *st = check_call_state(rc->call);
+    if (!r->blocked && st->track &&
+        !ratelimit_track_wired(st->track, check_call_connection(rc->call))) {
+        size_t len = strlen(fix);
+        snprintf(fix + len, sizeof(fix) - len,
+                 "; Postfix has not asked policyd at END-OF-MESSAGE on this connection yet: "
+                 "without smtpd_end_of_data_restrictions = check_policy_service, aborted "
+                 "messages stay counted until their window passes");
+    }
     check_call_subject(rc->call, "rate-limit key", o->key);
     check_call_action(rc->call, r->blocked ? "ratelimit.blocked" : "ratelimit.exceeded", action,
                       cause, fix);
     if (!r->blocked)
-        rl_notify(check_call_state(rc->call), cfg, o->eff.name, o->key, period, (long long)u->used,
-                  (long long)u->limit);
+        rl_notify(st, cfg, o->eff.name, o->key, period, (long long)u->used, (long long)u->limit);
 }
 
 /* rl_early_warning - one log line when a reservation crosses ratelimit_warn_ratio. */

@@ -347,6 +347,12 @@ void ratelimit_track_finish(struct ratelimit_track *t, struct ratelimit_msg *pub
     track_forget(t, (struct msg *)pub);
 }
 
+int ratelimit_track_wired(struct ratelimit_track *t, unsigned long long connection)
+{
+    const struct conn *c = track_conn(t, connection, 0);
+    return c && c->wired;
+}
+
 void ratelimit_track_closed(struct ratelimit_track *t, unsigned long long connection)
 {
     struct conn **p = &t->conns[connection % TRACK_CONN_BUCKETS];

@@ -97,6 +97,9 @@ void ratelimit_track_restored(struct ratelimit_track *t, struct ratelimit_msg *m
 /* ratelimit_track_finish - m reached END-OF-MESSAGE (trued up by the check): forget it. */
 void ratelimit_track_finish(struct ratelimit_track *t, struct ratelimit_msg *m);
 
+/* ratelimit_track_wired - 1 if connection has shown that Postfix asks at END-OF-MESSAGE. */
+int ratelimit_track_wired(struct ratelimit_track *t, unsigned long long connection);
+
 /* ratelimit_track_closed - connection closed: its last message ends (given back when the
  * wiring is known, remembered in case it comes back); what waited for evidence stays counted. */
 void ratelimit_track_closed(struct ratelimit_track *t, unsigned long long connection);

@@ -208,6 +208,9 @@ release_suite() {
 write_conf "$WORK/rel.conf" "checks = ratelimit" "$RELRULES" "state_store = lmdb:$WORK/state-rel.lmdb"
 if start_daemon "$WORK/rel.conf" -v; then
     release_suite LMDB
+    got=$( (times 6 r gLMDB sgLMDB G1) | conv)
+    check "LMDB: a refusal on a connection without END-OF-MESSAGE says so in its fix" \
+        grep -q "fix=if gLMDB did not send this.*; Postfix has not asked policyd at END-OF-MESSAGE on this connection yet: without smtpd_end_of_data_restrictions = check_policy_service, aborted messages stay counted until their window passes" "$WORK/policyd.log"
     check "LMDB: the give-back is logged (-v)" \
         grep -q "ratelimit: message A2 ended without END-OF-MESSAGE (the next request of its connection is about another): 2 reservations given back" "$WORK/policyd.log"
     stop_daemon
@@ -301,6 +304,16 @@ check "doctor: bytes rules without END-OF-MESSAGE wiring warned" \
 echo "smtpd_end_of_data_restrictions = check_policy_service unix:$WORK/policyd.sock" >>"$WORK/d.conf"
 out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
 check "doctor: with the wiring, OK" grep -q "^OK    postfix  ratelimit end of data .*bytes are counted and recipients trued up" <<<"$out"
+check "doctor: with the wiring, aborted messages give their reservations back" \
+    grep -q "^OK    postfix  ratelimit end of data .*a message that ends without END-OF-MESSAGE (RSET, QUIT, lost client, DATA refused) gives its reservations back" <<<"$out"
+sed -i "s#^smtpd_end_of_data_restrictions = .*#smtpd_end_of_data_restrictions = permit_mynetworks, check_policy_service unix:$WORK/policyd.sock#" "$WORK/d.conf"
+out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
+check "doctor: a permit before check_policy_service at END-OF-MESSAGE warned" \
+    grep -q "^WARN  postfix  ratelimit end of data .*asks a policy service, but after permit_mynetworks" <<<"$out"
+write_conf "$WORK/d2.conf" "checks = ratelimit" "$RELRULES" "state_store = lmdb:$WORK/state3.lmdb"
+out=$("$POLICYD" -c "$WORK/d2.conf" doctor --section postfix 2>&1)
+check "doctor: without the wiring, aborted messages stay counted until their window passes" \
+    grep -q "^OK    postfix  ratelimit end of data .*no check_policy_service: .*(RSET, QUIT, lost client, DATA refused), stay counted until their window passes" <<<"$out"
 
 # A bad rule is refused with FILE:LINE.
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
