@@ -27,6 +27,7 @@
 #define TRACK_CONN_BUCKETS 1024
 #define TRACK_RESV 1024   /* reservations remembered per message; more stay counted */
 #define TRACK_INSTANCE 64 /* instance text kept for log lines */
+#define TRACK_ENDED 4     /* instances a connection ended lately: one coming back means mixing */
 
 struct resv {
     struct resv *next;
@@ -63,6 +64,9 @@ struct conn {
     struct conn *hnext;
     uint64_t current; /* hash of the instance of its last request; 0: none */
     int wired;        /* evidence that Postfix asks us at END-OF-MESSAGE for its messages */
+    int mixed;        /* requests of several messages interleave: not one smtpd, never trusted */
+    uint64_t ended[TRACK_ENDED];
+    unsigned nended;
     struct msg_list waiting;
     int nwaiting;
 };
@@ -164,10 +168,10 @@ static void track_give_back(struct ratelimit_track *t, struct msg *m, const char
 /* track_wired - 1 if Postfix is known to ask us at END-OF-MESSAGE for m's messages. */
 static int track_wired(struct ratelimit_track *t, const struct conn *c, const struct msg *m)
 {
-    if (c && c->wired)
-        return 1;
     const struct conn *started = track_conn(t, m->conn, 0);
-    return started && started->wired;
+    if ((c && c->mixed) || (started && started->mixed))
+        return 0;
+    return (c && c->wired) || (started && started->wired);
 }
 
 /* track_end - the message h of connection c is over without END-OF-MESSAGE (at_close: the
@@ -256,8 +260,21 @@ struct ratelimit_msg *ratelimit_track_request(struct ratelimit_track *t,
             track_evidence(t, track_conn(t, m->conn, 0));
     }
     if (c && c->current != h) {
-        if (c->current)
+        for (unsigned k = 0; h && !c->mixed && k < TRACK_ENDED; k++)
+            if (c->ended[k] == h) {
+                /* Not Postfix's smtpd, which never goes back to a transaction it ended: a
+                 * proxy or a test tool mixing several. */
+                c->mixed = 1;
+                log_warn("ratelimit: one policy connection carries the requests of several "
+                         "messages at once (instance %s came back; a proxy between Postfix and "
+                         "policyd?): on it, messages that end without END-OF-MESSAGE keep "
+                         "their reservations",
+                         instance);
+            }
+        if (c->current) {
             track_end(t, c, c->current, 0);
+            c->ended[c->nended++ % TRACK_ENDED] = c->current;
+        }
         c->current = h;
         m = h ? track_msg(t, h) : NULL; /* ending may have forgotten an older one */
     }

@@ -23,6 +23,8 @@
  * started. Until then ended messages wait on their connection (a few, bounded): the first
  * evidence gives their reservations back; a close without it keeps them counted until their
  * window passes, as without the wiring nothing can tell an aborted message from a sent one.
+ * A connection on which an ended instance comes back is not one smtpd's (a proxy mixing
+ * several): nothing ended on it is given back any more.
  *
  * Bounded: RATELIMIT_TRACK_MESSAGES messages (the oldest is forgotten first: its reservations
  * stay counted), RATELIMIT_TRACK_PENDING ended messages per connection, one record per open

@@ -199,6 +199,12 @@ release_suite() {
             r e$t se$t E3; times 2 r e$t se2$t E4) | conv)
     check "$t: a message that goes on over a new connection is counted again (DDDDDDMDR: $got)" \
         test "$got" = DDDDDDMDR
+    # Requests of two messages interleaved on one connection (not one smtpd: a proxy): once an
+    # ended instance comes back, nothing more is given back on it.
+    got=$( (r h$t sh0$t H0; e h$t sh0$t H0 1; times 2 r h$t shx$t X; r h$t shy$t Y; r h$t shx$t X
+            times 3 r h$t shz$t Z) | conv)
+    check "$t: interleaved messages on one connection: no more give-back (DDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDR
     # END-OF-MESSAGE trues up as before, and the next message gives nothing back twice.
     got=$( (times 4 r f$t sf$t F1; e f$t sf$t F1 1; times 5 r f$t sf$t F2) | conv)
     check "$t: END-OF-MESSAGE trues up; the next instance gives nothing back again (DDDDDDDDDR: $got)" \
@@ -211,6 +217,8 @@ if start_daemon "$WORK/rel.conf" -v; then
     got=$( (times 6 r gLMDB sgLMDB G1) | conv)
     check "LMDB: a refusal on a connection without END-OF-MESSAGE says so in its fix" \
         grep -q "fix=if gLMDB did not send this.*; Postfix has not asked policyd at END-OF-MESSAGE on this connection yet: without smtpd_end_of_data_restrictions = check_policy_service, aborted messages stay counted until their window passes" "$WORK/policyd.log"
+    check "LMDB: interleaved messages on one connection logged once" \
+        test "$(grep -c "ratelimit: one policy connection carries the requests of several messages at once (instance X came back" "$WORK/policyd.log")" = 1
     check "LMDB: the give-back is logged (-v)" \
         grep -q "ratelimit: message A2 ended without END-OF-MESSAGE (the next request of its connection is about another): 2 reservations given back" "$WORK/policyd.log"
     stop_daemon
