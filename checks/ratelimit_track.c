@@ -213,7 +213,8 @@ static void track_evidence(struct ratelimit_track *t, struct conn *c)
     c->wired = 1;
     struct msg *m;
     while ((m = TAILQ_FIRST(&c->waiting))) {
-        track_give_back(t, m, "learnt later: END-OF-MESSAGE is asked for its connection");
+        if (!c->mixed)
+            track_give_back(t, m, "learnt later: END-OF-MESSAGE is asked for its connection");
         track_forget(t, m);
     }
 }
@@ -258,6 +259,7 @@ struct ratelimit_msg *ratelimit_track_request(struct ratelimit_track *t,
         track_evidence(t, c);
         if (m && m->conn != connection)
             track_evidence(t, track_conn(t, m->conn, 0));
+        m = h ? track_msg(t, h) : NULL; /* in case it was one of those */
     }
     if (c && c->current != h) {
         for (unsigned k = 0; h && !c->mixed && k < TRACK_ENDED; k++)
