@@ -6,9 +6,9 @@
 # answered at normal speed (each < 100 ms); the stalled one gets no quota decision (DUNNO, never
 # a 5xx) after recipient_quota_timeout, within request_deadline; when every reader thread is
 # stuck, the check answers at once without a quota decision; the stall is logged once with the
-# file and its mount; a client that leaves while its read hangs, a reload while reads hang, and
-# reads that return late break nothing; the stop does not wait for a stuck thread; and another
-# check's answer still counts for the stalled request.
+# file and its mount; a client that leaves while its read hangs, a call cancelled while its read
+# hangs, a reload while reads hang, and reads that return late break nothing; the stop does not
+# wait for a stuck thread; and another check's answer still counts for the stalled request.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 SHIM=${BUILD:-$(cd "$TESTDIR/../.." && pwd)/build/release}/test/stall_open.so
@@ -148,6 +148,24 @@ if LD_PRELOAD=$SHIM start_daemon "$WORK/g.conf"; then
         test "${reply#action=450 }" != "$reply" -a "$ms" -lt 3000
     touch "$WORK/release"
     stop_daemon
+fi
+
+# 6. A call cancelled while its read hangs (greylist, first in order, decides at once, so the
+# recipient call is not needed): the answer does not wait, and the read's late result touches
+# no freed call.
+write_conf "$WORK/g2.conf" "checks = greylist, recipient" "${common[@]}" "greylist_policy = all" \
+    "state_store = lmdb:$WORK/state.lmdb"
+rm -f "$WORK/release"
+if LD_PRELOAD=$SHIM start_daemon "$WORK/g2.conf"; then
+    read -r ms reply < <(timed s6)
+    check "greylist first: answered at once while the quota read hangs ('$reply', ${ms} ms < 100)" \
+        test "${reply#action=450 }" != "$reply" -a "$ms" -lt 100
+    check "the read of s6 hangs (its call was cancelled)" wait_stall 6
+    touch "$WORK/release"
+    sleep 0.2 # the late result comes back to the loop
+    read -r ms reply < <(timed alice)
+    check "after the late result the daemon answers ('$reply')" test "${reply#action=}" != "$reply"
+    check "daemon exits 0" stop_daemon
 fi
 touch "$WORK/release"
 finish
