@@ -91,7 +91,6 @@ if LD_PRELOAD=$SHIM start_daemon "$WORK/q.conf"; then
     timed s2 --drop >/dev/null
     check "the read of s2 hangs too (its client has gone)" wait_stall 2
     sleep 1.1 # both reads are older than recipient_quota_timeout now
-    t0=$(now_ms)
     worst=0 bad=
     for r in s3 bob carol s1; do
         read -r ms reply < <(timed "$r")
@@ -111,6 +110,16 @@ if LD_PRELOAD=$SHIM start_daemon "$WORK/q.conf"; then
     # then the reads return late - into the old configuration's cache or nowhere.
     kill -HUP "$DAEMON_PID"
     check "a reload while the reads hang completes" wait_log "reloaded $WORK/q.conf"
+    # Another thread count: a new pool; the old one, with both threads stuck, is let go
+    # without waiting for them.
+    write_conf "$WORK/q.conf" "checks = recipient" "${common[@]/offload_threads = 2/offload_threads = 3}"
+    kill -HUP "$DAEMON_PID"
+    for _ in $(seq 1 100); do
+        [ "$(grep -c "reloaded $WORK/q.conf" "$WORK/policyd.log")" -ge 2 ] && break
+        sleep 0.02
+    done
+    read -r ms reply < <(timed bob)
+    check "a reload to 3 threads while 2 hang: bob's quota read now ('$reply' in ${ms} ms)" test "$reply" = "$want_bob"
     touch "$WORK/release"
     worst=0
     for _ in $(seq 1 40); do # the stuck threads come back within the shim's poll (10 ms)
