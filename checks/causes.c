@@ -124,6 +124,14 @@ const struct cause causes_table[] = {
      "A table of recipient_maps could not be read while looking up the recipient, so no "
      "decision was made.",
      "Read the error logged about that table and rebuild it with postmap."},
+    {"recipient.quota_stalled", "no quota decision (the other checks decide)",
+     "A mailbox's maildirsize file did not answer within recipient_quota_timeout (or every "
+     "reader thread, offload_threads, was already stuck that long in such a read): the storage "
+     "under virtual_mailbox_base hangs, typically an NFS server. The read goes on off the event "
+     "loop and other clients are not delayed; meanwhile no mailbox is refused as full. Counted "
+     "per request; logged at most once a minute with the file and its mount.",
+     "Check the storage behind the mount named in the log line (the NFS server, the network to "
+     "it); nothing needs to be done in policyd, the reads recover when the storage answers."},
 
     /* -- spf -- */
     {"spf.fail", "spf_fail_action (550 5.7.23)",

@@ -504,9 +504,6 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
     s->last_active = session_now(s);
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
     s->parser = request_parser_new(&limits);
-    evutil_make_socket_nonblocking(in_fd);
-    if (out_fd != in_fd)
-        evutil_make_socket_nonblocking(out_fd);
     /* libevent's allocators fail only for want of memory (the descriptors are ours and valid):
      * the same answer as any other allocation. */
     if (!(s->out = evbuffer_new()))
