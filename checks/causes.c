@@ -200,7 +200,9 @@ const struct cause causes_table[] = {
      "A rate-limit rule's key (an account, a sender, a client network, ...) reached its limit in "
      "the rule's window; the line names the rule, the key, the usage, since when, the retry "
      "time, the client and the recipient domains of the last hour, and says \"likely "
-     "compromised account\" when the shape fits (many foreign domains, a new client network).",
+     "compromised account\" when the shape fits (many foreign domains, a new client network). "
+     "Messages aborted after RCPT (RSET, QUIT, DATA refused) count too unless Postfix asks "
+     "policyd at END-OF-MESSAGE; the fix then says so.",
      "If the account did not send this, check it and reset its password; if the volume is "
      "legitimate, raise its limit in ratelimit_overrides. 'policyd ratelimit reset KEY' clears "
      "the counter."},
