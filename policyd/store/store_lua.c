@@ -214,6 +214,7 @@ const char store_lua_rl[] =
     "  if n == 0 or u <= 0 then return end\n"
     "  local k = i + 3 * n\n"
     "  while k > i + 3 and a[k] > t do k = k - 3 end\n"
+    "  if a[k] > t then return end -- its entry left the window: the newer hold others' units\n"
     "  a[k + 2] = a[k + 2] - min(u, a[k + 2])\n"
     "  if a[k + 2] == 0 then\n"
     "    close(a, k, 3)\n"
