@@ -87,7 +87,7 @@ state_bench() {
     kill "$PID" 2>/dev/null
     st_redis_out=
     if command -v redis-server >/dev/null; then
-        echo "== policyd, checks = relay, ratelimit on Redis (unix socket; 1 rule: every request one script), $CONNS connections"
+        echo "== policyd, checks = relay, ratelimit on Redis (unix socket; 1 rule: every request one decision, batched per loop turn), $CONNS connections"
         redis-server --port 0 --unixsocket "$TMP/r.sock" --save '' --appendonly no --daemonize no >"$TMP/redis.log" 2>&1 &
         local rpid=$!
         pids+=("$rpid")
