@@ -608,8 +608,8 @@ static void redis_cancel(struct store *s, struct store_op *op)
     op->pending = NULL;
 }
 
-/* detach - take p's operations still waiting (count returned): each is given to done()
- * (with the answer filled, or failed with the reason) for the delivery event. */
+/* detach - hand p's operations still waiting to the delivery event, each with its answer
+ * filled (fail NULL) or failed for the reason fail; how many. */
 static int detach(struct pending *p, const char *fail)
 {
     int n = 0;
