@@ -21,7 +21,7 @@ if start_daemon "$WORK/g.conf"; then
     expect "first attempt: 450 4.2.0 with the wait" "action=450 4.2.0 Greylisted, please try again in [12] seconds" \
         "$(try 203.0.113.7 'news+123@sender.example')"
     check "diagnosis: first seen, earliest retry, network, normalised sender, fix" \
-        grep -qE "greylist: defer: 450 4\.2\.0 .*cause=first attempt greylisted: client unknown\[203\.0\.113\.7\] \(network 203\.0\.113\.0/24, no forward-confirmed reverse name\), sender <news\+123@sender\.example> \(as news@sender\.example\), recipient <bob@example\.com>: first seen [-0-9: ]+, earliest retry [-0-9: ]+ \(in [12]s\).*fix=none needed for a real mail server" "$WORK/policyd.log"
+        grep -qE "greylist: defer: 450 4\.2\.0 .*cause=first attempt greylisted: client unknown\[203\.0\.113\.7\] \(network 203\.0\.113\.0/24, suspicious: no forward-confirmed reverse name\), sender <news\+123@sender\.example> \(as news@sender\.example\), recipient <bob@example\.com>: first seen [-0-9: ]+, earliest retry [-0-9: ]+ \(in [12]s\).*fix=none needed for a real mail server" "$WORK/policyd.log"
     expect "retry before the delay: still 450" "action=450 4.2.0 Greylisted, please try again in [12] seconds" \
         "$(try 203.0.113.7 'news+456@sender.example')"
     expect "a forward-confirmed client is not greylisted" "action=DUNNO" "$(try 198.51.100.9 a@b.example bob@example.com mx.b.example)"
