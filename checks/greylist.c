@@ -42,7 +42,7 @@ struct grey_state {
     struct netlist *skip;
     struct domainlist *skip_names;
     struct clientlist *skip_clients; /* greylist_skip_clients_file, or NULL */
-    int all; /* greylist_policy = all */
+    int all;                         /* greylist_policy = all */
     int failure_defer;
     struct store *store;
 };
@@ -372,7 +372,8 @@ static int grey_suspicious(struct check_call *call, struct grey_call *gc, const 
                  identity && strcmp(identity, "helo") == 0 ? "HELO name" : "sender domain",
                  domain && *domain ? domain : "(none)");
         grey_add(gc->why, sizeof(gc->why), text);
-        snprintf(text, sizeof(text), "the owner of %s should publish an SPF record that passes "
+        snprintf(text, sizeof(text),
+                 "the owner of %s should publish an SPF record that passes "
                  "for its servers",
                  domain && *domain ? domain : "the sender domain");
         grey_add(gc->fix, sizeof(gc->fix), text);

@@ -196,10 +196,10 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
     const char *name = rc->confirmed ? rc->names[rc->confirmed - 1] : NULL;
     const char *generic = name ? rdns_generic_reason(st, rc, name, why, sizeof(why)) : NULL;
     check_call_publish(call, CHECK_FINDING_RDNS_PTR,
-                       name                ? "confirmed"
-                       : rc->nnames == 0   ? "none"
+                       name               ? "confirmed"
+                       : rc->nnames == 0  ? "none"
                        : rc->fwd_tempfail ? "tempfail"
-                                           : "unconfirmed");
+                                          : "unconfirmed");
     if (name)
         check_call_publish(call, CHECK_FINDING_RDNS_NAME, name);
     if (generic)

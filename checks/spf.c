@@ -589,7 +589,8 @@ static void apply(struct check_call *call, const struct spf_verdict *v, struct s
     if (v->evaluated) {
         check_call_publish(call, CHECK_FINDING_SPF_RESULT, spf_result_name(v->result));
         check_call_publish(call, CHECK_FINDING_SPF_DOMAIN, v->domain ? v->domain : "");
-        check_call_publish(call, CHECK_FINDING_SPF_IDENTITY, v->helo_identity ? "helo" : "mailfrom");
+        check_call_publish(call, CHECK_FINDING_SPF_IDENTITY,
+                           v->helo_identity ? "helo" : "mailfrom");
     }
     if (v->subject)
         check_call_subject(call, v->subject_what, v->subject);

@@ -124,7 +124,7 @@ static void test_domainlist(void)
 
 /* clientlist_file - a client list from text written to a temporary file; NULL + err. */
 static struct clientlist *clientlist_file(const char *text, char *path, size_t pathlen, char *err,
-                                         size_t errlen)
+                                          size_t errlen)
 {
     snprintf(path, pathlen, "/tmp/test_clientlist.XXXXXX");
     int fd = mkstemp(path);
@@ -245,15 +245,17 @@ static void test_clientlist(void)
     CHECK_STR(refused("/a\\p{L}/"), ":3: '/a\\p{L}/': Perl's \\p has no POSIX form");
     CHECK_STR(refused("/[\\W]/"),
               ":3: '/[\\W]/': \\W inside [...] has no POSIX form: write the class out");
-    CHECK_STR(refused("/a*+/"), ":3: '/a*+/': possessive quantifiers (*+ ++ ?+) have no POSIX form");
+    CHECK_STR(refused("/a*+/"),
+              ":3: '/a*+/': possessive quantifiers (*+ ++ ?+) have no POSIX form");
     CHECK_STR(refused("/a[b/"), ":3: '/a[b/': '[' without its ']'");
     CHECK_STR(refused("300.1.2.3"), ":3: '300.1.2.3': '300.1.2.3' is not an IP address");
     CHECK_STR(refused("192.0.2.0/33"), ":3: '192.0.2.0/33': bad prefix length '33' (0..32)");
     CHECK_STR(refused("2001:db8::zz"), ":3: '2001:db8::zz': '2001:db8::zz' is not an IP address");
     CHECK_STR(refused("/a b/"),
               ":3: '/a b/': does not look like a hostname, an address, a network or a /regex/");
-    CHECK_STR(refused("192.0.2/24"),
-              ":3: '192.0.2/24': does not look like a hostname, an address, a network or a /regex/");
+    CHECK_STR(
+        refused("192.0.2/24"),
+        ":3: '192.0.2/24': does not look like a hostname, an address, a network or a /regex/");
     CHECK_STR(refused("1.2.3.4.5"),
               ":3: '1.2.3.4.5': does not look like a hostname, an address, a network or a /regex/");
     CHECK(clientlist_load("/nonexistent/whitelist_clients", err, sizeof(err)) == NULL);
