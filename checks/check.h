@@ -26,6 +26,8 @@
  *   3. One line `X(NAME)` in REGISTRY_CHECKS in checks/registry.c, the only list of checks.
  *   4. Its cause codes (NAME.CAUSE, one per distinct explanation it gives) with their meaning
  *      and fix in checks/causes.c, the manual's table.
+ *   5. What it finds that another check could use: check_call_publish under a CHECK_FINDING_*
+ *      name documented below; a check that reads another's findings lists it in `after`.
  *   The Makefile finds the file by its folder; `checks = ..., NAME` turns it on.
  */
 /* SPDX-License-Identifier: MIT */
