@@ -78,6 +78,7 @@ test_spf_LAYERS         := mail dns maps lib
 test_dkim_LAYERS        := mail dns maps lib
 test_evaluate_LAYERS    := core mail dns maps protocol lib
 test_repeat_LAYERS      := core lib
+test_offload_LAYERS     := core lib
 test_runtool_LAYERS     := lib
 test_report_LAYERS      := report lib
 fuzz_report_LAYERS      := report lib
@@ -173,8 +174,15 @@ $(BUILD)/man/mkcauses: etc/man/mkcauses.c checks/causes.c checks/causes.h Makefi
 $(BUILD)/man/policyd-causes.7: $(BUILD)/man/mkcauses
 	$(BUILD)/man/mkcauses "$(CAUSES_DATE)" >$@.tmp && mv $@.tmp $@
 
+# The LD_PRELOAD shim of test/daemon/test_quota_stall.sh (an open that hangs, as on a dead NFS
+# server), built without sanitizers for both flavours.
+$(BUILD)/test/stall_open.so: test/daemon/stall_open.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
 # Everything the test suite runs, for one build flavour.
-unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN) $(BUILD)/man/policyd-causes.7
+unit-bins: $(UNIT_BIN) $(BUILD)/policyd/policyd $(TOOL_BIN) $(BUILD)/man/policyd-causes.7 \
+	$(BUILD)/test/stall_open.so
 .PHONY: unit-bins
 
 # make check: release suite, then the sanitizer suite, then bounded fuzzing.
@@ -255,10 +263,10 @@ deps:
 	bash etc/install-deps.sh
 
 format:
-	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
+	clang-format -i $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c test/daemon/*.c etc/man/*.c)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c etc/man/*.c)
+	clang-format --dry-run --Werror $(wildcard protocol/*.[ch] checks/*.[ch] policyd/*.[ch] policyd/*/*.[ch] test/unit/*.[ch] test/fuzz/*.c test/bench/*.c test/daemon/*.c etc/man/*.c)
 
 -include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJ) $(UNIT_OBJ) \
 	$(LIB_SRC:%.c=$(FUZZ_OBJ)/%.o) $(FUZZ_SRC:%.c=$(FUZZ_OBJ)/%.o))

@@ -124,6 +124,14 @@ const struct cause causes_table[] = {
      "A table of recipient_maps could not be read while looking up the recipient, so no "
      "decision was made.",
      "Read the error logged about that table and rebuild it with postmap."},
+    {"recipient.quota_stalled", "no quota decision (the other checks decide)",
+     "A mailbox's maildirsize file did not answer within recipient_quota_timeout (or every "
+     "reader thread, offload_threads, was already stuck that long in such a read): the storage "
+     "under virtual_mailbox_base hangs, typically an NFS server. The read goes on off the event "
+     "loop and other clients are not delayed; meanwhile no mailbox is refused as full. Counted "
+     "per request; logged at most once a minute with the file and its mount.",
+     "Check the storage behind the mount named in the log line (the NFS server, the network to "
+     "it); nothing needs to be done in policyd, the reads recover when the storage answers."},
 
     /* -- spf -- */
     {"spf.fail", "spf_fail_action (550 5.7.23)",
@@ -192,7 +200,9 @@ const struct cause causes_table[] = {
      "A rate-limit rule's key (an account, a sender, a client network, ...) reached its limit in "
      "the rule's window; the line names the rule, the key, the usage, since when, the retry "
      "time, the client and the recipient domains of the last hour, and says \"likely "
-     "compromised account\" when the shape fits (many foreign domains, a new client network).",
+     "compromised account\" when the shape fits (many foreign domains, a new client network). "
+     "Messages aborted after RCPT (RSET, QUIT, DATA refused) count too unless Postfix asks "
+     "policyd at END-OF-MESSAGE; the fix then says so.",
      "If the account did not send this, check it and reset its password; if the volume is "
      "legitimate, raise its limit in ratelimit_overrides. 'policyd ratelimit reset KEY' clears "
      "the counter."},

@@ -91,6 +91,13 @@ struct check_def {
     /* Optional, on the event loop: the state's gauges for the metrics page, through emit(arg,
      * ...) (check_report_fn). Cheap (a scrape runs on the loop); no I/O. May be NULL. */
     void (*report)(void *state, check_report_fn *emit, void *arg);
+    /* Optional, on the event loop: the policy connection numbered connection (see
+     * check_call_connection) has closed, its requests answered or cancelled. Postfix's smtpd
+     * keeps its policy connection across SMTP sessions and asks over it one request at a time,
+     * so a check that follows messages by connection learns here that the last one is over.
+     * Called on the state of the active configuration only (not on one a reload replaced), and
+     * not when the daemon stops. Cheap; no callback into the core from inside it. May be NULL. */
+    void (*closed)(void *state, unsigned long long connection);
 };
 
 /* The request being checked; valid until done or cancel. */
@@ -110,6 +117,10 @@ void *check_call_state(const struct check_call *call);
 typedef void check_free_fn(void *data);
 void check_call_set_data(struct check_call *call, void *data, check_free_fn *free_fn);
 void *check_call_data(const struct check_call *call);
+/* The policy connection the request came on: a number >= 1 that no other connection gets while
+ * the daemon runs (0: the request came by none, e.g. in a unit test). One Postfix smtpd process
+ * sends its requests one at a time over each connection it keeps (check_def.closed). */
+unsigned long long check_call_connection(const struct check_call *call);
 /* The event base, for checks that start asynchronous work. */
 struct event_base *check_call_base(const struct check_call *call);
 /* The shared DNS engine (policyd/dns/dns.h): every check's DNS goes through it and its cache. */

@@ -6,9 +6,13 @@
  * Counting: recipients and messages are reserved at RCPT, all windows of a rule at once and
  * atomically in the store, so parallel sessions of one account cannot pass a limit together;
  * a refused attempt records nothing. A message counts once: at the first RCPT of its Postfix
- * `instance` (the instances seen are kept in a bounded in-process table). When Postfix also
- * calls us at END-OF-MESSAGE, recipients reserved but not accepted in the end (recipient_count
- * smaller) are given back there. Bytes are looked at
+ * `instance`. When Postfix also calls us at END-OF-MESSAGE, recipients reserved but not
+ * accepted in the end (recipient_count smaller) are given back there, and a message that never
+ * gets there (RSET, QUIT, a lost client, DATA refused) gives back all it reserved when the
+ * next request of its policy connection is about another instance or the connection closes
+ * (checks/ratelimit_track.h: the messages in progress, the ground in Postfix, why only once
+ * the connection has shown END-OF-MESSAGE requests). Without that wiring nothing is given back:
+ * an aborted message cannot be told from a sent one. Bytes are looked at
  * at RCPT (an account already over its byte limit is deferred) and recorded at END-OF-MESSAGE
  * from `size` (smtpd_end_of_data_restrictions must call us). Per-key overrides come from a
  * Postfix table (ratelimit_overrides): "rule=N/T,..", "0" (unlimited), "block".
@@ -22,6 +26,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
 
+#include "checks/ratelimit_track.h"
 #include "checks/state.h"
 #include "policyd/config.h"
 #include "policyd/lib/addr.h"
@@ -46,8 +51,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define RL_MAX_RULES 16
-#define RL_INSTANCES 4096   /* messages remembered (instance -> rules counted) */
+#define RL_MAX_RULES RATELIMIT_TRACK_RULES
 #define RL_DOMAIN_KEYS 1024 /* keys whose recipient domains are remembered */
 #define RL_DOMAINS 32       /* distinct recipient domains remembered per key */
 #define RL_LOCAL_KEYS 4096  /* keys counted in process while the store fails */
@@ -87,13 +91,6 @@ struct rl_rule {
 
 enum rl_failure { F_LOCAL, F_DUNNO, F_DEFER };
 
-struct rl_instance {
-    uint64_t hash;               /* of the instance; 0 free */
-    unsigned rules;              /* bit per rule: its message was counted */
-    int units[RL_MAX_RULES];     /* recipients reserved for the message, per rule */
-    int64_t at_ms[RL_MAX_RULES]; /* the store time of the last of them */
-};
-
 struct rl_domains {
     uint64_t key_hash;
     int64_t last_ms;
@@ -118,7 +115,7 @@ struct rl_state {
     struct table *overrides;
     enum rl_failure failure;
     struct store *store;
-    struct rl_instance inst[RL_INSTANCES];
+    struct ratelimit_track *track; /* messages in progress; shared across reloads, same store */
     struct rl_domains doms[RL_DOMAIN_KEYS];
     struct rl_local *local;      /* RL_LOCAL_KEYS, allocated at first use */
     char **notify_argv;          /* ratelimit_notify_command split at blanks; NULL: none */
@@ -371,6 +368,7 @@ static void rl_unconfigure(void *state)
     table_free(st->overrides);
     rl_notify_cancel_all(st);
     plist_free(st->notify_argv);
+    ratelimit_track_free(st->track);
     state_release(st->store);
     free(st->local);
     free(st);
@@ -445,6 +443,29 @@ fail:
     return NULL;
 }
 
+static void rl_released_cb(const struct store_rl_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+/* rl_give_back - a message ended without END-OF-MESSAGE (ratelimit_track): its reservation of
+ * key goes back to the store (arg). Nobody waits for the answer. */
+static void rl_give_back(void *arg, int rule, const char *key, const struct store_limit *limits,
+                         int nlimits, int64_t units, int64_t at_ms)
+{
+    (void)rule;
+    store_rl_adjust(arg, key, limits, nlimits, -units, at_ms, rl_released_cb, NULL);
+}
+
+/* rl_closed - a policy connection closed: its last message is over. */
+static void rl_closed(void *state, unsigned long long connection)
+{
+    struct rl_state *st = state;
+    if (st->track)
+        ratelimit_track_closed(st->track, connection);
+}
+
 static int rl_start(void *state, void *previous, struct event_base *base, struct dns *dns,
                     const struct config *cfg, char *err, size_t errlen)
 {
@@ -456,11 +477,16 @@ static int rl_start(void *state, void *previous, struct event_base *base, struct
     st->store = state_acquire(cfg, base, err, errlen);
     if (!st->store)
         return -1;
-    if (prev) {
-        /* The messages already counted and the domains seen stay known across a reload. */
-        memcpy(st->inst, prev->inst, sizeof(st->inst));
-        memcpy(st->doms, prev->doms, sizeof(st->doms));
+    if (prev && prev->track && prev->store == st->store) {
+        /* The messages in progress stay known across a reload that keeps the store (their
+         * reservations are in it); with another store they are the old one's business. */
+        st->track = prev->track;
+        ratelimit_track_hold(st->track);
+    } else {
+        st->track = ratelimit_track_new(rl_give_back, st->store);
     }
+    if (prev)
+        memcpy(st->doms, prev->doms, sizeof(st->doms)); /* the domains seen stay known */
     return 0;
 }
 
@@ -591,17 +617,6 @@ static enum rl_override rl_override(const struct rl_state *st, const struct rl_r
 
 /* ---- in-process memory: messages counted, recipient domains, local windows ---- */
 
-static struct rl_instance *rl_instance(struct rl_state *st, const char *instance)
-{
-    uint64_t h = hash_str(instance) | 1;
-    struct rl_instance *in = &st->inst[h % RL_INSTANCES];
-    if (in->hash != h) {
-        memset(in, 0, sizeof(*in)); /* bounded: an old message's slot is taken over */
-        in->hash = h;
-    }
-    return in;
-}
-
 /* rl_domains_note - remember dom and the client network net for key; returns the distinct
  * domains of the last hour, and in *new_net 1 when the key has a history and net is not in it. */
 static int rl_domains_note(struct rl_state *st, const char *key, const char *dom, const char *net,
@@ -680,7 +695,9 @@ struct rl_op {
     char value[512];
     int64_t units;
     int64_t at_ms; /* adjust < 0: the reservation's store time */
-    int adjust;    /* END-OF-MESSAGE true-up */
+    int adjust;    /* END-OF-MESSAGE true-up, or a restore */
+    int restore;   /* records again what a message gave back before it came back */
+    int local;     /* decided on this process's windows (ratelimit_store_failure = local) */
     struct store_op *op;
     int done;
     struct store_rl_result res;
@@ -693,7 +710,7 @@ struct rl_op {
 struct rl_call {
     struct check_call *call;
     int nops, pending;
-    struct rl_op ops[]; /* one per rule at most (allocated for the state's rules) */
+    struct rl_op ops[]; /* one per rule at most, then the restores */
 };
 
 static void rl_free(void *data)
@@ -762,7 +779,7 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
     int suspicious =
         o->eff.key == K_SASL_USERNAME &&
         (o->ndomains >= RL_COMPROMISED || (o->new_net && o->ndomains >= RL_COMPROMISED / 2));
-    char cause[1536], fix[512];
+    char cause[1536], fix[1024];
     if (r->blocked)
         snprintf(cause, sizeof(cause), "rule %s, key %s=%s: blocked by the administrator",
                  o->eff.name, rl_key_names[o->eff.key], o->value);
@@ -786,12 +803,20 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
                  "find who sends from %s; if the volume is legitimate, raise the limit in "
                  "ratelimit_overrides (%s=N/T); 'policyd ratelimit reset %s' clears the counter",
                  o->value, o->eff.name, o->key);
+    struct rl_state *st = check_call_state(rc->call);
+    if (!r->blocked && st->track &&
+        !ratelimit_track_wired(st->track, check_call_connection(rc->call))) {
+        size_t len = strlen(fix);
+        snprintf(fix + len, sizeof(fix) - len,
+                 "; Postfix has not asked policyd at END-OF-MESSAGE on this connection yet: "
+                 "without smtpd_end_of_data_restrictions = check_policy_service, aborted "
+                 "messages stay counted until their window passes");
+    }
     check_call_subject(rc->call, "rate-limit key", o->key);
     check_call_action(rc->call, r->blocked ? "ratelimit.blocked" : "ratelimit.exceeded", action,
                       cause, fix);
     if (!r->blocked)
-        rl_notify(check_call_state(rc->call), cfg, o->eff.name, o->key, period, (long long)u->used,
-                  (long long)u->limit);
+        rl_notify(st, cfg, o->eff.name, o->key, period, (long long)u->used, (long long)u->limit);
 }
 
 /* rl_early_warning - one log line when a reservation crosses ratelimit_warn_ratio. */
@@ -859,12 +884,6 @@ static void rl_local(struct rl_state *st, struct rl_op *o)
     }
 }
 
-static void rl_released_cb(const struct store_rl_result *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-}
-
 /* rl_release_others - the request is refused: give back what the other rules reserved for it
  * (all or nothing across rules too). Nobody waits for these answers. */
 static void rl_release_others(struct rl_state *st, struct rl_call *rc, const struct rl_op *by)
@@ -873,6 +892,14 @@ static void rl_release_others(struct rl_state *st, struct rl_call *rc, const str
         struct rl_op *o = &rc->ops[i];
         if (o == by || o->adjust || !o->units || !o->res.allowed || o->failed)
             continue;
+        if (o->local) { /* given back in the windows it was recorded in */
+            struct rl_op back = *o;
+            back.adjust = 1;
+            back.at_ms = o->res.at_ms;
+            back.units = -o->units;
+            rl_local(st, &back);
+            continue;
+        }
         store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, -o->units, o->res.at_ms,
                         rl_released_cb, NULL);
     }
@@ -884,11 +911,12 @@ static void rl_decide(struct rl_call *rc)
     struct rl_state *st = check_call_state(rc->call);
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
-        if (!o->failed)
-            continue;
+        if (!o->failed || o->restore)
+            continue; /* a failed restore: that part of the message is not counted again */
         if (st->failure == F_LOCAL) {
             rl_local(st, o);
             o->failed = 0;
+            o->local = 1;
         } else if (st->failure == F_DEFER) {
             char cause[256];
             snprintf(cause, sizeof(cause), "rule %s: the state store %s failed: %s", o->eff.name,
@@ -909,16 +937,31 @@ static void rl_decide(struct rl_call *rc)
             return;
         }
     }
-    /* Every rule admitted the request: recipients remembered per message, early warnings. */
+    /* Every rule admitted the request: the message's reservations remembered (recipients per
+     * rule for the END-OF-MESSAGE true-up, each one for giving back if the message ends
+     * without it), early warnings. */
     const struct request *req = check_call_request(rc->call);
+    struct ratelimit_msg *m = ratelimit_track_find(st->track, request_get(req, ATTR_INSTANCE));
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
         if (o->failed)
             continue;
-        if (!o->adjust && o->eff.count == C_RECIPIENTS && o->units > 0) {
-            struct rl_instance *in = rl_instance(st, request_get(req, ATTR_INSTANCE));
-            in->units[o->rule] += (int)o->units;
-            in->at_ms[o->rule] = o->res.at_ms;
+        if (o->restore) {
+            if (m) {
+                ratelimit_track_restored(st->track, m, o->rule, o->key, o->res.at_ms);
+                if (o->res.at_ms > m->at_ms[o->rule] && m->units[o->rule])
+                    m->at_ms[o->rule] = o->res.at_ms;
+            }
+            continue;
+        }
+        if (!o->adjust && o->units > 0 && m) {
+            if (o->eff.count == C_RECIPIENTS) {
+                m->units[o->rule] += (int)o->units;
+                m->at_ms[o->rule] = o->res.at_ms;
+            }
+            if (!o->local)
+                ratelimit_track_reserved(st->track, m, o->rule, o->key, o->eff.limits,
+                                         o->eff.nlimits, o->units, o->res.at_ms);
         }
         rl_early_warning(rc, o, &o->res);
     }
@@ -937,8 +980,9 @@ static void rl_unmark(struct rl_state *st, struct rl_call *rc)
         struct rl_op *o = &rc->ops[i];
         if (o->adjust || o->eff.count != C_MESSAGES || !o->units)
             continue;
-        if (refused || o->failed)
-            rl_instance(st, request_get(req, ATTR_INSTANCE))->rules &= ~(1u << o->rule);
+        struct ratelimit_msg *m = ratelimit_track_find(st->track, request_get(req, ATTR_INSTANCE));
+        if ((refused || o->failed) && m)
+            m->counted &= ~(1u << o->rule);
     }
 }
 
@@ -960,19 +1004,81 @@ static void rl_store_cb(const struct store_rl_result *r, void *arg)
     }
 }
 
+/* A message that comes back after its reservations were given back (ratelimit_track): one
+ * restore op per reservation, recorded again unconditionally (Postfix accepted those
+ * recipients); at END-OF-MESSAGE less the recipients not accepted in the end (give). */
+struct rl_restore {
+    struct rl_state *st;
+    struct rl_call *rc;
+    int n;
+    int64_t give[RL_MAX_RULES];
+};
+
+static void rl_restore_count(void *arg, int rule, const char *key, const struct store_limit *limits,
+                             int nlimits, int64_t units, int64_t at_ms)
+{
+    (void)rule, (void)key, (void)limits, (void)nlimits, (void)units, (void)at_ms;
+    ((struct rl_restore *)arg)->n++;
+}
+
+static void rl_restore_op(void *arg, int rule, const char *key, const struct store_limit *limits,
+                          int nlimits, int64_t units, int64_t at_ms)
+{
+    struct rl_restore *x = arg;
+    (void)at_ms;
+    int64_t take = units < x->give[rule] ? units : x->give[rule];
+    x->give[rule] -= take;
+    units -= take;
+    struct rl_op *o = &x->rc->ops[x->rc->nops];
+    if (units <= 0 || strlen(key) >= sizeof(o->key) || rule >= x->st->nrules)
+        return;
+    o->rc = x->rc;
+    o->rule = rule;
+    o->eff = x->st->rules[rule];
+    o->eff.nlimits = nlimits;
+    memcpy(o->eff.limits, limits, (size_t)nlimits * sizeof(*limits));
+    snprintf(o->key, sizeof(o->key), "%s", key);
+    o->units = units;
+    o->adjust = 1;
+    o->restore = 1;
+    x->rc->nops++;
+}
+
 static enum check_status rl_run(struct check_call *call)
 {
     struct rl_state *st = check_call_state(call);
     const struct config *cfg = check_call_config(call);
     const struct request *req = check_call_request(call);
     enum request_state state = request_state(req);
-    if (!st->store || (state != STATE_RCPT && state != STATE_END_OF_MESSAGE))
+    if (!st->store)
         return CHECK_DONE;
+    /* Every request tells whether the message before it on its connection ended. */
+    struct ratelimit_msg none = {0}; /* no instance: each request on its own */
+    struct ratelimit_msg *inst = ratelimit_track_request(
+        st->track, check_call_connection(call), request_get(req, ATTR_INSTANCE),
+        state == STATE_END_OF_MESSAGE, state == STATE_RCPT);
+    if (state != STATE_RCPT && state != STATE_END_OF_MESSAGE)
+        return CHECK_DONE;
+    struct ratelimit_msg *msg = inst;
+    if (!inst)
+        inst = &none;
+    struct rl_restore back = {.st = st};
+    if (inst->released) {
+        ratelimit_track_foreach(inst, rl_restore_count, &back);
+        if (state == STATE_END_OF_MESSAGE) {
+            long long accepted = strtoll(request_get(req, ATTR_RECIPIENT_COUNT), NULL, 10);
+            for (int i = 0; i < st->nrules; i++) {
+                if (inst->at_ms[i] && accepted >= 0 && accepted < inst->units[i])
+                    back.give[i] = inst->units[i] - accepted;
+                inst->at_ms[i] = 0; /* no true-up: the restore records the net */
+            }
+        }
+    }
     int authenticated = *request_get(req, ATTR_SASL_USERNAME) != 0;
-    struct rl_call *rc = xcalloc(1, sizeof(*rc) + (size_t)st->nrules * sizeof(struct rl_op));
+    struct rl_call *rc =
+        xcalloc(1, sizeof(*rc) + (size_t)(st->nrules + back.n) * sizeof(struct rl_op));
     rc->call = call;
     int64_t now = rl_now_ms();
-    struct rl_instance *inst = rl_instance(st, request_get(req, ATTR_INSTANCE));
     char netkey[80] = "";
     if (state == STATE_RCPT && authenticated &&
         rl_key_value(cfg, K_CLIENT_NETWORK, req, netkey, sizeof(netkey)) != 0)
@@ -994,8 +1100,8 @@ static enum check_status rl_run(struct check_call *call)
                 o->units = 1;
             else if (r->count == C_MESSAGES) {
                 /* Marked now: the message's next RCPTs may arrive before the answer. */
-                o->units = (inst->rules & (1u << i)) ? 0 : 1;
-                inst->rules |= 1u << i;
+                o->units = (inst->counted & (1u << i)) ? 0 : 1;
+                inst->counted |= 1u << i;
             } else
                 o->units = 0; /* bytes: look now, count at END-OF-MESSAGE */
         } else {
@@ -1030,6 +1136,8 @@ static enum check_status rl_run(struct check_call *call)
             struct store_rl_result blocked = {.status = STORE_OK, .blocked = 1};
             rl_refuse(rc, o, &blocked);
             free(rc);
+            if (msg && state == STATE_END_OF_MESSAGE)
+                ratelimit_track_finish(st->track, msg);
             return CHECK_DONE;
         }
         if (state == STATE_RCPT && r->key != K_RECIPIENT_DOMAIN)
@@ -1039,6 +1147,13 @@ static enum check_status rl_run(struct check_call *call)
         o->rc = rc;
         rc->nops++;
     }
+    if (back.n) {
+        back.rc = rc;
+        ratelimit_track_foreach(inst, rl_restore_op, &back);
+        inst->released = 0;
+    }
+    if (msg && state == STATE_END_OF_MESSAGE)
+        ratelimit_track_finish(st->track, msg); /* the message is in: nothing to give back */
     if (!rc->nops) {
         free(rc);
         return CHECK_DONE;
@@ -1072,4 +1187,5 @@ const struct check_def ratelimit_check = {
     .start = rl_start,
     .run = rl_run,
     .describe = rl_describe,
+    .closed = rl_closed,
 };

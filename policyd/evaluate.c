@@ -15,7 +15,8 @@
  * Every diagnosis line carries the check's cause code and is counted by it (stats_cause); a
  * cause explained lately about the same subject is written short, pointing at its full line
  * (policyd/repeat.c decides, by diagnosis_repeat_interval and Postfix's instance).
- * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks).
+ * Also here: starting and stopping the checks' configuration-long work (evaluate_*_checks), and
+ * telling them when a policy connection closes (evaluate_connection_closed).
  */
 /* SPDX-License-Identifier: MIT */
 #include "policyd/evaluate.h"
@@ -560,6 +561,11 @@ void *check_call_data(const struct check_call *call)
     return call->data;
 }
 
+unsigned long long check_call_connection(const struct check_call *call)
+{
+    return request_connection(call->ev->req);
+}
+
 struct event_base *check_call_base(const struct check_call *call)
 {
     return call->ev->base;
@@ -797,4 +803,12 @@ void evaluate_stop_checks(const struct config *cfg)
 {
     if (cfg)
         evaluate_stop_first(cfg, cfg->check_count);
+}
+
+void evaluate_connection_closed(unsigned long long connection)
+{
+    const struct config *cfg = config_active();
+    for (size_t i = 0; cfg && connection && i < cfg->check_count; i++)
+        if (cfg->check_defs[i]->closed && cfg->check_states[i])
+            cfg->check_defs[i]->closed(cfg->check_states[i], connection);
 }

@@ -61,4 +61,8 @@ int evaluate_start_checks(const struct config *cfg, const struct config *previou
  * Before the DNS engine is freed. Harmless on a configuration never started. NULL ok. */
 void evaluate_stop_checks(const struct config *cfg);
 
+/* evaluate_connection_closed - the policy connection numbered connection (request_connection)
+ * has closed: the active configuration's checks hear it (check_def.closed). On the loop. */
+void evaluate_connection_closed(unsigned long long connection);
+
 #endif

@@ -17,6 +17,7 @@
 #include "policyd/lib/hash.h"
 #include "policyd/lib/log.h"
 #include "policyd/lib/runtool.h"
+#include "policyd/mail/postqueue.h"
 #include "policyd/lib/xalloc.h"
 
 #include <event2/event.h>
@@ -175,23 +176,8 @@ static void qw_message(struct qw_job *job, const struct deferral_message *m, siz
 static void *qw_run(void *arg)
 {
     struct qw_job *job = arg;
-    const char *argv[5];
-    size_t argc = 0;
-    argv[argc++] = "postqueue";
-    /* -c only for another instance: an unprivileged user may name no other directory */
-    if (job->config_dir && *job->config_dir && strcmp(job->config_dir, "/etc/postfix") != 0) {
-        argv[argc++] = "-c";
-        argv[argc++] = job->config_dir;
-    }
-    argv[argc++] = "-j";
-    argv[argc] = NULL;
-    const char *env_path = getenv("PATH");
-    char *path = xasprintf("%s:/usr/sbin:/usr/local/sbin", env_path ? env_path : "/usr/bin:/bin");
-    struct runtool_options opts = {path, QW_MAX_BYTES, RUNTOOL_STDERR_CAPTURE, QW_MAX_STDERR,
-                                   QW_TIMEOUT_MS};
     struct runtool_result res;
-    runtool_run(argv, &opts, &res);
-    free(path);
+    postqueue_list(job->config_dir, QW_MAX_BYTES, QW_MAX_STDERR, QW_TIMEOUT_MS, &res);
 
     size_t messages = 0, msgno = 0;
     char complaint[300] = "";

@@ -647,7 +647,7 @@ struct server *server_new(struct event_base *base, struct dns *dns, const struct
                 goto fail;
             }
         }
-        if (listen(fd, SOMAXCONN) != 0) {
+        if (listen(fd, (int)cfg->listen_backlog) != 0) {
             snprintf(err, errlen, "%s: listen: %s", v[i], strerror(errno));
             close(fd);
             goto fail;
@@ -815,6 +815,8 @@ void server_stdio(struct event_base *base, struct dns *dns, void (*done)(void *a
     struct stdio_ctx *ctx = xmalloc(sizeof(*ctx));
     ctx->done = done;
     ctx->arg = arg;
+    evutil_make_socket_nonblocking(0);
+    evutil_make_socket_nonblocking(1);
     session_new(base, dns, 0, 1, "stdin", &server_stdio_hooks, ctx);
     stats.connections_total++;
 }

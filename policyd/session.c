@@ -39,6 +39,8 @@
 
 #define SESSION_READ_CHUNK 16384
 
+static unsigned long long session_serial; /* connections numbered from 1, never reused */
+
 struct pending {
     struct evaluation *ev;
     struct pending *next;
@@ -72,6 +74,7 @@ struct session {
     enum session_end why;       /* for the owner, when the session ends */
     char detail[200];
     char peer[160];
+    unsigned long long serial; /* names the connection to the checks (request_connection) */
     const struct session_hooks *hooks;
     void *arg;
 };
@@ -126,6 +129,10 @@ static void session_free(struct session *s)
         close(s->out_fd);
     request_parser_free(s->parser);
     free(s->in);
+    /* The checks hear that the peer's connection is over (not at shutdown: the peer goes on,
+     * with the next daemon). */
+    if (s->why != SESSION_END_DRAINED)
+        evaluate_connection_closed(s->serial);
     const struct session_hooks *hooks = s->hooks;
     void *arg = s->arg;
     enum session_end why = s->why;
@@ -335,6 +342,7 @@ static int session_start_requests(struct session *s, struct config *cfg, size_t 
             s->head = p;
         s->tail = p;
         s->npending++;
+        request_set_connection(req, s->serial);
         p->ev = evaluate_start(s->base, s->dns, cfg, req, session_eval_done, s);
     }
     return 0;
@@ -486,6 +494,7 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
     s->out_fd = out_fd;
     s->hooks = hooks;
     s->arg = arg;
+    s->serial = ++session_serial;
     s->max_pending = (size_t)cfg->max_pending_per_connection;
     s->max_output = cfg->max_output_buffer;
     s->idle_ms = cfg->idle_timeout;
@@ -495,9 +504,6 @@ struct session *session_new(struct event_base *base, struct dns *dns, int in_fd,
     s->last_active = session_now(s);
     snprintf(s->peer, sizeof(s->peer), "%s", peer);
     s->parser = request_parser_new(&limits);
-    evutil_make_socket_nonblocking(in_fd);
-    if (out_fd != in_fd)
-        evutil_make_socket_nonblocking(out_fd);
     /* libevent's allocators fail only for want of memory (the descriptors are ours and valid):
      * the same answer as any other allocation. */
     if (!(s->out = evbuffer_new()))

@@ -41,9 +41,10 @@ struct session_hooks {
 
 /*
  * session_new - serve the policy protocol on in_fd (replies to out_fd; the same descriptor for
- * sockets, 0 and 1 for -S mode). peer names the client socket in log lines. The session takes
- * ownership of the descriptor(s) and frees itself when the connection ends, then calls
- * hooks->ended (hooks is kept, not copied). Never NULL (a memory shortage aborts, xalloc.h).
+ * sockets, 0 and 1 for -S mode), already non-blocking (accept4 makes them so). peer names the
+ * client socket in log lines. The session takes ownership of the descriptor(s) and frees itself
+ * when the connection ends, then calls hooks->ended (hooks is kept, not copied). Never NULL (a
+ * memory shortage aborts, xalloc.h).
  */
 struct session *session_new(struct event_base *base, struct dns *dns, int in_fd, int out_fd,
                             const char *peer, const struct session_hooks *hooks, void *arg);

@@ -22,7 +22,8 @@ struct request {
     const char *value[ATTR_COUNT];
     size_t nattrs;
     size_t nunknown;
-    char buf[]; /* the request's bytes, one allocation with the struct */
+    unsigned long long connection; /* request_set_connection; 0: none */
+    char buf[];                    /* the request's bytes, one allocation with the struct */
 };
 
 struct request_parser {
@@ -306,6 +307,16 @@ size_t request_attr_count(const struct request *req)
 size_t request_unknown_count(const struct request *req)
 {
     return req->nunknown;
+}
+
+void request_set_connection(struct request *req, unsigned long long connection)
+{
+    req->connection = connection;
+}
+
+unsigned long long request_connection(const struct request *req)
+{
+    return req->connection;
 }
 
 struct request *request_new_from_pairs(const char *const *pairs)

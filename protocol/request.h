@@ -138,6 +138,13 @@ enum request_attr request_attr_lookup(const char *name, size_t len);
 /* request_state_name - "RCPT", "END-OF-MESSAGE", ... ("unknown" for STATE_UNKNOWN). */
 const char *request_state_name(enum request_state state);
 
+/* request_set_connection / request_connection - the number of the connection the request
+ * arrived on, as its receiver (the daemon's session) numbers them; 0 when it came by none (a
+ * test, the doctor). Not a protocol attribute: Postfix's smtpd sends one request at a time over
+ * a connection it keeps, so the number tells whose requests follow one another. */
+void request_set_connection(struct request *req, unsigned long long connection);
+unsigned long long request_connection(const struct request *req);
+
 /* request_new_from_pairs - build a request from NULL-terminated name, value pairs (tests,
  * the doctor command). Never NULL. */
 struct request *request_new_from_pairs(const char *const *pairs);

@@ -35,9 +35,10 @@ protocol          protocol  1
 policyd/lib       lib       0
 '
 # Narrow interfaces: LAYER sees LOWER only through these headers (includes only).
-# The checks see the core through the interface it offers them, and the configuration.
+# The checks see the core through the interface it offers them, the configuration, and the
+# offload threads (blocking file reads off the loop).
 INTERFACES='
-checks    core    checks/check.h policyd/config.h
+checks    core    checks/check.h policyd/config.h policyd/offload.h
 '
 
 declare -A LAYER RANK IFACE

@@ -10,6 +10,7 @@
 #include "policyd/config.h"
 #include "policyd/doctor/doctor_section.h"
 #include "policyd/lib/runtool.h"
+#include "policyd/mail/postqueue.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/mail/deferral.h"
 
@@ -186,23 +187,9 @@ static void q_parse(struct q_state *q, char *out, size_t len, int truncated, cha
 
 void doctor_queue(struct doctor *d)
 {
-    const char *dir = d->cfg->postfix_config_directory, *argv[5];
-    size_t argc = 0;
-    argv[argc++] = "postqueue";
-    if (dir && *dir) {
-        argv[argc++] = "-c";
-        argv[argc++] = dir;
-    }
-    argv[argc++] = "-j";
-    argv[argc] = NULL;
-    /* Where Postfix installs it, also when the doctor runs from a cron job's short PATH. */
-    const char *env_path = getenv("PATH");
-    char *path = xasprintf("%s:/usr/sbin:/usr/local/sbin", env_path ? env_path : "/usr/bin:/bin");
-    struct runtool_options opts = {path, QUEUE_MAX_BYTES, RUNTOOL_STDERR_CAPTURE, QUEUE_MAX_STDERR,
-                                   QUEUE_TIMEOUT_MS};
     struct runtool_result res;
-    runtool_run(argv, &opts, &res);
-    free(path);
+    postqueue_list(d->cfg->postfix_config_directory, QUEUE_MAX_BYTES, QUEUE_MAX_STDERR,
+                   QUEUE_TIMEOUT_MS, &res);
 
     struct q_state q;
     memset(&q, 0, sizeof(q));

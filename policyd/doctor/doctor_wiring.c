@@ -411,8 +411,17 @@ static int pf_is_trusted_permit(const char *name)
            strcasecmp(name, "permit_sasl_authenticated") == 0;
 }
 
-/* pf_check_end_of_data - the ratelimit check counts bytes and trues up recipients only when
- * Postfix also asks at END-OF-MESSAGE (smtpd_end_of_data_restrictions). */
+/* pf_can_permit - 1 if a restriction may accept the message, ending the list before the ones
+ * after it run (only the plain rejects and deferrals never do). */
+static int pf_can_permit(const char *name)
+{
+    return strncasecmp(name, "reject", 6) != 0 && strncasecmp(name, "defer", 5) != 0;
+}
+
+/* pf_check_end_of_data - the ratelimit check counts bytes, trues up recipients and gives back
+ * the reservations of messages that end without END-OF-MESSAGE (RSET, QUIT, a lost client, DATA
+ * refused) only when Postfix also asks at END-OF-MESSAGE (smtpd_end_of_data_restrictions), for
+ * every message: one permitted before check_policy_service would be taken for an aborted one. */
 static void pf_check_end_of_data(struct doctor *d)
 {
     const struct config *cfg = d->cfg;
@@ -427,16 +436,36 @@ static void pf_check_end_of_data(struct doctor *d)
     struct pf_list eod;
     pf_list_parse(&eod, "smtpd_end_of_data_restrictions", cfg->smtpd_end_of_data_restrictions);
     int asked = 0;
-    for (size_t i = 0; i < eod.n; i++)
+    const char *before = NULL; /* a restriction before check_policy_service that may permit */
+    char before_name[128] = "";
+    for (size_t i = 0; i < eod.n && !asked; i++) {
         if (strcasecmp(eod.v[i].name, "check_policy_service") == 0)
             asked = 1;
+        else if (!before && pf_can_permit(eod.v[i].name))
+            before = eod.v[i].name;
+    }
+    if (before)
+        snprintf(before_name, sizeof(before_name), "%s", before);
     pf_list_free(&eod);
     int bytes = strstr(cfg->ratelimit_rules, "count=bytes") != NULL;
     char obs[600];
+    if (asked && before_name[0]) {
+        snprintf(obs, sizeof(obs),
+                 "smtpd_end_of_data_restrictions asks a policy service, but after %s", before_name);
+        doctor_report_add(d->report, DOCTOR_WARN, "postfix", "ratelimit end of data", obs,
+                          "a message accepted by it never reaches policyd at END-OF-MESSAGE: its "
+                          "bytes are not counted, and its recipients and message are given back "
+                          "as if it had been aborted",
+                          "in main.cf: put check_policy_service first in "
+                          "smtpd_end_of_data_restrictions");
+        return;
+    }
     if (asked) {
         snprintf(obs, sizeof(obs),
                  "smtpd_end_of_data_restrictions asks a policy service: "
-                 "bytes are counted and recipients trued up");
+                 "bytes are counted and recipients trued up; a message that ends without "
+                 "END-OF-MESSAGE (RSET, QUIT, lost client, DATA refused) gives its "
+                 "reservations back");
         doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
                           NULL);
         return;
@@ -444,8 +473,9 @@ static void pf_check_end_of_data(struct doctor *d)
     if (!bytes) {
         snprintf(obs, sizeof(obs),
                  "smtpd_end_of_data_restrictions has no check_policy_service: recipients "
-                 "refused after policyd's RCPT answer stay counted until their window passes "
-                 "(add check_policy_service there for exact counting)");
+                 "refused after policyd's RCPT answer, and the recipients and message of one "
+                 "that never ends (RSET, QUIT, lost client, DATA refused), stay counted until "
+                 "their window passes (add check_policy_service there for exact counting)");
         doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
                           NULL);
         return;
@@ -455,7 +485,8 @@ static void pf_check_end_of_data(struct doctor *d)
              "ratelimit_rules count bytes");
     doctor_report_add(d->report, DOCTOR_WARN, "postfix", "ratelimit end of data", obs,
                       "rules with count=bytes never count: the size is known only at the end of "
-                      "the message",
+                      "the message; aborted messages keep their reservations until their window "
+                      "passes",
                       "in main.cf: smtpd_end_of_data_restrictions = check_policy_service (the "
                       "same service as in smtpd_recipient_restrictions)");
 }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <mntent.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,4 +223,35 @@ ssize_t file_read_bounded(const char *path, char *buf, size_t cap, struct stat *
     }
     close(fd);
     return (ssize_t)got;
+}
+
+int file_mount_of(const char *path, char *out, size_t outlen)
+{
+    if (outlen)
+        out[0] = 0;
+    if (path[0] != '/')
+        return -1;
+    FILE *fp = setmntent("/proc/self/mounts", "r");
+    if (!fp)
+        return -1;
+    struct mntent ent;
+    char buf[4096];
+    size_t best = 0;
+    int found = 0;
+    while (getmntent_r(fp, &ent, buf, sizeof(buf))) {
+        size_t n = strlen(ent.mnt_dir);
+        while (n > 1 && ent.mnt_dir[n - 1] == '/')
+            n--;
+        int under = n == 1 ? ent.mnt_dir[0] == '/'
+                           : strncmp(path, ent.mnt_dir, n) == 0 && (path[n] == '/' || !path[n]);
+        /* The longest match wins; of equal ones the last (a mount over another). */
+        if (under && (!found || n >= best)) {
+            best = n;
+            found = 1;
+            snprintf(out, outlen, "%.*s (%s %s)", (int)n, ent.mnt_dir, ent.mnt_type,
+                     ent.mnt_fsname);
+        }
+    }
+    endmntent(fp);
+    return found ? 0 : -1;
 }

@@ -45,4 +45,10 @@ int file_readable_as(const char *user, const char *const *paths, size_t n, int *
  * from any thread; the caller's cap bounds the work. */
 ssize_t file_read_bounded(const char *path, char *buf, size_t cap, struct stat *st);
 
+/* file_mount_of - the mount that holds path, as "DIR (TYPE SOURCE)" ("/var/mail (nfs4
+ * nfs1:/export/mail)") in out, from the kernel's mount table by the path's text alone: the
+ * path itself is never looked at, so this answers even while its storage hangs. Returns 0, or
+ * -1 (out empty) when the table cannot be read or path is not absolute. */
+int file_mount_of(const char *path, char *out, size_t outlen);
+
 #endif

@@ -104,6 +104,7 @@ const char store_lua_rl[] =
     "  if #e == 0 or n <= 0 then return end\n"
     "  local k = #e - 2\n"
     "  while k > 1 and e[k] > t do k = k - 3 end\n"
+    "  if e[k] > t then return end\n"
     "  e[k + 2] = e[k + 2] - min(n, e[k + 2])\n"
     "  if e[k + 2] == 0 then\n"
     "    table.remove(e, k)\n"

@@ -89,6 +89,8 @@ void window_release(struct window *w, int64_t at, int64_t units)
     int k = w->n - 1;
     while (k > 0 && w->e[k].first > at)
         k--;
+    if (w->e[k].first > at)
+        return; /* its entry left the window: the newer ones hold others' units */
     struct window_entry *z = &w->e[k];
     z->units -= units < z->units ? units : z->units;
     if (z->units == 0) {

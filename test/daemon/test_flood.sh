@@ -4,7 +4,8 @@
 # idle the longest make room), a connection with a request in progress is never the one
 # closed, the daemon holds no more than its limit, and the warning comes once with counts; then
 # max_connections_per_client refuses a client's connection over its limit (per uid on a unix
-# socket, per address on an inet one) with a log line, and serves the next one when a slot frees.
+# socket, per address on an inet one) with a log line, and serves the next one when a slot frees;
+# the listen queue is listen_backlog long.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 ulimit -n 20000 2>/dev/null || ulimit -n 12000 2>/dev/null || true
@@ -137,5 +138,19 @@ PYEOF
     check "daemon exits 0 on SIGTERM" stop_daemon
 else
     not_ok "daemon starts (per client)"
+fi
+
+# The listen queue is listen_backlog long (128 by default): a fresh client waits behind at most
+# that many queued connections of a flood (ss shows a listening socket's backlog as Send-Q).
+backlog() { ss -xlnH | awk -v p="$WORK/policyd.sock" '$5 == p { print $4 }'; }
+write_conf "$WORK/bl.conf" "mynetworks = 127.0.0.0/8"
+if start_daemon "$WORK/bl.conf"; then
+    check "the listen queue is 128 long by default" test "$(backlog)" = 128
+    stop_daemon
+fi
+write_conf "$WORK/bl.conf" "mynetworks = 127.0.0.0/8" "listen_backlog = 50"
+if start_daemon "$WORK/bl.conf"; then
+    check "listen_backlog = 50: the queue is 50 long" test "$(backlog)" = 50
+    stop_daemon
 fi
 finish

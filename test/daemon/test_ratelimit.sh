@@ -4,6 +4,9 @@
 # parallel sessions cannot pass a limit together; state survives a restart; the CLI shows and
 # resets a counter; warn mode; two daemons sharing one Redis enforce one limit; Redis stopped
 # mid-run gives the configured failure answer in time, one log line each way, and recovery.
+# A message that ends without END-OF-MESSAGE (a new instance on its connection, the connection
+# closed) gives its reservations back once the connection is known to be asked at
+# END-OF-MESSAGE, on LMDB and on Redis; without that wiring they stay.
 # SPDX-License-Identifier: MIT
 . "$(dirname "$0")/lib.sh"
 
@@ -155,6 +158,72 @@ if start_daemon "$WORK/o.conf"; then
     stop_daemon
 fi
 
+# ---- Messages that end without END-OF-MESSAGE (RSET, QUIT, a lost client, DATA refused) ----
+# conv - one Postfix smtpd: the steps on stdin over one connection kept open (conv.py); the
+# answers as letters: D (DUNNO), R (recipients limit), M (messages limit), ? (anything else).
+conv() {
+    $PY "$TESTDIR/conv.py" "$WORK/policyd.sock" | sed -E -e 's/^action=DUNNO$/D/' \
+        -e 's/^action=450 4\.7\.1 Rate limit of [0-9]+ recipients .*/R/' \
+        -e 's/^action=450 4\.7\.1 Rate limit of [0-9]+ messages .*/M/' -e 's/^action=.*/?/' | tr -d '\n'
+}
+# r USER SENDER INSTANCE - a RCPT step; e USER SENDER INSTANCE COUNT - its END-OF-MESSAGE step
+r() { echo "sasl_username=$1 sender=$2 instance=$3 recipient=x$RANDOM@example.com client_address=192.0.2.20"; }
+e() { echo "protocol_state=END-OF-MESSAGE sasl_username=$1 sender=$2 instance=$3 recipient_count=$4 recipient= size=100 client_address=192.0.2.20"; }
+times() { for _ in $(seq 1 "$1"); do "${@:2}"; done; }
+RELRULES='ratelimit_rules = { name=u-rcpt key=sasl_username count=recipients limits=5/1m }, { name=u-msg key=sender count=messages limits=2/1m }'
+
+# release_suite TAG - the scenarios against the running daemon (keys made unique by TAG): at
+# most 5 recipients per user and 2 messages per sender a minute.
+release_suite() {
+    local t=$1 got
+    # END-OF-MESSAGE seen on the connection; message 2 (3 recipients) is followed by message 3
+    # without its END-OF-MESSAGE: its 3 recipients and its message are free again.
+    got=$( (r a$t sa$t A1; e a$t sa$t A1 1; times 3 r a$t sa$t A2; times 5 r a$t sa$t A3) | conv)
+    check "$t: new instance after RCPTs, END-OF-MESSAGE wired: reservations given back (DDDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDDR
+    # The first message ends before the connection showed END-OF-MESSAGE: given back when it does.
+    got=$( (times 3 r b$t sb$t B1; r b$t sb$t B2; e b$t sb$t B2 1; times 5 r b$t sb$t B3) | conv)
+    check "$t: a message ended before the wiring was known is given back once it is (DDDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDDR
+    # No END-OF-MESSAGE ever on the connection: nothing can tell an aborted message from a sent
+    # one; the reservations stay, also after the connection closes.
+    got=$( (times 3 r c$t sc$t C1; times 3 r c$t sc$t C2; echo reconnect; r c$t sc$t C3) | conv)
+    check "$t: without END-OF-MESSAGE wiring the reservations stay (DDDDDRR: $got)" test "$got" = DDDDDRR
+    # The connection closes in the middle of a message: given back.
+    got=$( (r d$t sd$t D1; e d$t sd$t D1 1; times 4 r d$t sd$t D2; echo reconnect; times 5 r d$t sd$t D3) | conv)
+    check "$t: connection closed mid-message: reservations given back (DDDDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDDDR
+    # ... and the message goes on over a new connection (Postfix reconnected): counted again.
+    got=$( (r e$t se$t E1; e e$t se$t E1 1; times 2 r e$t se$t E2; echo reconnect
+            r e$t se$t E2; e e$t se$t E2 3; echo reconnect
+            r e$t se$t E3; times 2 r e$t se2$t E4) | conv)
+    check "$t: a message that goes on over a new connection is counted again (DDDDDDMDR: $got)" \
+        test "$got" = DDDDDDMDR
+    # Requests of two messages interleaved on one connection (not one smtpd: a proxy): once an
+    # ended instance comes back, nothing more is given back on it.
+    got=$( (r h$t sh0$t H0; e h$t sh0$t H0 1; times 2 r h$t shx$t X; r h$t shy$t Y; r h$t shx$t X
+            times 3 r h$t shz$t Z) | conv)
+    check "$t: interleaved messages on one connection: no more give-back (DDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDR
+    # END-OF-MESSAGE trues up as before, and the next message gives nothing back twice.
+    got=$( (times 4 r f$t sf$t F1; e f$t sf$t F1 1; times 5 r f$t sf$t F2) | conv)
+    check "$t: END-OF-MESSAGE trues up; the next instance gives nothing back again (DDDDDDDDDR: $got)" \
+        test "$got" = DDDDDDDDDR
+}
+
+write_conf "$WORK/rel.conf" "checks = ratelimit" "$RELRULES" "state_store = lmdb:$WORK/state-rel.lmdb"
+if start_daemon "$WORK/rel.conf" -v; then
+    release_suite LMDB
+    got=$( (times 6 r gLMDB sgLMDB G1) | conv)
+    check "LMDB: a refusal on a connection without END-OF-MESSAGE says so in its fix" \
+        grep -q "fix=if gLMDB did not send this.*; Postfix has not asked policyd at END-OF-MESSAGE on this connection yet: without smtpd_end_of_data_restrictions = check_policy_service, aborted messages stay counted until their window passes" "$WORK/policyd.log"
+    check "LMDB: interleaved messages on one connection logged once" \
+        test "$(grep -c "ratelimit: one policy connection carries the requests of several messages at once (instance X came back" "$WORK/policyd.log")" = 1
+    check "LMDB: the give-back is logged (-v)" \
+        grep -q "ratelimit: message A2 ended without END-OF-MESSAGE (the next request of its connection is about another): 2 reservations given back" "$WORK/policyd.log"
+    stop_daemon
+fi
+
 # Warn mode: logged, not deferred.
 write_conf "$WORK/w.conf" "checks = ratelimit" "$RULES" "state_store = lmdb:$WORK/state.lmdb" "ratelimit_mode = warn"
 if start_daemon "$WORK/w.conf"; then
@@ -222,6 +291,11 @@ elif start_redis; then
         check "the statistics count the store's state changes and failures" \
             grep -qE "state store statistics: store=redis:unix:$WORK/r.sock backend=redis up=1 breaker=closed ops=[0-9]+ ok=[0-9]+ failed=[1-9][0-9]* .*state_changes=2 " "$WORK/policyd.log"
     fi
+    write_conf "$WORK/rrel.conf" "checks = ratelimit" "$RELRULES" "state_store = redis:unix:$WORK/r.sock"
+    if start_daemon "$WORK/rrel.conf"; then
+        release_suite Redis
+        stop_daemon
+    fi
     kill "$B_PID" 2>/dev/null; wait "$B_PID" 2>/dev/null
     stop_redis
 else
@@ -238,6 +312,16 @@ check "doctor: bytes rules without END-OF-MESSAGE wiring warned" \
 echo "smtpd_end_of_data_restrictions = check_policy_service unix:$WORK/policyd.sock" >>"$WORK/d.conf"
 out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
 check "doctor: with the wiring, OK" grep -q "^OK    postfix  ratelimit end of data .*bytes are counted and recipients trued up" <<<"$out"
+check "doctor: with the wiring, aborted messages give their reservations back" \
+    grep -q "^OK    postfix  ratelimit end of data .*a message that ends without END-OF-MESSAGE (RSET, QUIT, lost client, DATA refused) gives its reservations back" <<<"$out"
+sed -i "s#^smtpd_end_of_data_restrictions = .*#smtpd_end_of_data_restrictions = permit_mynetworks, check_policy_service unix:$WORK/policyd.sock#" "$WORK/d.conf"
+out=$("$POLICYD" -c "$WORK/d.conf" doctor --section postfix 2>&1)
+check "doctor: a permit before check_policy_service at END-OF-MESSAGE warned" \
+    grep -q "^WARN  postfix  ratelimit end of data .*asks a policy service, but after permit_mynetworks" <<<"$out"
+write_conf "$WORK/d2.conf" "checks = ratelimit" "$RELRULES" "state_store = lmdb:$WORK/state3.lmdb"
+out=$("$POLICYD" -c "$WORK/d2.conf" doctor --section postfix 2>&1)
+check "doctor: without the wiring, aborted messages stay counted until their window passes" \
+    grep -q "^OK    postfix  ratelimit end of data .*no check_policy_service: .*(RSET, QUIT, lost client, DATA refused), stay counted until their window passes" <<<"$out"
 
 # A bad rule is refused with FILE:LINE.
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"

@@ -130,6 +130,13 @@ static void test_values(void)
         CHECK_STR(request_state_name(request_state(r)), states[i]);
         request_free(r);
     }
+    /* The connection number is the receiver's, not an attribute: none until it is set. */
+    const char *one[] = {"instance", "1a2b.5f3e.1c.0", NULL};
+    r = request_new_from_pairs(one);
+    CHECK(request_connection(r) == 0);
+    request_set_connection(r, 42);
+    CHECK(request_connection(r) == 42 && request_attr_count(r) == 1);
+    request_free(r);
     CHECK(request_attr_lookup("tls_sni", 7) == ATTR_TLS_SNI);
     CHECK(request_attr_lookup("server_address", 14) == ATTR_SERVER_ADDRESS);
     CHECK(request_attr_lookup("client_addres", 13) == ATTR_COUNT);

@@ -243,6 +243,13 @@ static void test_basics(void)
     /* Release: the reservation made at t0 + 60000 is taken back. */
     window_set_adjust(&s, t0 + 61000, five, 1, -1, t0 + 60000, &d);
     CHECK(d.allowed && d.lim[0].used == 4);
+    /* A release whose reservation already left the window takes nothing from a newer entry. */
+    struct window_set gone = {0};
+    const struct window_limit one[] = {{5, 1000}};
+    window_set_reserve(&gone, 1000, one, 1, 1, &d);
+    window_set_reserve(&gone, 2500, one, 1, 2, &d);
+    window_set_adjust(&gone, 2600, one, 1, -1, 1000, &d);
+    CHECK(d.allowed && d.lim[0].used == 2);
     /* Forced add at end of message, past the limit: recorded, reported as over. */
     window_set_adjust(&s, t0 + 61000, five, 1, 3, 0, &d);
     CHECK(!d.allowed && d.lim[0].used == 7 && d.lim[0].over);
