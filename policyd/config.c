@@ -422,6 +422,26 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         }
     }
     plist_free(names);
+    /* A check that waits for others (check_def.after) must not be waited for: no chains, so
+     * no cycle can leave a request waiting for itself. */
+    for (size_t i = 0; i < cfg->check_count; i++) {
+        const char *const *after = cfg->check_defs[i]->after;
+        for (size_t k = 0; after && after[k]; k++) {
+            for (size_t j = 0; j < cfg->check_count; j++) {
+                const struct check_def *dep = cfg->check_defs[j];
+                if (strcmp(dep->name, after[k]) != 0)
+                    continue;
+                if (j == i || (dep->after && dep->after[0])) {
+                    snprintf(err, errlen,
+                             "%s: checks: '%s' runs after '%s', which %s: a check that others "
+                             "wait for may not wait itself (remove one of them from checks)",
+                             WHERE("checks"), cfg->check_defs[i]->name, dep->name,
+                             j == i ? "is itself" : "waits for other checks too");
+                    return -1;
+                }
+            }
+        }
+    }
 #undef WHERE
     return 0;
 }
