@@ -24,6 +24,7 @@
 #include "checks/state.h"
 #include "policyd/config.h"
 #include "policyd/lib/addr.h"
+#include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
 #include "policyd/maps/clientlist.h"
 #include "policyd/maps/domainlist.h"
@@ -237,14 +238,6 @@ static void grey_free(void *data)
     free(gc);
 }
 
-static void grey_clock(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void grey_cb(const struct store_grey_result *r, void *arg)
 {
     struct grey_call *gc = arg;
@@ -267,8 +260,8 @@ static void grey_cb(const struct store_grey_result *r, void *arg)
         return;
     }
     char first[32], retry[32];
-    grey_clock(r->first_ms, first, sizeof(first));
-    grey_clock(r->retry_ms, retry, sizeof(retry));
+    units_format_clock(r->first_ms, first, sizeof(first));
+    units_format_clock(r->retry_ms, retry, sizeof(retry));
     switch (r->state) {
     case STORE_GREY_PASS:
         check_call_note(call, "triplet passed (first seen %s)", first);
