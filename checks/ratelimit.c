@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <pthread.h>
 #include <sys/time.h>
 #include <time.h>
@@ -801,21 +802,23 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
 static void rl_early_warning(struct rl_call *rc, const struct rl_op *o,
                              const struct store_rl_result *r)
 {
-    long ratio = check_call_config(rc->call)->ratelimit_warn_ratio;
-    if (!ratio || o->units <= 0)
+    double ratio = check_call_config(rc->call)->ratelimit_warn_ratio;
+    if (ratio <= 0 || o->units <= 0)
         return;
     for (int i = 0; i < r->nlimits; i++) {
         const struct store_usage *u = &r->limits[i];
-        int64_t mark = (u->limit * ratio + 99) / 100;
+        int64_t mark = (int64_t)ceil((double)u->limit * ratio - 1e-9); /* 0.8 of 10: 8 */
+        if (mark < 1)
+            mark = 1;
         if (u->used >= mark && u->used - o->units < mark) {
             char period[32];
             units_format_time(u->period_ms, period, sizeof(period));
             char cause[512];
             snprintf(cause, sizeof(cause),
-                     "rule %s, key %s=%s reached %lld%% of its limit (warning at %ld%%): "
+                     "rule %s, key %s=%s reached %lld%% of its limit (warning at %g%%): "
                      "%lld/%lld %s in %s",
                      o->eff.name, rl_key_names[o->eff.key], o->value,
-                     (long long)(u->limit ? u->used * 100 / u->limit : 100), ratio,
+                     (long long)(u->limit ? u->used * 100 / u->limit : 100), ratio * 100,
                      (long long)u->used, (long long)u->limit, rl_count_names[o->eff.count], period);
             check_call_subject(rc->call, "rate-limit key", o->key);
             check_call_log(rc->call, "ratelimit.warning", cause,

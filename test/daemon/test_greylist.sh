@@ -52,9 +52,10 @@ if start_daemon "$WORK/g.conf"; then
     stop_daemon
 fi
 
-# greylist_policy = all, and warn (learn) mode: recorded, logged, not deferred.
+# greylist_policy = all, and learn (warn) mode, written as the issue names it: recorded, logged,
+# not deferred.
 write_conf "$WORK/w.conf" "checks = greylist" "state_store = lmdb:$WORK/state.lmdb" \
-    "greylist_delay = 2s" "greylist_policy = all" "greylist_mode = warn"
+    "greylist_delay = 2s" "greylist_policy = all" "greylist_mode = learn"
 if start_daemon "$WORK/w.conf"; then
     expect "learn mode: first attempt answered DUNNO" "action=DUNNO" "$(try 198.51.100.9 learn@b.example bob@example.com mx.b.example)"
     check "learn mode: 'would defer' logged" grep -qE "would defer.*first attempt greylisted: client mx\.b\.example\[198\.51\.100\.9\] \(network 198\.51\.100\.0/24, greylist_policy = all\)" "$WORK/policyd.log"
