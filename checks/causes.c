@@ -223,12 +223,16 @@ const struct cause causes_table[] = {
 
     /* -- greylist -- */
     {"greylist.deferred", "greylist_action (450 4.2.0, with the retry time)",
-     "First attempt of a (client network, sender, recipient) triplet from a client that looks "
-     "suspicious (no forward-confirmed reverse name, or greylist_policy = all), a retry before "
-     "greylist_delay, or a return after greylist_retry_window: deferred; a real mail server "
-     "retries and is accepted after the delay.",
-     "None for real mail servers. If a sender complains of the delay, give its server a "
-     "forward-confirmed reverse name or add its network to greylist_skip_networks."},
+     "First attempt of a (client network, sender, recipient) triplet - the SPF domain instead of "
+     "the network after an SPF pass - from a client that looks suspicious (no forward-confirmed "
+     "reverse name, a generic name, a DNSBL score under the reject threshold, SPF other than "
+     "pass; the diagnosis names which), or any client with greylist_policy = all; a retry "
+     "before greylist_delay, or a return after greylist_retry_window: deferred; a real mail "
+     "server retries and is accepted after the delay.",
+     "None for real mail servers. If a sender complains of the delay, fix what made it "
+     "suspicious (a reverse name that resolves back and names the mail service, delisting, an "
+     "SPF record that passes), or add it to greylist_skip_networks, greylist_skip_client_names "
+     "or greylist_skip_clients_file."},
     {"greylist.store_failure", "451 4.3.0 (greylist_store_failure = defer)",
      "The state store did not answer or failed, and greylist_store_failure is defer.",
      "Bring the state store back; greylist_store_failure = dunno accepts meanwhile."},

@@ -2,7 +2,9 @@
  * check.h - the interface every check implements, and what a check may ask of the daemon.
  *
  * The evaluator (policyd/evaluate.c) starts the configured checks of one request together and
- * answers from the first decisive verdict in configured order. A check either decides inside
+ * answers from the first decisive verdict in configured order. A check that uses what others
+ * found (check_def.after, check_call_finding) starts once they have finished. A check either
+ * decides inside
  * run() (CHECK_DONE) or returns CHECK_PENDING and later calls check_call_done() from an event
  * callback - never from inside run(). If the request's deadline passes or its connection goes
  * away first, the evaluator cancels the call: cancel() runs (once) and the call's data is freed
@@ -24,6 +26,8 @@
  *   3. One line `X(NAME)` in REGISTRY_CHECKS in checks/registry.c, the only list of checks.
  *   4. Its cause codes (NAME.CAUSE, one per distinct explanation it gives) with their meaning
  *      and fix in checks/causes.c, the manual's table.
+ *   5. What it finds that another check could use: check_call_publish under a CHECK_FINDING_*
+ *      name documented below; a check that reads another's findings lists it in `after`.
  *   The Makefile finds the file by its folder; `checks = ..., NAME` turns it on.
  */
 /* SPDX-License-Identifier: MIT */
@@ -68,6 +72,15 @@ struct check_def {
      * every timer and lookup start() began. The state must stay usable by run() for requests
      * still in flight. Must be harmless on a state never started or already stopped. */
     void (*stop)(void *state);
+    /* Optional: names of checks (NULL-terminated) whose findings (check_call_finding) this
+     * check reads. Of these, the ones configured in the same `checks` list run first: this
+     * check's run() is called once each of them has finished (with or without a verdict), at
+     * once when none is configured. It never waits for a check that is not configured, and
+     * its verdict still counts in its own place in `checks`. No chains: a check named in an
+     * `after` list must have no `after` list itself (the configuration is refused), so there
+     * is no cycle. While it waits, the deadline's log line says "waiting for spf, dnsbl"; if an
+     * earlier check in `checks` has already refused the request, it is not run at all. */
+    const char *const *after;
     enum check_status (*run)(struct check_call *call);
     /* Optional: the call was cancelled while pending (runs once, before its data is freed).
      * Only for checks whose pending work is not released by their data's free function. */
@@ -169,6 +182,54 @@ void check_call_log(struct check_call *call, const char *code, const char *cause
  * the request.bad_client_address diagnosis is logged: a check that needs the address then
  * gives no verdict (a garbled address is nobody's DNS record to blame). */
 int check_call_client_address(struct check_call *call);
+/*
+ * Findings: what a check found about this request, for the checks that run after it
+ * (check_def.after), so that they need no DNS lookups of their own. A finding is published
+ * whatever the check's mode (warn too) and whether or not it gives a verdict; a check that
+ * skips the request (mynetworks, an exempted client, ...) publishes nothing.
+ *
+ * check_call_publish - record value under name for the rest of this request's evaluation
+ * (both copied; publishing a name again replaces its value). Names are "CHECK.WHAT", one of
+ * the CHECK_FINDING_* below; a check publishes only its own.
+ * check_call_finding - the value of name, or NULL: the check that publishes it is not
+ * configured, skipped this request, found nothing of that kind, or (asked by a check that
+ * does not wait for it) has not got that far yet. Valid
+ * until the evaluation ends (do not keep it past check_call_done) or the name is published
+ * again.
+ */
+void check_call_publish(struct check_call *call, const char *name, const char *value);
+const char *check_call_finding(const struct check_call *call, const char *name);
+
+/*
+ * The findings the checks publish (use the names through these macros):
+ *   spf.result       pass, fail, softfail, neutral, none, temperror or permerror, for the
+ *                    identity the spf check answered on: the MAIL FROM domain (the HELO name
+ *                    for the null sender, or when a HELO fail is answered by
+ *                    spf_helo_fail_action)
+ *   spf.domain       the domain that was evaluated
+ *   spf.identity     mailfrom or helo
+ *   dnsbl.score      the weighted score of dnsbl_sites and rhsbl_sites, decimal ("0" when not
+ *                    listed; lists that failed or were skipped count nothing), once every list
+ *                    has answered
+ *   dnsbl.threshold  dnsbl_threshold, decimal
+ *   dnsbl.listed     the zones that listed the client or its domains with a positive weight,
+ *                    separated by spaces ("" when none)
+ *   rdns.ptr         confirmed, unconfirmed (PTR names, none resolving back), none (no PTR)
+ *                    or tempfail
+ *   rdns.name        the forward-confirmed name (with rdns.ptr = confirmed)
+ *   rdns.generic     why that name looks generic ("it contains 'dsl'"); absent when it does
+ *                    not
+ */
+#define CHECK_FINDING_SPF_RESULT "spf.result"
+#define CHECK_FINDING_SPF_DOMAIN "spf.domain"
+#define CHECK_FINDING_SPF_IDENTITY "spf.identity"
+#define CHECK_FINDING_DNSBL_SCORE "dnsbl.score"
+#define CHECK_FINDING_DNSBL_THRESHOLD "dnsbl.threshold"
+#define CHECK_FINDING_DNSBL_LISTED "dnsbl.listed"
+#define CHECK_FINDING_RDNS_PTR "rdns.ptr"
+#define CHECK_FINDING_RDNS_NAME "rdns.name"
+#define CHECK_FINDING_RDNS_GENERIC "rdns.generic"
+
 /* An asynchronous check has finished (with or without a verdict). Never from inside run().
  * The call's data is freed, and the call may be, before this returns: touch neither after. */
 void check_call_done(struct check_call *call);

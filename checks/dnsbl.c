@@ -9,7 +9,9 @@
  * Spamhaus error answers (public or open resolver, typo, over the limit): never a listing,
  * logged loudly once per dnsbl_error_log_interval. A list that keeps timing out is reported
  * and skipped for dnsbl_skip_time. The per-list health counters live in the check's state,
- * which belongs to one configuration and is touched only from the event loop.
+ * which belongs to one configuration and is touched only from the event loop. The score, the
+ * threshold and the listing zones are published as findings (dnsbl.*; check.h) for the checks
+ * that run after this one (greylist: a score under the threshold is suspicious).
  */
 /* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
@@ -177,6 +179,22 @@ static void dnsbl_conclude(struct dnsbl_call *dc)
     int quiet = dc->score < cfg->dnsbl_threshold &&
                 (cfg->dnsbl_warn_threshold <= 0 || dc->score < cfg->dnsbl_warn_threshold) &&
                 !log_verbose();
+    char number[32], zones[512] = "";
+    size_t nz = 0;
+    for (size_t i = 0; i < dc->nslots; i++) {
+        size_t j = 0; /* a domain list that listed the sender domain and the HELO name: once */
+        while (j < i && !(dc->slot_site[j] == dc->slot_site[i] && dc->listed[j] == 1))
+            j++;
+        if (dc->listed[i] == 1 && st->sites[dc->slot_site[i]].list.weight > 0 && j == i &&
+            nz < sizeof(zones))
+            nz += (size_t)snprintf(zones + nz, sizeof(zones) - nz, "%s%s", nz ? " " : "",
+                                   st->sites[dc->slot_site[i]].list.zone);
+    }
+    snprintf(number, sizeof(number), "%d", dc->score);
+    check_call_publish(call, CHECK_FINDING_DNSBL_SCORE, number);
+    snprintf(number, sizeof(number), "%ld", cfg->dnsbl_threshold);
+    check_call_publish(call, CHECK_FINDING_DNSBL_THRESHOLD, number);
+    check_call_publish(call, CHECK_FINDING_DNSBL_LISTED, zones);
 
     for (size_t i = 0; i < dc->nslots && !quiet; i++) { /* texts only when someone reads them */
         const struct dnsbl_site *s = &st->sites[dc->slot_site[i]];

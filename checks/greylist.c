@@ -6,12 +6,17 @@
  * shared store (checks/state.h), one atomic step per attempt (store_grey_check).
  *
  * Key design: the network, not the address, so provider pools that retry from another address
- * of the same /24 (/64) pass; the sender normalised (lower case, extension removed with
- * recipient_delimiter, SRS and BATV unwrapped, numbers in the local part replaced by '#' as
- * postgrey does for VERP and per-message tags), so a retry with a new bounce tag is the same
- * triplet. greylist_policy = suspicious greylists only clients without a forward-confirmed
- * PTR, read from Postfix's client_name ("unknown" when not forward-confirmed): no DNS lookups
- * of our own. Ownership: the state owns the skip list and a holder of the store.
+ * of the same /24 (/64) pass; after an SPF pass the SPF domain instead of the network, so a
+ * provider retrying from another network passes too; the sender normalised (lower case,
+ * extension removed with recipient_delimiter, SRS and BATV unwrapped, numbers in the local
+ * part replaced by '#' as postgrey does for VERP and per-message tags), so a retry with a new
+ * bounce tag is the same triplet. greylist_policy = suspicious greylists a client without a
+ * forward-confirmed PTR (Postfix's client_name "unknown"), with a generic name, a DNSBL score
+ * above 0 or SPF other than pass: the last three are what the rdns, dnsbl and spf checks
+ * found for this request (check_call_finding; this check runs after them, check_def.after),
+ * so there are no DNS lookups of our own, and a criterion whose check is not configured is
+ * unknown, not held against the client. Ownership: the state owns the skip lists (the
+ * greylist_skip_clients_file list too, read once per configuration) and a holder of the store.
  */
 /* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
@@ -19,7 +24,9 @@
 #include "checks/state.h"
 #include "policyd/config.h"
 #include "policyd/lib/addr.h"
+#include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
+#include "policyd/maps/clientlist.h"
 #include "policyd/maps/domainlist.h"
 #include "policyd/maps/netlist.h"
 #include "policyd/store/store.h"
@@ -35,7 +42,8 @@
 struct grey_state {
     struct netlist *skip;
     struct domainlist *skip_names;
-    int all; /* greylist_policy = all */
+    struct clientlist *skip_clients; /* greylist_skip_clients_file, or NULL */
+    int all;                         /* greylist_policy = all */
     int failure_defer;
     struct store *store;
 };
@@ -44,8 +52,11 @@ struct grey_call {
     struct check_call *call;
     struct store_op *op;
     char network[64];
+    char spf_domain[256]; /* the triplet names this SPF-passing domain ("": the network) */
     char sender[320];
     char triplet[1024];
+    char why[1024]; /* why the client is greylisted: the criteria, or greylist_policy = all */
+    char fix[1024]; /* what a sender who complains can do about each criterion */
 };
 
 static void grey_unconfigure(void *state)
@@ -55,6 +66,7 @@ static void grey_unconfigure(void *state)
         return;
     netlist_free(st->skip);
     domainlist_free(st->skip_names);
+    clientlist_free(st->skip_clients);
     state_release(st->store);
     free(st);
 }
@@ -88,9 +100,18 @@ static void *grey_configure(const struct config *cfg, char *err, size_t errlen)
     st->skip_names = domainlist_new("greylist_skip_client_names", cfg->greylist_skip_client_names,
                                     1, err, errlen);
     if (!st->skip_names) {
-        netlist_free(st->skip);
-        free(st);
+        grey_unconfigure(st);
         return NULL;
+    }
+    if (*cfg->greylist_skip_clients_file) {
+        char reason[1024];
+        st->skip_clients = clientlist_load(cfg->greylist_skip_clients_file, reason, sizeof(reason));
+        if (!st->skip_clients) {
+            /* "greylist_skip_clients_file: PATH:LINE: reason": config adds where it was set. */
+            snprintf(err, errlen, "greylist_skip_clients_file: %s", reason);
+            grey_unconfigure(st);
+            return NULL;
+        }
     }
     return st;
 }
@@ -217,14 +238,6 @@ static void grey_free(void *data)
     free(gc);
 }
 
-static void grey_clock(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void grey_cb(const struct store_grey_result *r, void *arg)
 {
     struct grey_call *gc = arg;
@@ -247,8 +260,8 @@ static void grey_cb(const struct store_grey_result *r, void *arg)
         return;
     }
     char first[32], retry[32];
-    grey_clock(r->first_ms, first, sizeof(first));
-    grey_clock(r->retry_ms, retry, sizeof(retry));
+    units_format_clock(r->first_ms, first, sizeof(first));
+    units_format_clock(r->retry_ms, retry, sizeof(retry));
     switch (r->state) {
     case STORE_GREY_PASS:
         check_call_note(call, "triplet passed (first seen %s)", first);
@@ -263,34 +276,117 @@ static void grey_cb(const struct store_grey_result *r, void *arg)
         long long wait_s = (r->retry_ms - r->now_ms + 999) / 1000;
         if (wait_s < 0)
             wait_s = 0;
-        char action[512], cause[1536], fix[512];
+        char action[512], cause[3072], fix[1536], key[320];
+        if (gc->spf_domain[0])
+            snprintf(key, sizeof(key), "triplet by SPF-passing domain %s", gc->spf_domain);
+        else
+            snprintf(key, sizeof(key), "network %s", gc->network);
         if (action_is_bare_code(cfg->greylist_action))
             snprintf(action, sizeof(action), "%s Greylisted, please try again in %lld seconds",
                      cfg->greylist_action, wait_s);
         else
             snprintf(action, sizeof(action), "%s", cfg->greylist_action);
         snprintf(cause, sizeof(cause),
-                 "%s: client %s[%s] (network %s, %s), sender <%s> (as %s), recipient <%s>: first "
+                 "%s: client %s[%s] (%s, %s), sender <%s> (as %s), recipient <%s>: first "
                  "seen %s, earliest retry %s (in %llds), passes until %lld s after that",
                  r->state == STORE_GREY_NEW     ? "first attempt greylisted"
                  : r->state == STORE_GREY_EARLY ? "retried too early"
                                                 : "came back after the retry window, greylisted "
                                                   "anew",
-                 request_get(req, ATTR_CLIENT_NAME), request_get(req, ATTR_CLIENT_ADDRESS),
-                 gc->network,
-                 st->all ? "greylist_policy = all" : "no forward-confirmed reverse name",
-                 request_get(req, ATTR_SENDER), gc->sender[0] ? gc->sender : "<>",
+                 request_get(req, ATTR_CLIENT_NAME), request_get(req, ATTR_CLIENT_ADDRESS), key,
+                 gc->why, request_get(req, ATTR_SENDER), gc->sender[0] ? gc->sender : "<>",
                  request_get(req, ATTR_RECIPIENT), first, retry, wait_s,
                  (long long)(cfg->greylist_retry_window / 1000));
         snprintf(fix, sizeof(fix),
                  "none needed for a real mail server: it retries and the mail arrives after the "
-                 "delay; if a sender complains of the delay, give its server a forward-confirmed "
-                 "reverse name or add its network to greylist_skip_networks");
+                 "delay; if a sender complains of the delay, %s, or add its network to "
+                 "greylist_skip_networks (its name to greylist_skip_client_names)",
+                 gc->fix);
         check_call_action(call, "greylist.deferred", action, cause, fix);
         break;
     }
     }
     check_call_done(call);
+}
+
+/* grey_add - append "; text" (or text) to buf. */
+static void grey_add(char *buf, size_t len, const char *text)
+{
+    size_t n = strlen(buf);
+    if (n + 1 < len)
+        snprintf(buf + n, len - n, "%s%s", n ? "; " : "", text);
+}
+
+/*
+ * grey_suspicious - greylist_policy = suspicious: what makes this client suspicious, from
+ * Postfix's client_name and the findings of the rdns, dnsbl and spf checks (each criterion
+ * only when its check is configured and published it). The criteria go into gc->why
+ * ("suspicious: ...") and what fixes each into gc->fix. Returns their number.
+ */
+static int grey_suspicious(struct check_call *call, struct grey_call *gc, const char *name)
+{
+    char text[640];
+    int n = 0;
+    gc->why[0] = gc->fix[0] = 0;
+    if (!*name || strcmp(name, "unknown") == 0) {
+        grey_add(gc->why, sizeof(gc->why), "no forward-confirmed reverse name");
+        grey_add(gc->fix, sizeof(gc->fix),
+                 "give its server a reverse name (PTR) that resolves back to its address");
+        n++;
+    }
+    const char *generic = check_call_finding(call, CHECK_FINDING_RDNS_GENERIC);
+    if (generic) {
+        const char *ptr = check_call_finding(call, CHECK_FINDING_RDNS_NAME);
+        snprintf(text, sizeof(text), "generic reverse name %s (%s)", ptr ? ptr : "", generic);
+        grey_add(gc->why, sizeof(gc->why), text);
+        grey_add(gc->fix, sizeof(gc->fix),
+                 "give its server a reverse name that names the mail service, not the access "
+                 "line");
+        n++;
+    }
+    const char *score = check_call_finding(call, CHECK_FINDING_DNSBL_SCORE);
+    if (score && atol(score) > 0) {
+        const char *threshold = check_call_finding(call, CHECK_FINDING_DNSBL_THRESHOLD);
+        const char *zones = check_call_finding(call, CHECK_FINDING_DNSBL_LISTED);
+        long t = threshold ? atol(threshold) : 0;
+        snprintf(text, sizeof(text), "DNSBL score %s %s dnsbl_threshold %ld (listed by %s)", score,
+                 atol(score) < t ? "under" : "reaching", t, zones && *zones ? zones : "?");
+        grey_add(gc->why, sizeof(gc->why), text);
+        snprintf(text, sizeof(text), "have its operator get it delisted (%s)",
+                 zones && *zones ? zones : "see the dnsbl check's lists");
+        grey_add(gc->fix, sizeof(gc->fix), text);
+        n++;
+    }
+    const char *spf = check_call_finding(call, CHECK_FINDING_SPF_RESULT);
+    if (spf && strcmp(spf, "pass") != 0) {
+        const char *domain = check_call_finding(call, CHECK_FINDING_SPF_DOMAIN);
+        const char *identity = check_call_finding(call, CHECK_FINDING_SPF_IDENTITY);
+        snprintf(text, sizeof(text), "SPF %s for %s %s", spf,
+                 identity && strcmp(identity, "helo") == 0 ? "HELO name" : "sender domain",
+                 domain && *domain ? domain : "(none)");
+        grey_add(gc->why, sizeof(gc->why), text);
+        snprintf(text, sizeof(text),
+                 "the owner of %s should publish an SPF record that passes "
+                 "for its servers",
+                 domain && *domain ? domain : "the sender domain");
+        grey_add(gc->fix, sizeof(gc->fix), text);
+        n++;
+    }
+    if (n) {
+        char why[sizeof(gc->why)];
+        snprintf(why, sizeof(why), "suspicious: %s", gc->why);
+        memcpy(gc->why, why, sizeof(why));
+    }
+    return n;
+}
+
+/* grey_lower - s in lower case into buf. */
+static void grey_lower(const char *s, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < len; s++)
+        buf[n++] = (char)tolower((unsigned char)*s);
+    buf[n] = 0;
 }
 
 static enum check_status grey_run(struct check_call *call)
@@ -312,24 +408,41 @@ static enum check_status grey_run(struct check_call *call)
      * matches the skip list. */
     if (*name && strcmp(name, "unknown") != 0 && domainlist_match(st->skip_names, name, NULL) == 1)
         return CHECK_DONE;
-    if (!st->all && *name && strcmp(name, "unknown") != 0) {
-        check_call_note(call, "client %s[%s] has a forward-confirmed name: not greylisted", name,
-                        addr);
+    const char *entry;
+    if (st->skip_clients && clientlist_match(st->skip_clients, name, addr, &entry) == 1) {
+        check_call_note(call, "client %s[%s] whitelisted by %s", name, addr, entry);
         return CHECK_DONE;
     }
     struct grey_call *gc = xcalloc(1, sizeof(*gc));
     gc->call = call;
+    if (st->all) {
+        snprintf(gc->why, sizeof(gc->why), "greylist_policy = all");
+        snprintf(gc->fix, sizeof(gc->fix), "give its server a forward-confirmed reverse name");
+    } else if (grey_suspicious(call, gc, name) == 0) {
+        check_call_note(call,
+                        "client %s[%s] is not suspicious (forward-confirmed name, and no generic "
+                        "name, DNSBL listing or SPF result other than pass found): not greylisted",
+                        name, addr);
+        free(gc);
+        return CHECK_DONE;
+    }
     if (grey_network(cfg, addr, gc->network, sizeof(gc->network)) != 0) {
         free(gc);
         return CHECK_DONE;
     }
+    const char *spf = check_call_finding(call, CHECK_FINDING_SPF_RESULT);
+    const char *domain = check_call_finding(call, CHECK_FINDING_SPF_DOMAIN);
+    if (spf && strcmp(spf, "pass") == 0 && domain && *domain)
+        grey_lower(domain, gc->spf_domain, sizeof(gc->spf_domain));
     grey_sender(cfg, request_get(req, ATTR_SENDER), gc->sender, sizeof(gc->sender));
     char rcpt[320];
-    size_t n = 0;
-    for (const char *r = request_get(req, ATTR_RECIPIENT); *r && n + 1 < sizeof(rcpt); r++)
-        rcpt[n++] = (char)tolower((unsigned char)*r);
-    rcpt[n] = 0;
-    snprintf(gc->triplet, sizeof(gc->triplet), "%s/%s/%s", gc->network, gc->sender, rcpt);
+    grey_lower(request_get(req, ATTR_RECIPIENT), rcpt, sizeof(rcpt));
+    /* After an SPF pass the domain stands for the client: a provider's other servers pass. */
+    if (gc->spf_domain[0])
+        snprintf(gc->triplet, sizeof(gc->triplet), "spf:%s/%s/%s", gc->spf_domain, gc->sender,
+                 rcpt);
+    else
+        snprintf(gc->triplet, sizeof(gc->triplet), "%s/%s/%s", gc->network, gc->sender, rcpt);
     char awl[96];
     snprintf(awl, sizeof(awl), "awl:%s", gc->network);
     struct store_grey_params p = {
@@ -354,8 +467,12 @@ static void grey_describe(const struct check_call *call, char *buf, size_t bufle
                  store_name(((const struct grey_state *)check_call_state(call))->store));
 }
 
+/* The checks whose findings decide whether a client is suspicious (grey_suspicious). */
+static const char *const grey_after[] = {"spf", "dnsbl", "rdns", NULL};
+
 const struct check_def greylist_check = {
     .name = "greylist",
+    .after = grey_after,
     .configure = grey_configure,
     .unconfigure = grey_unconfigure,
     .start = grey_start,

@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <pthread.h>
 #include <sys/time.h>
 #include <time.h>
@@ -721,28 +722,6 @@ static void rl_free(void *data)
     free(rc);
 }
 
-static void rl_period_text(int64_t ms, char *buf, size_t len)
-{
-    if (ms % 86400000 == 0)
-        snprintf(buf, len, "%lldd", (long long)(ms / 86400000));
-    else if (ms % 3600000 == 0)
-        snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
-    else if (ms % 60000 == 0)
-        snprintf(buf, len, "%lldm", (long long)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(buf, len, "%llds", (long long)(ms / 1000));
-    else
-        snprintf(buf, len, "%lldms", (long long)ms);
-}
-
-static void rl_clock_text(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 /* rl_refuse - the verdict for op, refused by its store answer r. */
 static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct store_rl_result *r)
 {
@@ -755,9 +734,9 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
             break;
         }
     char period[32], since[32] = "-", retry[64];
-    rl_period_text(u->period_ms, period, sizeof(period));
+    units_format_time(u->period_ms, period, sizeof(period));
     if (u->first_ms)
-        rl_clock_text(u->first_ms, since, sizeof(since));
+        units_format_clock(u->first_ms, since, sizeof(since));
     long long retry_s = r->retry_after_ms == STORE_NEVER ? -1 : (r->retry_after_ms + 999) / 1000;
     if (retry_s < 0)
         snprintf(retry, sizeof(retry), "never (the request is larger than the limit)");
@@ -823,21 +802,23 @@ static void rl_refuse(struct rl_call *rc, const struct rl_op *o, const struct st
 static void rl_early_warning(struct rl_call *rc, const struct rl_op *o,
                              const struct store_rl_result *r)
 {
-    long ratio = check_call_config(rc->call)->ratelimit_warn_ratio;
-    if (!ratio || o->units <= 0)
+    double ratio = check_call_config(rc->call)->ratelimit_warn_ratio;
+    if (ratio <= 0 || o->units <= 0)
         return;
     for (int i = 0; i < r->nlimits; i++) {
         const struct store_usage *u = &r->limits[i];
-        int64_t mark = (u->limit * ratio + 99) / 100;
+        int64_t mark = (int64_t)ceil((double)u->limit * ratio - 1e-9); /* 0.8 of 10: 8 */
+        if (mark < 1)
+            mark = 1;
         if (u->used >= mark && u->used - o->units < mark) {
             char period[32];
-            rl_period_text(u->period_ms, period, sizeof(period));
+            units_format_time(u->period_ms, period, sizeof(period));
             char cause[512];
             snprintf(cause, sizeof(cause),
-                     "rule %s, key %s=%s reached %lld%% of its limit (warning at %ld%%): "
+                     "rule %s, key %s=%s reached %lld%% of its limit (warning at %g%%): "
                      "%lld/%lld %s in %s",
                      o->eff.name, rl_key_names[o->eff.key], o->value,
-                     (long long)(u->limit ? u->used * 100 / u->limit : 100), ratio,
+                     (long long)(u->limit ? u->used * 100 / u->limit : 100), ratio * 100,
                      (long long)u->used, (long long)u->limit, rl_count_names[o->eff.count], period);
             check_call_subject(rc->call, "rate-limit key", o->key);
             check_call_log(rc->call, "ratelimit.warning", cause,

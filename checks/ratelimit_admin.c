@@ -85,40 +85,20 @@ static size_t ra_keys(const struct config *cfg, const char *key, char **keys)
     return n;
 }
 
-static void ra_period(int64_t ms, char *buf, size_t len)
-{
-    if (ms % 86400000 == 0)
-        snprintf(buf, len, "%lldd", (long long)(ms / 86400000));
-    else if (ms % 3600000 == 0)
-        snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
-    else if (ms % 60000 == 0)
-        snprintf(buf, len, "%lldm", (long long)(ms / 60000));
-    else
-        snprintf(buf, len, "%llds", (long long)(ms / 1000));
-}
-
-static void ra_clock(int64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static void ra_print(const struct store_rl_info *info, const char *key)
 {
     printf("%s\n", info->key[0] ? info->key : key);
     if (info->blocked_until > info->now_ms) {
         char until[32];
-        ra_clock(info->blocked_until, until, sizeof(until));
+        units_format_clock(info->blocked_until, until, sizeof(until));
         printf("  blocked until %s\n", until);
     }
     for (int i = 0; i < info->nwindows; i++) {
         const struct store_rl_window *w = &info->w[i];
         char period[32], since[32] = "-";
-        ra_period(w->period_ms, period, sizeof(period));
+        units_format_time(w->period_ms, period, sizeof(period));
         if (w->first_ms)
-            ra_clock(w->first_ms, since, sizeof(since));
+            units_format_clock(w->first_ms, since, sizeof(since));
         printf("  %lld/%lld in %s (since %s)\n", (long long)w->used, (long long)w->limit, period,
                since);
     }

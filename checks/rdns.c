@@ -8,6 +8,8 @@
  * dsl, dynamic, pool). Each outcome has its action; a temporary failure never answers 5xx.
  * The diagnosis says what was asked, what came back, what receivers do, and the fix, and
  * notes where Postfix's own client_name / reverse_client_name disagree with what we found.
+ * The outcome is published as findings (rdns.ptr, rdns.name, rdns.generic; check.h) for the
+ * checks that run after this one (greylist: a generic name is suspicious).
  */
 /* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
@@ -180,6 +182,7 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
     char cause[2048], fix[1024], pf[512], why[160];
 
     if (ptr_st == DNS_TEMPFAIL || ptr_st == DNS_BADRESP) {
+        check_call_publish(call, CHECK_FINDING_RDNS_PTR, "tempfail");
         snprintf(cause, sizeof(cause),
                  "PTR lookup of %s for client %s failed temporarily (%s); no decision on its "
                  "reverse DNS",
@@ -191,7 +194,17 @@ static void rdns_decide(struct rdns_call *rc, const char *ptr_status, enum dns_s
         return;
     }
     const char *name = rc->confirmed ? rc->names[rc->confirmed - 1] : NULL;
-    if (name && !rdns_generic_reason(st, rc, name, why, sizeof(why))) {
+    const char *generic = name ? rdns_generic_reason(st, rc, name, why, sizeof(why)) : NULL;
+    check_call_publish(call, CHECK_FINDING_RDNS_PTR,
+                       name               ? "confirmed"
+                       : rc->nnames == 0  ? "none"
+                       : rc->fwd_tempfail ? "tempfail"
+                                          : "unconfirmed");
+    if (name)
+        check_call_publish(call, CHECK_FINDING_RDNS_NAME, name);
+    if (generic)
+        check_call_publish(call, CHECK_FINDING_RDNS_GENERIC, generic);
+    if (name && !generic) {
         /* The common case: forward-confirmed and not generic. */
         if (log_verbose()) {
             rdns_postfix_view(rc, pf, sizeof(pf));

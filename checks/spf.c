@@ -9,6 +9,8 @@
  * short TTL cannot make a pass forget what the previous one saw. Results are kept per message
  * (Postfix's instance attribute plus client, sender and HELO) so that the recipients of one
  * message are evaluated once, and the header is prepended for the first recipient only.
+ * Every result, cached or not, is published as a finding (spf.result, spf.domain,
+ * spf.identity; check.h) for the checks that run after this one (greylist).
  */
 /* SPDX-License-Identifier: MIT */
 #include "checks/check.h"
@@ -48,6 +50,11 @@ struct spf_verdict {
     const char *code;         /* the cause code (a literal) */
     const char *subject_what; /* "sender domain" or "HELO name" */
     char *action, *cause, *fix, *header, *subject;
+    /* The finding, whatever the answer: the result, for which identity, of which domain. */
+    int evaluated;
+    enum spf_result result;
+    int helo_identity;
+    char *domain;
 };
 
 struct spf_entry {
@@ -119,6 +126,7 @@ static void verdict_free(struct spf_verdict *v)
     free(v->fix);
     free(v->header);
     free(v->subject);
+    free(v->domain);
     memset(v, 0, sizeof(*v));
 }
 
@@ -178,6 +186,10 @@ static struct spf_entry *cache_put(struct spf_state *st, const char *key,
     e->v.code = v->code;
     e->v.subject_what = v->subject_what;
     e->v.subject = dup_or_null(v->subject);
+    e->v.evaluated = v->evaluated;
+    e->v.result = v->result;
+    e->v.helo_identity = v->helo_identity;
+    e->v.domain = dup_or_null(v->domain);
     int32_t *b = &st->buckets[e->hash & (st->nbuckets - 1)];
     e->next = *b;
     *b = i;
@@ -512,6 +524,10 @@ static void decide(struct spf_call *sc, const struct spf_outcome *o, int helo_id
 {
     char cause[1400], fix[700], header[1800], action[900];
     memset(v, 0, sizeof(*v));
+    v->evaluated = 1;
+    v->result = o->result;
+    v->helo_identity = helo_identity;
+    v->domain = dup_or_null(o->domain);
     if (a->kind == ACT_DUNNO)
         return;
     v->code = code;
@@ -570,6 +586,12 @@ static void spf_header_sent(void *state, const char *key)
  * reply that carries it (e, the message's cache entry, notes that; NULL: no cache). */
 static void apply(struct check_call *call, const struct spf_verdict *v, struct spf_entry *e)
 {
+    if (v->evaluated) {
+        check_call_publish(call, CHECK_FINDING_SPF_RESULT, spf_result_name(v->result));
+        check_call_publish(call, CHECK_FINDING_SPF_DOMAIN, v->domain ? v->domain : "");
+        check_call_publish(call, CHECK_FINDING_SPF_IDENTITY,
+                           v->helo_identity ? "helo" : "mailfrom");
+    }
     if (v->subject)
         check_call_subject(call, v->subject_what, v->subject);
     switch (v->kind) {

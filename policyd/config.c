@@ -27,6 +27,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <netdb.h>
@@ -78,6 +79,24 @@ static const struct check_def *config_checks_find(const char *name)
     return config_checks_lookup ? config_checks_lookup(name) : NULL;
 }
 
+/* config_ratio - "0.8" or "80%" -> 0.8. 0 / -1 (not a number, negative, trailing junk). */
+static int config_ratio(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(text, &end);
+    if (end == text || errno || d < 0 || !isfinite(d))
+        return -1;
+    if (*end == '%') {
+        d /= 100;
+        end++;
+    }
+    if (*end)
+        return -1;
+    *out = d;
+    return 0;
+}
+
 /* config_bound - the value of bound text (a bound of setting i, in its units). 0 / -1. */
 static int config_bound(size_t i, const char *text, double *out)
 {
@@ -99,6 +118,8 @@ static int config_bound(size_t i, const char *text, double *out)
             return -1;
         *out = (double)z;
         return 0;
+    case T_RATIO:
+        return config_ratio(text, out);
     default:
         return -1;
     }
@@ -125,7 +146,7 @@ int config_bounds_valid(char *err, size_t errlen)
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *st = &config_settings[i];
         double lo, hi, def;
-        if (st->type != T_INT && st->type != T_TIME && st->type != T_SIZE)
+        if (st->type != T_INT && st->type != T_TIME && st->type != T_SIZE && st->type != T_RATIO)
             continue;
         if (config_bound(i, st->lo, &lo) != 0 || config_bound(i, st->hi, &hi) != 0 ||
             config_bound(i, st->def, &def) != 0 || lo > hi || def < lo || def > hi) {
@@ -197,6 +218,12 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
             return -1;
         }
         return config_check_bounds(i, (double)*(size_t *)(void *)field, where, v, err, errlen);
+    case T_RATIO:
+        if (config_ratio(v, (double *)(void *)field) != 0) {
+            snprintf(err, errlen, "%s: %s: '%s' is not a ratio (0.8, or 80%%)", where, name, v);
+            return -1;
+        }
+        return config_check_bounds(i, *(double *)(void *)field, where, v, err, errlen);
     case T_OCT: {
         char *end;
         errno = 0;
@@ -212,10 +239,10 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
     case T_MODE:
         if (strcmp(v, "enforce") == 0)
             *(enum check_mode *)(void *)field = MODE_ENFORCE;
-        else if (strcmp(v, "warn") == 0)
+        else if (strcmp(v, "warn") == 0 || strcmp(v, "learn") == 0) /* learn: greylist's word */
             *(enum check_mode *)(void *)field = MODE_WARN;
         else {
-            snprintf(err, errlen, "%s: %s: '%s' is not enforce or warn", where, name, v);
+            snprintf(err, errlen, "%s: %s: '%s' is not enforce or warn (learn)", where, name, v);
             return -1;
         }
         return 0;
@@ -422,6 +449,26 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
         }
     }
     plist_free(names);
+    /* A check that waits for others (check_def.after) must not be waited for: no chains, so
+     * no cycle can leave a request waiting for itself. */
+    for (size_t i = 0; i < cfg->check_count; i++) {
+        const char *const *after = cfg->check_defs[i]->after;
+        for (size_t k = 0; after && after[k]; k++) {
+            for (size_t j = 0; j < cfg->check_count; j++) {
+                const struct check_def *dep = cfg->check_defs[j];
+                if (strcmp(dep->name, after[k]) != 0)
+                    continue;
+                if (j == i || (dep->after && dep->after[0])) {
+                    snprintf(err, errlen,
+                             "%s: checks: '%s' runs after '%s', which %s: a check that others "
+                             "wait for may not wait itself (remove one of them from checks)",
+                             WHERE("checks"), cfg->check_defs[i]->name, dep->name,
+                             j == i ? "is itself" : "waits for other checks too");
+                    return -1;
+                }
+            }
+        }
+    }
 #undef WHERE
     return 0;
 }

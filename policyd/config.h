@@ -31,6 +31,7 @@ struct config {
 #define S_INT(n, d, lo, hi, r, doc) long n;
 #define S_TIME(n, d, lo, hi, r, doc) long n; /* milliseconds */
 #define S_SIZE(n, d, lo, hi, r, doc) size_t n;
+#define S_RATIO(n, d, lo, hi, r, doc) double n; /* 0.8; written 0.8 or 80% */
 #define S_OCT(n, d, r, doc) unsigned n;
 #define S_MODE(n, d, r, doc) enum check_mode n;
 #define P_STR S_STR
@@ -43,6 +44,7 @@ struct config {
 #undef S_INT
 #undef S_TIME
 #undef S_SIZE
+#undef S_RATIO
 #undef S_OCT
 #undef S_MODE
 #undef P_STR

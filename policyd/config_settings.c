@@ -19,6 +19,8 @@ const struct setting config_settings[NSETTINGS] = {
 #define S_INT(n, d, lo, hi, r, doc) {#n, T_INT, d, lo, hi, r, doc, 0, offsetof(struct config, n)},
 #define S_TIME(n, d, lo, hi, r, doc) {#n, T_TIME, d, lo, hi, r, doc, 0, offsetof(struct config, n)},
 #define S_SIZE(n, d, lo, hi, r, doc) {#n, T_SIZE, d, lo, hi, r, doc, 0, offsetof(struct config, n)},
+#define S_RATIO(n, d, lo, hi, r, doc)                                                              \
+    {#n, T_RATIO, d, lo, hi, r, doc, 0, offsetof(struct config, n)},
 #define S_OCT(n, d, r, doc) {#n, T_OCT, d, NULL, NULL, r, doc, 0, offsetof(struct config, n)},
 #define S_MODE(n, d, r, doc) {#n, T_MODE, d, NULL, NULL, r, doc, 0, offsetof(struct config, n)},
 #define P_STR(n, d, r, doc) {#n, T_STR, d, NULL, NULL, r, doc, 1, offsetof(struct config, n)},
@@ -32,6 +34,7 @@ const struct setting config_settings[NSETTINGS] = {
 #undef S_INT
 #undef S_TIME
 #undef S_SIZE
+#undef S_RATIO
 #undef S_OCT
 #undef S_MODE
 #undef P_STR

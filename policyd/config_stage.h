@@ -13,10 +13,11 @@
 #include <limits.h>
 #include <stddef.h>
 
-enum setting_type { T_STR, T_LIST, T_ACT, T_BOOL, T_INT, T_TIME, T_SIZE, T_OCT, T_MODE };
+enum setting_type { T_STR, T_LIST, T_ACT, T_BOOL, T_INT, T_TIME, T_SIZE, T_RATIO, T_OCT, T_MODE };
 enum setting_source { SRC_DEFAULT, SRC_POSTFIX, SRC_FILE };
 
-/* One row of the table. lo / hi: bounds of S_INT, S_TIME and S_SIZE in the setting's own units
+/* One row of the table. lo / hi: bounds of S_INT, S_TIME, S_SIZE and S_RATIO in the setting's own
+ * units
  * ("100ms", "1m"; NULL for other types). */
 struct setting {
     const char *name;
@@ -38,6 +39,7 @@ enum {
 #define S_INT S_STR
 #define S_TIME S_STR
 #define S_SIZE S_STR
+#define S_RATIO S_STR
 #define S_OCT S_STR
 #define S_MODE S_STR
 #define P_STR S_STR
@@ -50,6 +52,7 @@ enum {
 #undef S_INT
 #undef S_TIME
 #undef S_SIZE
+#undef S_RATIO
 #undef S_OCT
 #undef S_MODE
 #undef P_STR

@@ -7,6 +7,11 @@
  * the answer never depends on which check happened to finish first. Calls not needed for the
  * decision are cancelled. A call owns the data its check hands it and frees it when the call
  * ends, whichever way. Nothing here blocks; checks that pend finish from event callbacks.
+ * A check with an `after` list (check.h) waits, unstarted, until the configured checks it
+ * names have finished, then runs with their findings (check_call_publish, kept by the
+ * evaluation, freed with it); it is not started once an earlier check in configured order has
+ * refused, as its answer could no longer count. Config refuses chains of `after`, so a
+ * waiting call waits only for calls that were started at once: no cycle, no deadlock.
  * Every diagnosis line carries the check's cause code and is counted by it (stats_cause); a
  * cause explained lately about the same subject is written short, pointing at its full line
  * (policyd/repeat.c decides, by diagnosis_repeat_interval and Postfix's instance).
@@ -34,7 +39,8 @@
 #include <string.h>
 #include <time.h>
 
-enum call_state { CALL_RUNNING, CALL_PENDING, CALL_DONE, CALL_CANCELLED };
+/* CALL_WAITING: not started yet (its check's `after` checks are still running). */
+enum call_state { CALL_WAITING, CALL_RUNNING, CALL_PENDING, CALL_DONE, CALL_CANCELLED };
 enum verdict { VERDICT_NONE, VERDICT_REJECT, VERDICT_DEFER, VERDICT_PREPEND };
 
 struct check_call {
@@ -55,6 +61,12 @@ struct check_call {
     char *sent_key;
 };
 
+/* One finding of check_call_publish. */
+struct finding {
+    char *name;
+    char *value;
+};
+
 struct evaluation {
     struct event_base *base;
     struct dns *dns;
@@ -67,6 +79,8 @@ struct evaluation {
     int in_start; /* inside evaluate_start: completions are handled on return */
     const char *action;
     struct timespec started; /* for the latency histogram (stats_observe_latency) */
+    struct finding *findings;
+    size_t nfindings, capfindings;
     size_t ncalls;
     struct check_call calls[];
 };
@@ -182,6 +196,10 @@ static void evaluate_log_verdict(const struct evaluation *ev, const struct check
  * state change first, so cancel() runs exactly once whatever it calls. */
 static void evaluate_cancel_call(struct check_call *c)
 {
+    if (c->state == CALL_WAITING) {
+        c->state = CALL_CANCELLED; /* never started: nothing to stop, no data */
+        return;
+    }
     if (c->state != CALL_PENDING)
         return;
     c->state = CALL_CANCELLED;
@@ -296,6 +314,44 @@ static int evaluate_try_decide(struct evaluation *ev)
     return 1;
 }
 
+/* evaluate_slot - the slot of the configured check called name, or ev->ncalls. */
+static size_t evaluate_slot(const struct evaluation *ev, const char *name)
+{
+    for (size_t j = 0; j < ev->ncalls; j++)
+        if (strcmp(ev->cfg->check_defs[j]->name, name) == 0)
+            return j;
+    return ev->ncalls;
+}
+
+/* evaluate_waits_for - the configured checks c still waits for, as "spf, dnsbl" into buf
+ * (may be NULL); their number (0: c may start). */
+static size_t evaluate_waits_for(const struct evaluation *ev, const struct check_call *c, char *buf,
+                                 size_t buflen)
+{
+    const char *const *after = ev->cfg->check_defs[c->slot]->after;
+    size_t n = 0, used = 0;
+    if (buf && buflen)
+        buf[0] = 0;
+    for (size_t k = 0; after && after[k]; k++) {
+        size_t j = evaluate_slot(ev, after[k]);
+        if (j == ev->ncalls || j == c->slot)
+            continue;
+        enum call_state st = ev->calls[j].state;
+        if (st == CALL_DONE || st == CALL_CANCELLED)
+            continue;
+        if (buf && used < buflen)
+            used += (size_t)snprintf(buf + used, buflen - used, "%s%s", n ? ", " : "", after[k]);
+        n++;
+    }
+    return n;
+}
+
+/* evaluate_late - 1 if c has not finished: waiting, or pending. */
+static int evaluate_late(const struct check_call *c)
+{
+    return c->state == CALL_WAITING || c->state == CALL_PENDING;
+}
+
 /* evaluate_deadline_cb - the deadline passed: answer the fallback, name the late checks. */
 static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -311,10 +367,15 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
         const struct check_call *c = &ev->calls[i];
         const struct check_def *def = ev->cfg->check_defs[i];
         char waits[512] = "";
-        if (c->state != CALL_PENDING)
+        if (!evaluate_late(c))
             continue;
-        if (def->describe)
+        if (c->state == CALL_WAITING) {
+            snprintf(waits, sizeof(waits), "waiting for ");
+            if (!evaluate_waits_for(ev, c, waits + 12, sizeof(waits) - 12))
+                snprintf(waits, sizeof(waits), "not started: an earlier check refused");
+        } else if (def->describe) {
             def->describe(c, waits, sizeof(waits));
+        }
         n += (size_t)snprintf(late + n, sizeof(late) - n, "%s%s%s%s%s", n ? ", " : "", def->name,
                               *waits ? " (" : "", waits, *waits ? ")" : "");
     }
@@ -323,7 +384,7 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
     char subject[640], names[512] = "";
     struct repeat_ref ref;
     for (size_t i = 0, m = 0; i < ev->ncalls && m < sizeof(names); i++)
-        if (ev->calls[i].state == CALL_PENDING)
+        if (evaluate_late(&ev->calls[i]))
             m += (size_t)snprintf(names + m, sizeof(names) - m, "%s%s", m ? ", " : "",
                                   ev->cfg->check_defs[i]->name);
     snprintf(subject, sizeof(subject), "client %s", request_get(ev->req, ATTR_CLIENT_ADDRESS));
@@ -343,6 +404,55 @@ static void evaluate_deadline_cb(evutil_socket_t fd, short what, void *arg)
     ev->done(ev, ev->arg);
 }
 
+/* evaluate_run_call - start c's check; a call that finishes inside run() is done on return
+ * (its data released). Returns 1 if it pends. */
+static int evaluate_run_call(struct evaluation *ev, struct check_call *c)
+{
+    c->state = CALL_RUNNING;
+    enum check_status st = ev->cfg->check_defs[c->slot]->run(c);
+    if (c->state == CALL_RUNNING)
+        c->state = st == CHECK_PENDING ? CALL_PENDING : CALL_DONE;
+    if (c->state == CALL_PENDING)
+        return 1;
+    evaluate_release_data(c);
+    return 0;
+}
+
+/* evaluate_refused_before - 1 if a call before slot has given an enforced reject or defer:
+ * the answer is that one or an earlier one, never slot's. */
+static int evaluate_refused_before(const struct evaluation *ev, size_t slot)
+{
+    for (size_t i = 0; i < slot; i++) {
+        const struct check_call *c = &ev->calls[i];
+        if (c->state == CALL_DONE &&
+            (c->verdict == VERDICT_REJECT || c->verdict == VERDICT_DEFER) &&
+            ev->cfg->check_modes[i] == MODE_ENFORCE)
+            return 1;
+    }
+    return 0;
+}
+
+/* evaluate_progress - decide if the calls allow it, else start the waiting calls whose checks
+ * have finished what they wait for (and may now be needed), and try again. 1 if decided. */
+static int evaluate_progress(struct evaluation *ev)
+{
+    for (;;) {
+        if (evaluate_try_decide(ev))
+            return 1;
+        int started = 0;
+        for (size_t i = 0; i < ev->ncalls; i++) {
+            struct check_call *c = &ev->calls[i];
+            if (c->state != CALL_WAITING || evaluate_waits_for(ev, c, NULL, 0) > 0 ||
+                evaluate_refused_before(ev, i))
+                continue;
+            evaluate_run_call(ev, c);
+            started = 1;
+        }
+        if (!started)
+            return 0;
+    }
+}
+
 struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, struct config *cfg,
                                   struct request *req, evaluate_done_fn done, void *arg)
 {
@@ -357,22 +467,24 @@ struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, stru
     ev->ncalls = n;
     ev->in_start = 1;
     clock_gettime(CLOCK_MONOTONIC, &ev->started);
-    int pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        ev->calls[i].ev = ev;
+        ev->calls[i].slot = i;
+        ev->calls[i].state = CALL_WAITING;
+    }
+    /* Every check that waits for nothing configured starts now, in configured order. */
     for (size_t i = 0; i < n; i++) {
         struct check_call *c = &ev->calls[i];
-        c->ev = ev;
-        c->slot = i;
-        c->state = CALL_RUNNING;
-        enum check_status st = cfg->check_defs[i]->run(c);
-        if (c->state == CALL_RUNNING)
-            c->state = st == CHECK_PENDING ? CALL_PENDING : CALL_DONE;
-        if (c->state == CALL_PENDING)
-            pending = 1;
-        else
-            evaluate_release_data(c);
+        const char *const *after = cfg->check_defs[i]->after;
+        int waits = 0;
+        for (size_t k = 0; after && after[k] && !waits; k++)
+            waits = evaluate_slot(ev, after[k]) < n;
+        if (!waits)
+            evaluate_run_call(ev, c);
     }
+    int decided = evaluate_progress(ev);
     ev->in_start = 0;
-    if (!evaluate_try_decide(ev) && pending) {
+    if (!decided) {
         struct timeval tv = {cfg->request_deadline / 1000, (cfg->request_deadline % 1000) * 1000};
         ev->deadline = evtimer_new(base, evaluate_deadline_cb, ev);
         if (!ev->deadline)
@@ -407,6 +519,11 @@ void evaluate_free(struct evaluation *ev)
         free(c->sent_key);
         free(c->subject);
     }
+    for (size_t i = 0; i < ev->nfindings; i++) {
+        free(ev->findings[i].name);
+        free(ev->findings[i].value);
+    }
+    free(ev->findings);
     if (ev->deadline)
         event_free(ev->deadline);
     request_free(ev->req);
@@ -601,6 +718,31 @@ int check_call_client_address(struct check_call *call)
     return 0;
 }
 
+void check_call_publish(struct check_call *call, const char *name, const char *value)
+{
+    struct evaluation *ev = call->ev;
+    for (size_t i = 0; i < ev->nfindings; i++) {
+        if (strcmp(ev->findings[i].name, name) == 0) {
+            free(ev->findings[i].value);
+            ev->findings[i].value = xstrdup(value ? value : "");
+            return;
+        }
+    }
+    ev->findings = xgrow(ev->findings, &ev->capfindings, ev->nfindings + 1, sizeof(*ev->findings));
+    ev->findings[ev->nfindings].name = xstrdup(name);
+    ev->findings[ev->nfindings].value = xstrdup(value ? value : "");
+    ev->nfindings++;
+}
+
+const char *check_call_finding(const struct check_call *call, const char *name)
+{
+    const struct evaluation *ev = call->ev;
+    for (size_t i = 0; i < ev->nfindings; i++)
+        if (strcmp(ev->findings[i].name, name) == 0)
+            return ev->findings[i].value;
+    return NULL;
+}
+
 void check_call_done(struct check_call *call)
 {
     struct evaluation *ev = call->ev;
@@ -615,7 +757,7 @@ void check_call_done(struct check_call *call)
         return; /* cancelled: the evaluation no longer listens */
     call->state = CALL_DONE;
     evaluate_release_data(call);
-    if (!ev->in_start && !ev->finished && evaluate_try_decide(ev))
+    if (!ev->in_start && !ev->finished && evaluate_progress(ev))
         ev->done(ev, ev->arg);
 }
 

@@ -1,13 +1,15 @@
 /*
  * evaluate.h - run the configured checks on one request and decide the answer.
  *
- * All checks start together; the answer is the first decisive verdict in configured order, as
- * soon as every check before it has finished. A per-request deadline guarantees an answer:
- * when it passes, late checks are cancelled and fallback_action is answered. Every decision that
- * is not DUNNO is logged as one diagnosis line keyed like Postfix's own (queue id or NOQUEUE),
- * with a cause code (checks/causes.c); repeats of a cause explained lately are logged short.
- * The checks' work that lasts as long as a configuration (timers, periodic lookups) is started
- * and stopped here too, by whoever makes a configuration active (main.c, the reload).
+ * All checks start together, except one that waits for others it names (check_def.after; it
+ * starts once they have finished, and reads their findings); the answer is the first decisive
+ * verdict in configured order, as soon as every check before it has finished. A per-request
+ * deadline guarantees an answer: when it passes, late checks are cancelled and fallback_action is
+ * answered. Every decision that is not DUNNO is logged as one diagnosis line keyed like Postfix's
+ * own (queue id or NOQUEUE), with a cause code (checks/causes.c); repeats of a cause explained
+ * lately are logged short. The checks' work that lasts as long as a configuration (timers, periodic
+ * lookups) is started and stopped here too, by whoever makes a configuration active (main.c, the
+ * reload).
  */
 /* SPDX-License-Identifier: MIT */
 #ifndef POLICYD_EVALUATE_H

@@ -42,6 +42,7 @@ enum { R_LIVE, R_DNS, R_RESTART }; /* as policyd/config.h */
 #define S_INT(n, d, lo, hi, r, doc) NENTRY("integer", 0, n, d, lo, hi, r, doc)
 #define S_TIME(n, d, lo, hi, r, doc) NENTRY("time", 0, n, d, lo, hi, r, doc)
 #define S_SIZE(n, d, lo, hi, r, doc) NENTRY("size", 0, n, d, lo, hi, r, doc)
+#define S_RATIO(n, d, lo, hi, r, doc) NENTRY("ratio", 0, n, d, lo, hi, r, doc)
 #define S_OCT(n, d, r, doc) ENTRY("mode", 0, n, d, r, doc)
 #define S_MODE(n, d, r, doc) ENTRY("enforce | warn", 0, n, d, r, doc)
 #define P_STR(n, d, r, doc) ENTRY("text", 1, n, d, r, doc)

@@ -10,7 +10,9 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int units_parse_time(const char *text, long *ms)
 {
@@ -72,4 +74,28 @@ int units_parse_size(const char *text, size_t *bytes)
         return -1;
     *bytes = (size_t)(n * mult);
     return 0;
+}
+
+const char *units_format_time(int64_t ms, char *buf, size_t len)
+{
+    if (ms != 0 && ms % 86400000 == 0)
+        snprintf(buf, len, "%lldd", (long long)(ms / 86400000));
+    else if (ms != 0 && ms % 3600000 == 0)
+        snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
+    else if (ms != 0 && ms % 60000 == 0)
+        snprintf(buf, len, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, len, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%lldms", (long long)ms);
+    return buf;
+}
+
+const char *units_format_clock(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(buf, len, "?");
+    return buf;
 }

@@ -14,22 +14,8 @@ import socket
 import sys
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
-template = os.path.join(here, "..", "data", "requests", "01-rcpt-unix-smtp-source.txt")
-base = [l.split(b"=", 1) for l in open(template, "rb").read().split(b"\n") if l]
-
-
-def request(words):
-    attrs = [list(a) for a in base]
-    for w in words:
-        name, value = w.encode().split(b"=", 1)
-        for a in attrs:
-            if a[0] == name:
-                a[1] = value
-                break
-        else:
-            attrs.append([name, value])
-    return b"".join(n + b"=" + v + b"\n" for n, v in attrs) + b"\n"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from req import request  # noqa: E402
 
 
 def connect(path):

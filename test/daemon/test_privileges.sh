@@ -2,7 +2,8 @@
 # test_privileges.sh - privileges checked, not discovered later (issue 12). Run as root with
 # user = policyd (etc/install-deps.sh creates it): -t refuses every kind of file the
 # configuration names that only root can read (texthash and lmdb tables, a /file list, DKIM key
-# files, OpenDKIM's KeyTable, a file behind a directory the user cannot enter) with FILE:LINE
+# files, OpenDKIM's KeyTable, greylist_skip_clients_file, a file behind a directory the user
+# cannot enter) with FILE:LINE
 # and the fix; with user = root the same files pass. Then the daemon runs: its log file is
 # created owned by policyd, SIGHUP re-reads a table as policyd and reopens the log after a
 # rotation; a socket and pid file it may not remove are announced at start and stay; in a
@@ -30,6 +31,7 @@ echo "not a real key either" >"$WORK/etc/kt-key.pem"
 printf 'k1 example.org:sel:%s\n' "$WORK/etc/kt-key.pem" >"$WORK/etc/KeyTable"
 printf 'KeyTable %s\n' "$WORK/etc/KeyTable" >"$WORK/etc/opendkim.conf"
 printf 'hidden.example OK\n' >"$WORK/secret/relay"
+printf 'mail.example.org\n/^mx\\d+\\.example\\.net$/\n192.0.2\n' >"$WORK/etc/whitelist_clients"
 chmod 644 "$WORK"/etc/* "$WORK/secret/relay"
 
 CONF=$WORK/policyd.conf
@@ -78,6 +80,9 @@ refused "lmdb table" "$WORK/etc/rcpt.lmdb" "$CONF:7: recipient_maps: $WORK/etc/r
     "recipient_maps = lmdb:$WORK/etc/rcpt"
 refused "DKIM key file" "$WORK/etc/key.pem" "$CONF:5: dkim_keys: $WORK/etc/key.pem is readable by root" \
     "dkim_keys = sel:example.test:$WORK/etc/key.pem"
+refused "greylist_skip_clients_file" "$WORK/etc/whitelist_clients" \
+    "$CONF:6: greylist_skip_clients_file: $WORK/etc/whitelist_clients is readable by root but not by user policyd" \
+    "checks = greylist" "greylist_skip_clients_file = $WORK/etc/whitelist_clients"
 refused "KeyTable" "$WORK/etc/KeyTable" "$CONF:5: opendkim_config ($WORK/etc/opendkim.conf): $WORK/etc/KeyTable is readable by root" \
     "opendkim_config = $WORK/etc/opendkim.conf"
 refused "key file named in a KeyTable" "$WORK/etc/kt-key.pem" "$WORK/etc/KeyTable:1: DKIM key: $WORK/etc/kt-key.pem is readable by root" \

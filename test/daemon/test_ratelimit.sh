@@ -327,5 +327,15 @@ check "doctor: without the wiring, aborted messages stay counted until their win
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
 out=$("$POLICYD" -c "$WORK/bad.conf" -t 2>&1)
 check "bad rule refused with FILE:LINE" grep -q "bad.conf:6: ratelimit_rules: key 'nosuch'" <<<"$out"
+# ratelimit_warn_ratio is a share: 0.8 or 80%; more than 1 is refused.
+write_conf "$WORK/ratio.conf" "checks = ratelimit" "ratelimit_warn_ratio = 75%" "state_store = lmdb:$WORK/state.lmdb" \
+    "ratelimit_rules = { name=r key=sender count=messages limits=5/1m }"
+check "ratelimit_warn_ratio = 75%: accepted" "$POLICYD" -c "$WORK/ratio.conf" -t
+write_conf "$WORK/ratio.conf" "checks = ratelimit" "ratelimit_warn_ratio = 1.5" "state_store = lmdb:$WORK/state.lmdb"
+out=$("$POLICYD" -c "$WORK/ratio.conf" -t 2>&1)
+check "ratelimit_warn_ratio = 1.5: refused with FILE:LINE and the range" grep -q "ratio.conf:6: ratelimit_warn_ratio: '1.5' is out of range (0 to 1)" <<<"$out"
+write_conf "$WORK/ratio.conf" "checks = ratelimit" "ratelimit_warn_ratio = most" "state_store = lmdb:$WORK/state.lmdb"
+out=$("$POLICYD" -c "$WORK/ratio.conf" -t 2>&1)
+check "ratelimit_warn_ratio = most: refused, not a ratio" grep -q "ratio.conf:6: ratelimit_warn_ratio: 'most' is not a ratio (0.8, or 80%)" <<<"$out"
 
 finish

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void test_values(void)
@@ -37,6 +38,19 @@ static void test_values(void)
     CHECK(units_parse_size("1x", &bytes) == -1);
     CHECK(units_parse_size("k", &bytes) == -1);
     CHECK(units_parse_size("99999999999999999999", &bytes) == -1);
+    char text[64];
+    CHECK(strcmp(units_format_time(86400000, text, sizeof(text)), "1d") == 0);
+    CHECK(strcmp(units_format_time(7200000, text, sizeof(text)), "2h") == 0);
+    CHECK(strcmp(units_format_time(600000, text, sizeof(text)), "10m") == 0);
+    CHECK(strcmp(units_format_time(90000, text, sizeof(text)), "90s") == 0);
+    CHECK(strcmp(units_format_time(250, text, sizeof(text)), "250ms") == 0);
+    CHECK(strcmp(units_format_time(0, text, sizeof(text)), "0s") == 0);
+    CHECK(units_parse_time(units_format_time(5400000, text, sizeof(text)), &ms) == 0 &&
+          ms == 5400000); /* 90m reads back */
+    setenv("TZ", "UTC", 1);
+    tzset();
+    CHECK(strcmp(units_format_clock(1765125538000LL, text, sizeof(text)), "2025-12-07 16:38:58") ==
+          0);
 
     char **v = plist_split(" a, b  c,,d inline:{ x=1, y=2 } ,");
     CHECK(v[0] && strcmp(v[0], "a") == 0);

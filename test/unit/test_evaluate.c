@@ -6,6 +6,10 @@
  * free function run exactly once, the checks' start/stop hooks hand a reload over, and the
  * diagnosis lines carry the cause code and are written short when the cause was explained
  * lately (per subject and message; diagnosis_repeat_interval = 0 writes every line in full).
+ * A check with an `after` list (stubW, after stubA and stubC) runs once those have finished,
+ * in every completion order, and sees their findings; at once when neither is configured;
+ * never once an earlier check has refused; cancelled cleanly at the deadline while it waits;
+ * chains of `after` are refused by the configuration.
  *
  * The stubs are registered through config_use_checks() and configured by config_load() from a
  * policyd.conf in a temporary directory; each pending stub is completed from a zero-delay timer
@@ -53,6 +57,10 @@ static struct stub_plan plan[NSTUBS];
 static struct check_call *pending[NSTUBS];
 static int cancels[NSTUBS], frees[NSTUBS], completed[NSTUBS], sent[NSTUBS];
 static int starts[NSTUBS], stops[NSTUBS];
+static int answered[NSTUBS]; /* stub_answer ran: the stub has finished (or is finishing) */
+/* What stubW (id 3, after stubA and stubC) saw when it ran. */
+static int w_runs, w_deps_done;
+static char w_saw[64];
 static void *start_previous[NSTUBS];
 static int cancel_saw_data; /* cancel() ran while the call's data was still there */
 static int done_calls, done_inside_start, in_start;
@@ -66,6 +74,9 @@ static void reset_counters(void)
     memset(frees, 0, sizeof(frees));
     memset(completed, 0, sizeof(completed));
     memset(sent, 0, sizeof(sent));
+    memset(answered, 0, sizeof(answered));
+    w_runs = w_deps_done = 0;
+    w_saw[0] = 0;
     cancel_saw_data = 0;
     done_calls = done_inside_start = 0;
 }
@@ -150,6 +161,12 @@ static void stub_answer(struct check_call *call, int id)
     char action[64], header[64], cause[64];
     char c = (char)('A' + id);
     snprintf(cause, sizeof(cause), "stub%c found something", c);
+    /* A finding, published whatever the verdict and mode; published twice, the last counts. */
+    snprintf(header, sizeof(header), "stub%c.found", c);
+    check_call_publish(call, header, "not yet");
+    snprintf(action, sizeof(action), "%c", c);
+    check_call_publish(call, header, action);
+    answered[id] = 1;
     if (plan[id].subject)
         check_call_subject(call, "sender domain", plan[id].subject);
     switch (plan[id].verdict) {
@@ -236,11 +253,50 @@ static void stub_describe(const struct check_call *call, char *buf, size_t bufle
 
 static const struct check_def stubs[NSTUBS] = {STUB(A, a), STUB(B, b), STUB(C, c), STUB(D, d)};
 
+/* stubW_run - stubD's behaviour (id 3) under another name that waits for stubA and stubC (and
+ * stubX, which no configuration names): note what had finished and what it can read. */
+static enum check_status stubw_run(struct check_call *call)
+{
+    const char *a = check_call_finding(call, "stubA.found");
+    const char *c = check_call_finding(call, "stubC.found");
+    w_runs++;
+    w_deps_done = answered[0] && answered[2];
+    snprintf(w_saw, sizeof(w_saw), "A=%s C=%s", a ? a : "(none)", c ? c : "(none)");
+    return stub_run(call);
+}
+
+static const char *const w_after[] = {"stubA", "stubC", "stubX", NULL};
+static const char *const v_after[] = {"stubW", NULL};
+static const char *const s_after[] = {"stubS", NULL};
+static const struct check_def waiters[] = {
+    {.name = "stubW",
+     .configure = stub_configure_d,
+     .unconfigure = stub_unconfigure,
+     .after = w_after,
+     .run = stubw_run,
+     .cancel = stub_cancel,
+     .describe = stub_describe},
+    /* stubV waits for stubW, which waits itself: refused together. stubS waits for itself. */
+    {.name = "stubV",
+     .configure = stub_configure_c,
+     .unconfigure = stub_unconfigure,
+     .after = v_after,
+     .run = stub_run},
+    {.name = "stubS",
+     .configure = stub_configure_c,
+     .unconfigure = stub_unconfigure,
+     .after = s_after,
+     .run = stub_run},
+};
+
 static const struct check_def *stub_find(const char *name)
 {
     for (size_t i = 0; i < NSTUBS; i++)
         if (strcmp(stubs[i].name, name) == 0)
             return &stubs[i];
+    for (size_t i = 0; i < sizeof(waiters) / sizeof(waiters[0]); i++)
+        if (strcmp(waiters[i].name, name) == 0)
+            return &waiters[i];
     return NULL;
 }
 
@@ -300,9 +356,16 @@ static struct request *make_request(const char *state)
     return request_new_from_pairs(pairs);
 }
 
+/* slot_id - the stub id configured in slot i of cfg (stubW has stubD's id). */
+static int slot_id(const struct config *cfg, size_t i)
+{
+    return ((const struct stub_state *)cfg->check_states[i])->id;
+}
+
 /*
  * run_order - evaluate a request under cfg with the current plan, completing the pending
- * stubs in order (n of them; a stub cancelled by then is skipped). The answer goes to answer.
+ * stubs in order (n of them; a stub cancelled by then is skipped), then any stub still
+ * pending (one that waited and started late), in id order. The answer goes to answer.
  * Then the evaluation is freed. Returns the number of invariant violations: each stub's data
  * freed exactly once (by the time of the answer), each pending stub either completed or
  * cancelled exactly once, done called once (never inside evaluate_start) unless the answer
@@ -324,23 +387,39 @@ static int run_order(struct config *cfg, const char *state, const int *order, si
         event_base_once(base, -1, EV_TIMEOUT, complete_cb, &ids[order[k]], &zero);
         event_base_loop(base, EVLOOP_ONCE);
     }
+    for (size_t k = 0; k < NSTUBS; k++) {
+        if (!pending[k])
+            continue;
+        struct timeval zero = {0, 0};
+        event_base_once(base, -1, EV_TIMEOUT, complete_cb, &ids[k], &zero);
+        event_base_loop(base, EVLOOP_ONCE);
+    }
     snprintf(answer, len, "%s", evaluate_finished(ev) ? evaluate_action(ev) : "(no answer)");
     int finished = evaluate_finished(ev);
     /* Answered: every call has ended, so every call's data is already gone (a cancelled
      * check's pending work is dropped at once, not when the connection goes). */
-    for (size_t i = 0; finished && i < cfg->check_count; i++)
-        if (frees[i] != 1)
+    /* A stub that waited and was never started (stubW) has no data, no answer, no cancel. */
+    int started[NSTUBS] = {0};
+    for (size_t i = 0; i < cfg->check_count; i++) {
+        int id = slot_id(cfg, i);
+        started[id] = cfg->check_defs[i]->after == NULL || w_runs > 0;
+    }
+    for (size_t i = 0; finished && i < cfg->check_count; i++) {
+        int id = slot_id(cfg, i);
+        if (frees[id] != started[id])
             bad++, fprintf(stderr, "  stub%c: data freed %d times before evaluate_free\n",
-                           (char)('A' + i), frees[i]);
+                           (char)('A' + id), frees[id]);
+    }
     evaluate_free(ev);
     for (size_t i = 0; i < cfg->check_count; i++) {
-        if (frees[i] != 1)
-            bad++, fprintf(stderr, "  stub%c: data freed %d times\n", (char)('A' + i), frees[i]);
-        if (plan[i].pend && completed[i] + cancels[i] != 1)
-            bad++, fprintf(stderr, "  stub%c: completed %d, cancelled %d\n", (char)('A' + i),
-                           completed[i], cancels[i]);
-        if (!plan[i].pend && cancels[i] != 0)
-            bad++, fprintf(stderr, "  stub%c: cancelled without pending\n", (char)('A' + i));
+        int id = slot_id(cfg, i);
+        if (frees[id] != started[id])
+            bad++, fprintf(stderr, "  stub%c: data freed %d times\n", (char)('A' + id), frees[id]);
+        if (plan[id].pend && started[id] && completed[id] + cancels[id] != 1)
+            bad++, fprintf(stderr, "  stub%c: completed %d, cancelled %d\n", (char)('A' + id),
+                           completed[id], cancels[id]);
+        if ((!plan[id].pend || !started[id]) && cancels[id] != 0)
+            bad++, fprintf(stderr, "  stub%c: cancelled without pending\n", (char)('A' + id));
     }
     if (!finished || done_inside_start || done_calls != (sync ? 0 : 1))
         bad++, fprintf(stderr, "  finished %d, done %d times (%d inside start), sync %d\n",
@@ -748,6 +827,7 @@ static void test_repeats(struct config *on, struct config *off)
 static void test_deadline_repeats(struct config *quick)
 {
     /* A deadline line repeats short too, naming the late checks without the details. */
+    long off = log_size();
     repeat_clear();
     for (int k = 0; k < 2; k++) {
         int timed_out = 0;
@@ -765,10 +845,183 @@ static void test_deadline_repeats(struct config *quick)
         CHECK(!timed_out && evaluate_finished(ev));
         evaluate_free(ev);
     }
-    const char *log = log_since(0);
+    const char *log = log_since(off);
     CHECK(strstr(log, "deadline: no answer after 100 ms, answered 451 4.3.5 stub fallback; "
                       "cause_code=deadline.fallback; late: stubB; as explained at ") != NULL);
     repeat_clear();
+}
+
+/* position - where id comes in order. */
+static int position(const int *order, int id)
+{
+    for (int k = 0; k < NSTUBS; k++)
+        if (order[k] == id)
+            return k;
+    return NSTUBS;
+}
+
+/* test_after - stubW waits for stubA and stubC (checks = stubA, stubB, stubW, stubC: one of
+ * them after it in the list). */
+static void test_after(struct config *cfg)
+{
+    int order[NSTUBS] = {0, 1, 2, 3}, orders = 0, wrong = 0, bad = 0, early = 0, blind = 0;
+    char got[256];
+    CHECK(cfg->check_count == 4 && slot_id(cfg, 2) == 3 && slot_id(cfg, 3) == 2);
+    /* Every completion order (stubW's place in it only matters once it runs), stubW pending
+     * or answering inside run(): it runs once, after stubA and stubC, and reads their
+     * findings; its deferral is the answer. */
+    for (int w_sync = 0; w_sync < 2; w_sync++) {
+        for (int k = 0; k < NSTUBS; k++)
+            order[k] = k;
+        do {
+            set_plan(SV_NONE, SV_NONE, SV_NONE, SV_DEFER);
+            plan[3].pend = !w_sync;
+            bad += run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got));
+            wrong += strcmp(got, "450 4.7.1 stubD defers") != 0;
+            early += w_runs != 1 || !w_deps_done;
+            blind += strcmp(w_saw, "A=A C=C") != 0;
+            orders++;
+        } while (next_permutation(order, NSTUBS));
+    }
+    CHECK(orders == 48);
+    CHECK(wrong == 0 && bad == 0 && early == 0 && blind == 0);
+    if (wrong || bad || early || blind)
+        fprintf(stderr, "  after: %d wrong, %d bad, %d early, %d blind (last saw %s)\n", wrong, bad,
+                early, blind, w_saw);
+
+    /* stubA and stubC answer inside run(): stubW starts inside evaluate_start too, even though
+     * stubB still pends; a warn-mode refusal still publishes. */
+    set_plan(SV_REJECT, SV_NONE, SV_NONE, SV_NONE);
+    plan[0].pend = plan[2].pend = 0;
+    cfg->check_modes[0] = MODE_WARN;
+    reset_counters();
+    struct evaluation *ev = evaluate_start(base, NULL, cfg, make_request("RCPT"), on_done, NULL);
+    CHECK(w_runs == 1 && w_deps_done && strcmp(w_saw, "A=A C=C") == 0);
+    CHECK(!evaluate_finished(ev) && pending[1] && pending[3]);
+    evaluate_free(ev);
+    CHECK(cancels[1] == 1 && cancels[3] == 1 && frees[3] == 1);
+    cfg->check_modes[0] = MODE_ENFORCE;
+
+    /* stubB (before stubW) refuses: stubW is started only if stubA and stubC finished before
+     * the refusal came; the answer is stubB's in every order. */
+    int ran = 0, ran_right = 0;
+    orders = wrong = bad = 0;
+    for (int k = 0; k < NSTUBS; k++)
+        order[k] = k;
+    do {
+        set_plan(SV_NONE, SV_REJECT, SV_NONE, SV_DEFER);
+        bad += run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got));
+        wrong += strcmp(got, "554 5.7.1 stubB rejects") != 0;
+        int may =
+            position(order, 0) < position(order, 1) && position(order, 2) < position(order, 1);
+        ran += w_runs;
+        ran_right += w_runs == may;
+        orders++;
+    } while (next_permutation(order, NSTUBS));
+    CHECK(orders == 24 && wrong == 0 && bad == 0);
+    CHECK(ran_right == 24 && ran > 0 && ran < 24);
+    /* stubA refuses: nothing after it is needed, stubW never runs. */
+    set_plan(SV_REJECT, SV_NONE, SV_NONE, SV_DEFER);
+    int reverse[NSTUBS] = {3, 2, 1, 0};
+    CHECK(run_order(cfg, "RCPT", reverse, NSTUBS, got, sizeof(got)) == 0);
+    CHECK_STR(got, "554 5.7.1 stubA rejects");
+    CHECK(w_runs == 0 && frees[3] == 0 && cancels[3] == 0);
+}
+
+/* test_after_refused - checks = stubB, stubA, stubW, stubC: stubA refuses, so stubW, behind
+ * it, is never started, not even when stubA and stubC have finished while stubB (first) still
+ * pends and the answer is not known yet. */
+static void test_after_refused(struct config *cfg)
+{
+    int order[NSTUBS] = {0, 1, 2, 3}, orders = 0, wrong = 0, bad = 0, ran = 0;
+    char got[256];
+    do {
+        set_plan(SV_REJECT, SV_NONE, SV_NONE, SV_DEFER);
+        bad += run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got));
+        wrong += strcmp(got, "554 5.7.1 stubA rejects") != 0;
+        ran += w_runs;
+        orders++;
+    } while (next_permutation(order, NSTUBS));
+    CHECK(orders == 24 && wrong == 0 && bad == 0);
+    CHECK(ran == 0);
+}
+
+/* test_after_alone - none of the checks stubW waits for is configured: it starts at once. */
+static void test_after_alone(struct config *cfg)
+{
+    char got[256];
+    int order[NSTUBS] = {0, 1, 2, 3};
+    set_plan(SV_NONE, SV_NONE, SV_NONE, SV_DEFER);
+    plan[3].pend = 0;
+    reset_counters();
+    struct evaluation *ev = evaluate_start(base, NULL, cfg, make_request("RCPT"), on_done, NULL);
+    CHECK(w_runs == 1 && !answered[1] && strcmp(w_saw, "A=(none) C=(none)") == 0);
+    CHECK(!evaluate_finished(ev)); /* stubB, before it, still pends */
+    evaluate_free(ev);
+    CHECK(run_order(cfg, "RCPT", order, NSTUBS, got, sizeof(got)) == 0);
+    CHECK_STR(got, "450 4.7.1 stubD defers");
+}
+
+/* test_after_deadline - the deadline passes while stubW waits for stubA: the fallback is
+ * answered, stubW named as waiting, never started (no run, no cancel, no data). */
+static void test_after_deadline(struct config *quick)
+{
+    long off = log_size();
+    int timed_out = 0;
+    set_plan(SV_NONE, SV_NONE, SV_NONE, SV_DEFER);
+    reset_counters();
+    struct evaluation *ev =
+        evaluate_start(base, NULL, quick, make_request("RCPT"), break_on_done, NULL);
+    CHECK(!evaluate_finished(ev) && pending[0] && w_runs == 0);
+    struct timeval bound = {5, 0};
+    struct event *guard = evtimer_new(base, stop_loop_cb, &timed_out);
+    evtimer_add(guard, &bound);
+    event_base_dispatch(base);
+    event_free(guard);
+    CHECK(!timed_out && evaluate_finished(ev));
+    CHECK_STR(evaluate_action(ev), "451 4.3.5 stub fallback");
+    CHECK(cancels[0] == 1 && frees[0] == 1);
+    CHECK(w_runs == 0 && cancels[3] == 0 && frees[3] == 0);
+    evaluate_free(ev);
+    CHECK(w_runs == 0 && cancels[3] == 0 && frees[3] == 0 && done_calls == 1);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CHECK(w_runs == 0 && done_calls == 1);
+    CHECK(strstr(log_since(off), "late: stubA (the answer of stub A), stubW (waiting for stubA); "
+                                 "fix=") != NULL);
+}
+
+/* load_refused - the reason config_load refuses lines for. */
+static const char *load_refused(const char *dir, const char *lines)
+{
+    static char err[1024];
+    char path[600];
+    snprintf(path, sizeof(path), "%s/refused.conf", dir);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return "cannot write";
+    fprintf(fp, "postfix_config_directory =\n%s", lines);
+    fclose(fp);
+    struct config *cfg = config_load(path, err, sizeof(err));
+    if (cfg) {
+        config_unref(cfg);
+        return "(loaded)";
+    }
+    return err;
+}
+
+static void test_after_chains(const char *dir)
+{
+    /* A check others wait for may not wait itself; a check may not wait for itself. */
+    const char *err = load_refused(dir, "checks = stubA, stubW, stubV\n");
+    CHECK(strstr(err, "/refused.conf:2: checks: 'stubV' runs after 'stubW', which waits for other "
+                      "checks too") != NULL);
+    if (!strstr(err, "stubV"))
+        fprintf(stderr, "  got: %s\n", err);
+    err = load_refused(dir, "checks = stubS\n");
+    CHECK(strstr(err, "refused.conf:2: checks: 'stubS' runs after 'stubS', which is itself") !=
+          NULL);
+    /* Without stubW configured, stubV waits for nothing: fine. */
+    CHECK_STR(load_refused(dir, "checks = stubA, stubV\n"), "(loaded)");
 }
 
 static void test_start_stop(const char *dir)
@@ -842,7 +1095,33 @@ int main(void)
         test_deadline(quick);
         test_freed_while_pending(cfg);
         test_start_stop(dir);
+        test_after_chains(dir);
     }
+    struct config *wcfg = load(dir, "after.conf",
+                               "checks = stubA, stubB, stubW, stubC\n"
+                               "diagnosis_repeat_interval = 0\n");
+    struct config *walone = load(dir, "alone.conf",
+                                 "checks = stubB, stubW\n"
+                                 "diagnosis_repeat_interval = 0\n");
+    struct config *wquick = load(dir, "afterquick.conf",
+                                 "checks = stubA, stubW\n"
+                                 "diagnosis_repeat_interval = 0\n"
+                                 "request_deadline = 100ms\n"
+                                 "fallback_action = 451 4.3.5 stub fallback\n");
+    struct config *wrefused = load(dir, "afterrefused.conf",
+                                   "checks = stubB, stubA, stubW, stubC\n"
+                                   "diagnosis_repeat_interval = 0\n");
+    CHECK(wcfg && walone && wquick && wrefused);
+    if (base && wcfg && walone && wquick && wrefused) {
+        test_after(wcfg);
+        test_after_refused(wrefused);
+        test_after_alone(walone);
+        test_after_deadline(wquick);
+    }
+    config_unref(wcfg);
+    config_unref(walone);
+    config_unref(wquick);
+    config_unref(wrefused);
     struct config *on = load(dir, "repeat.conf",
                              "checks = stubA, stubB, stubC, stubD\n"
                              "diagnosis_repeat_interval = 1h\n");
