@@ -1,20 +1,25 @@
 /*
  * store_redis.c - the Redis back end: hiredis (0.14 and later) with its libevent adapter on
- * our loop; every decision one EVALSHA of a store_lua.c script (NOSCRIPT: sent again as EVAL,
- * which also caches it), the clock Redis's own TIME, every key with a TTL.
+ * our loop; every call one EVALSHA of a store_lua.c script (NOSCRIPT: sent again as EVAL,
+ * which also caches it), the clock Redis's own TIME, every key with a TTL. Rate-limit
+ * operations are batched: those asked during one turn of the loop wait in a queue for a
+ * zero-delay event, then go as one script call per BATCH_MAX (each decision still atomic and
+ * in order; a record is read and written once per batch), written to the socket at once;
+ * Redis pays its per-call cost once per batch and both sides parse one reply. Greylisting and
+ * notify-once go one call each.
  *
- * Failure handling, since hiredis 0.14 has no timeouts: each operation arms its own timer
- * (one libevent common timeout: a queue, not a heap); when it fires the caller gets a failure
- * at once and the operation is detached from its pending reply, which is dropped when (if)
- * it comes. A lost connection fails what was in flight; the next operation reconnects, with a
- * backoff (50 ms doubling up to retry_interval_ms) during which operations fail at once.
- * After failure_threshold consecutive failures the circuit breaker opens: the connection is
- * dropped, every operation fails at once for retry_interval_ms, then one trial (connect,
- * AUTH, SELECT, PING under the same timeout) closes it or opens it again. Opening and closing
- * are logged once each way and reported through options.on_state; counters feed the metrics.
- * Failures found inside a call, and those of a connection torn down, are answered from the
- * zero-delay event, never inside the caller's call. The synchronous admin side (the
- * `policyd ratelimit` command) is at the end: a blocking connection, the same scripts.
+ * Failure handling, since hiredis 0.14 has no timeouts: each call arms its own timer (one
+ * libevent common timeout: a queue, not a heap); when it fires its operations get a failure
+ * at once and are detached from the pending reply, which is dropped when (if) it comes. A lost
+ * connection fails what was in flight; the next operation reconnects, with a backoff (50 ms
+ * doubling up to retry_interval_ms) during which operations fail at once. After failure_threshold
+ * consecutive failures the circuit breaker opens: the connection is dropped, every operation fails
+ * at once for retry_interval_ms, then one trial (connect, AUTH, SELECT, PING under the same
+ * timeout) closes it or opens it again. Opening and closing are logged once each way and reported
+ * through options.on_state; counters feed the metrics (per operation: a batch that fails counts
+ * each of its operations). Every answer goes through the store's zero-delay delivery event, never
+ * inside the caller's call nor inside hiredis's. The synchronous admin side (the `policyd
+ * ratelimit` command) is at the end: a blocking connection, the same scripts.
  */
 /* SPDX-License-Identifier: MIT */
 #include "policyd/store/store_admin.h"
@@ -37,6 +42,7 @@
 
 #define BACKOFF_MIN_MS 50
 #define MAX_ARGS (10 + 3 * WINDOW_MAX_LIMITS)
+#define BATCH_MAX 64 /* rate-limit operations in one script call */
 
 enum breaker { BR_CLOSED, BR_OPEN, BR_TRIAL };
 enum script { SC_RL, SC_GREY, SC_ONCE, SC_COUNT };
@@ -60,13 +66,24 @@ struct redis {
     char sha[SC_COUNT][41];
     char last_error[200];
     unsigned long long timeouts, fast_fails, late, connects, connect_failures, state_changes;
+    struct store_op_queue queue; /* rate-limit operations for the next batch */
+    size_t queued;
+    struct event *flush_ev; /* zero-delay: sends the queue */
+    char *buf;              /* a batch's command, built here */
+    size_t bufcap;
 };
 
+/* One script call in flight: a batch of rate-limit operations, one greylist or notify-once
+ * operation, or the breaker's trial PING (no operation). */
 struct pending {
     struct redis *r;
-    struct store_op *op; /* NULL once answered (timeout) or cancelled */
     struct event *timer;
     int trial, eval;
+    enum script sc;
+    int nops, live;                  /* operations sent; of them still waiting for this reply */
+    int late;                        /* of them answered already (timeout) or cancelled */
+    struct store_op *ops[BATCH_MAX]; /* NULL once answered or cancelled */
+    unsigned char nlims[BATCH_MAX];  /* limits of each: its part of the answer */
 };
 
 static const char *const scripts[SC_COUNT] = {store_lua_rl, store_lua_grey, store_lua_once};
@@ -81,13 +98,25 @@ static void sha1_hex(const char *text, char out[41])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* key_name - prefix + tag + ":" + 32 hex digits. */
-static void key_name(char *out, size_t cap, const char *prefix, const char *tag,
-                     const unsigned char h[STORE_HASH_LEN])
+/* key_name - prefix + tag + ":" + 32 hex digits into out (cap >= 200: the prefix has 64
+ * characters at most); its length. */
+static size_t key_name(char *out, size_t cap, const char *prefix, const char *tag,
+                       const unsigned char h[STORE_HASH_LEN])
 {
-    int n = snprintf(out, cap, "%s%s:", prefix, tag);
-    for (int i = 0; i < STORE_HASH_LEN && n > 0 && (size_t)n + 3 <= cap; i++)
-        n += snprintf(out + n, cap - (size_t)n, "%02x", h[i]);
+    static const char hex[] = "0123456789abcdef";
+    size_t np = strlen(prefix), nt = strlen(tag), n;
+    if (np + nt + 2 + 2 * STORE_HASH_LEN > cap)
+        log_panic("store: key prefix of %zu characters", np);
+    memcpy(out, prefix, np);
+    memcpy(out + np, tag, nt);
+    n = np + nt;
+    out[n++] = ':';
+    for (int i = 0; i < STORE_HASH_LEN; i++) {
+        out[n++] = hex[h[i] >> 4];
+        out[n++] = hex[h[i] & 15];
+    }
+    out[n] = '\0';
+    return n;
 }
 
 /* target_parse - "unix:PATH" or "inet:HOST[:PORT]" (HOST resolved now: a name is looked up
@@ -279,42 +308,24 @@ static int connect_now(struct redis *r)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg);
 
-/* send_op - write op's script call (EVALSHA, or EVAL once NOSCRIPT was seen) under p. */
-static int send_op(struct redis *r, struct pending *p)
+/* send_one - write a greylist or notify-once call (EVALSHA, or EVAL once NOSCRIPT was seen)
+ * for p's one operation. */
+static int send_one(struct redis *r, struct pending *p)
 {
     struct store *s = r->s;
-    struct store_op *op = p->op;
+    struct store_op *op = p->ops[0];
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
     char num[MAX_ARGS][24], key[2][200], now[24] = "";
-    int argc = 0, sc, n = 0;
+    int argc = 0, n = 0;
 
     if (s->opt.clock_ms)
         snprintf(now, sizeof(now), "%lld", (long long)store_now(s));
 #define ARG(str) (argv[argc] = (str), lens[argc] = strlen(argv[argc]), argc++)
 #define NUM(v) (snprintf(num[n], sizeof(num[n]), "%lld", (long long)(v)), ARG(num[n++]))
-    sc = op->type == OP_GREY ? SC_GREY : op->type == OP_ONCE ? SC_ONCE : SC_RL;
     ARG(p->eval ? "EVAL" : "EVALSHA");
-    ARG(p->eval ? scripts[sc] : r->sha[sc]);
-    switch (op->type) {
-    case OP_RESERVE:
-    case OP_ADJUST:
-        key_name(key[0], sizeof(key[0]), s->prefix, "rl", op->key);
-        ARG("1");
-        ARG(key[0]);
-        ARG(op->type == OP_RESERVE ? "r" : "a");
-        ARG(op->name);
-        NUM(op->units);
-        NUM(op->at);
-        ARG(now);
-        NUM(op->nlims);
-        for (int i = 0; i < op->nlims; i++) {
-            NUM(op->lims[i].limit);
-            NUM(op->lims[i].period);
-            NUM(window_grain(op->lims[i].period));
-        }
-        break;
-    case OP_GREY:
+    ARG(p->eval ? scripts[p->sc] : r->sha[p->sc]);
+    if (op->type == OP_GREY) {
         key_name(key[0], sizeof(key[0]), s->prefix, "gl", op->key);
         key_name(key[1], sizeof(key[1]), s->prefix, "awl", op->has_awl ? op->awl : op->key);
         ARG(op->has_awl ? "2" : "1");
@@ -328,14 +339,12 @@ static int send_op(struct redis *r, struct pending *p)
         NUM(op->grey.awl_passes);
         NUM(op->grey.awl_ttl_ms);
         NUM(op->grey.awl_interval_ms);
-        break;
-    case OP_ONCE:
+    } else {
         key_name(key[0], sizeof(key[0]), s->prefix, "once", op->key);
         ARG("1");
         ARG(key[0]);
         NUM(op->interval);
         ARG(now);
-        break;
     }
 #undef ARG
 #undef NUM
@@ -346,6 +355,114 @@ static int send_op(struct redis *r, struct pending *p)
     return 0;
 }
 
+/* put_double - v as a little-endian IEEE double (exact: |v| <= WINDOW_MAX_VALUE or a time). */
+static void put_double(unsigned char *out, int64_t v)
+{
+    double d = (double)v;
+    uint64_t u;
+    memcpy(&u, &d, sizeof(u));
+    for (int i = 0; i < 8; i++)
+        out[i] = (unsigned char)(u >> (8 * i));
+}
+
+/* get_double - the little-endian double at in, as an integer; -1 in *bad if it is not one
+ * a script could have sent (beyond 2^53, or not a number). */
+static int64_t get_double(const unsigned char *in, int *bad)
+{
+    uint64_t u = 0;
+    double d;
+    for (int i = 0; i < 8; i++)
+        u |= (uint64_t)in[i] << (8 * i);
+    memcpy(&d, &u, sizeof(d));
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0)) {
+        *bad = -1;
+        return 0;
+    }
+    return (int64_t)d;
+}
+
+/* pack_op - a rate-limit operation's numbers for store_lua_rl into out (at least
+ * 8 * (4 + 2 * WINDOW_MAX_LIMITS) bytes); their length. */
+static size_t pack_op(unsigned char *out, int mode, int64_t units, int64_t at,
+                      const struct window_limit *lims, int n)
+{
+    size_t k = 0;
+    put_double(out + 8 * k++, mode);
+    put_double(out + 8 * k++, units);
+    put_double(out + 8 * k++, at);
+    put_double(out + 8 * k++, n);
+    for (int i = 0; i < n; i++) {
+        put_double(out + 8 * k++, lims[i].limit);
+        put_double(out + 8 * k++, lims[i].period);
+    }
+    return 8 * k;
+}
+
+/* buf_put - append a bulk string ("$N\r\n" data "\r\n", or "*N\r\n" when star) to r->buf at
+ * *len. */
+static void buf_put(struct redis *r, size_t *len, int star, const void *data, size_t n)
+{
+    char head[32];
+    size_t h = 0;
+    char digits[24];
+    size_t d = 0, v = n;
+    do
+        digits[d++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    head[h++] = star ? '*' : '$';
+    while (d > 0)
+        head[h++] = digits[--d];
+    head[h++] = '\r';
+    head[h++] = '\n';
+    r->buf = xgrow(r->buf, &r->bufcap, *len + h + (star ? 0 : n + 2), 1);
+    memcpy(r->buf + *len, head, h);
+    *len += h;
+    if (star)
+        return;
+    memcpy(r->buf + *len, data, n);
+    memcpy(r->buf + *len + n, "\r\n", 2);
+    *len += n + 2;
+}
+
+/* send_batch - write p's rate-limit operations as one call of store_lua_rl (EVALSHA, or EVAL
+ * once NOSCRIPT was seen), formatted here in Redis's protocol. */
+static int send_batch(struct redis *r, struct pending *p)
+{
+    struct store *s = r->s;
+    char key[200], now[24] = "", nkeys[16];
+    unsigned char nums[8 * (4 + 2 * WINDOW_MAX_LIMITS)];
+    size_t len = 0;
+
+    if (s->opt.clock_ms)
+        snprintf(now, sizeof(now), "%lld", (long long)store_now(s));
+    snprintf(nkeys, sizeof(nkeys), "%d", p->nops);
+    buf_put(r, &len, 1, NULL, (size_t)(4 + 3 * p->nops));
+    buf_put(r, &len, 0, p->eval ? "EVAL" : "EVALSHA", p->eval ? 4 : 7);
+    const char *body = p->eval ? scripts[SC_RL] : r->sha[SC_RL];
+    buf_put(r, &len, 0, body, strlen(body));
+    buf_put(r, &len, 0, nkeys, strlen(nkeys));
+    for (int i = 0; i < p->nops; i++)
+        buf_put(r, &len, 0, key, key_name(key, sizeof(key), s->prefix, "rl", p->ops[i]->key));
+    buf_put(r, &len, 0, now, strlen(now));
+    for (int i = 0; i < p->nops; i++) {
+        const struct store_op *op = p->ops[i];
+        buf_put(r, &len, 0, op->name, strlen(op->name));
+        buf_put(
+            r, &len, 0, nums,
+            pack_op(nums, op->type == OP_RESERVE ? 1 : 2, op->units, op->at, op->lims, op->nlims));
+    }
+    if (!r->ac || redisAsyncFormattedCommand(r->ac, reply_cb, p, r->buf, len) != REDIS_OK) {
+        snprintf(r->last_error, sizeof(r->last_error), "cannot send: connection closing");
+        return -1;
+    }
+    return 0;
+}
+
+static int send_pending(struct redis *r, struct pending *p)
+{
+    return p->sc == SC_RL ? send_batch(r, p) : send_one(r, p);
+}
+
 /* fail_soon - answer op with a failure from the zero-delay event. */
 static void fail_soon(struct store_op *op, const char *fmt, const char *detail)
 {
@@ -354,83 +471,180 @@ static void fail_soon(struct store_op *op, const char *fmt, const char *detail)
     store_op_later(op);
 }
 
-static void redis_submit(struct store *s, struct store_op *op)
+/* gate - 0 if an operation can be sent now (connecting first if there is no connection and
+ * the backoff allows), else -1 with the failure in why, counted for one operation. */
+static int gate(struct redis *r, char *why, size_t cap)
 {
-    struct redis *r = s->impl;
-    char why[300];
-
     if (r->breaker != BR_CLOSED) {
         r->fast_fails++;
-        snprintf(why, sizeof(why), "%.1f s ago (last: %s)",
+        snprintf(why, cap, "redis: circuit open, down since %.1f s ago (last: %s)",
                  (double)(store_mono_ms() - r->down_since) / 1000.0, r->last_error);
-        fail_soon(op, "redis: circuit open, down since %s", why);
-        return;
+        return -1;
     }
     if (!r->ac) {
         if (store_mono_ms() < r->next_connect) {
             r->fast_fails++;
-            fail_soon(op, "redis: not connected (%s)", r->last_error);
+            snprintf(why, cap, "redis: not connected (%s)", r->last_error);
             note_failure(r, r->last_error);
-            return;
+            return -1;
         }
         if (connect_now(r) < 0) {
             r->fast_fails++;
-            fail_soon(op, "redis: %s", r->last_error);
+            snprintf(why, cap, "redis: %s", r->last_error);
             note_failure(r, r->last_error);
-            return;
+            return -1;
         }
     }
-    struct pending *p = xcalloc(1, sizeof(*p));
-    p->r = r;
-    p->op = op;
-    if (send_op(r, p) < 0) {
-        free(p);
-        r->fast_fails++;
-        fail_soon(op, "redis: %s", r->last_error);
-        note_failure(r, r->last_error);
-        return;
-    }
-    p->timer = event_new(s->base, -1, 0, timeout_cb, p);
+    return 0;
+}
+
+/* sent - p's call is written: its operations in flight under its timer. */
+static void sent(struct redis *r, struct pending *p)
+{
+    p->timer = event_new(r->s->base, -1, 0, timeout_cb, p);
     if (!p->timer)
         xalloc_fail(sizeof(struct event *));
     event_add(p->timer, r->op_tv);
-    op->pending = p;
-    op->where = OP_INFLIGHT;
+    p->live = p->nops;
+    for (int i = 0; i < p->nops; i++) {
+        p->ops[i]->pending = p;
+        p->ops[i]->where = OP_INFLIGHT;
+    }
+}
+
+/* unsent - p's call could not be written: each operation fails (counted one by one). */
+static void unsent(struct redis *r, struct pending *p)
+{
+    char why[sizeof(r->last_error)];
+    snprintf(why, sizeof(why), "%s", r->last_error);
+    for (int i = 0; i < p->nops; i++) {
+        r->fast_fails++;
+        fail_soon(p->ops[i], "redis: %s", why);
+    }
+    for (int i = 0; i < p->nops; i++)
+        note_failure(r, why);
+    free(p);
+}
+
+static void redis_submit(struct store *s, struct store_op *op)
+{
+    struct redis *r = s->impl;
+    char why[400];
+
+    if (op->type == OP_RESERVE || op->type == OP_ADJUST) {
+        op->where = OP_QUEUED;
+        TAILQ_INSERT_TAIL(&r->queue, op, link);
+        if (r->queued++ == 0)
+            event_active(r->flush_ev, 0, 0);
+        return;
+    }
+    if (gate(r, why, sizeof(why)) < 0) {
+        fail_soon(op, "%s", why);
+        return;
+    }
+    struct pending *p = xcalloc(1, sizeof(*p));
+    p->r = r;
+    p->sc = op->type == OP_GREY ? SC_GREY : SC_ONCE;
+    p->ops[p->nops++] = op;
+    if (send_one(r, p) < 0) {
+        unsent(r, p);
+        return;
+    }
+    sent(r, p);
+}
+
+/* flush_cb - the rate-limit operations queued during this turn of the loop, as batches. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis *r = arg;
+    struct store_op *op;
+    char why[400];
+    (void)fd;
+    (void)what;
+    /* Nothing here runs a caller's callback: the queue changes only under this loop. */
+    while ((op = TAILQ_FIRST(&r->queue)) != NULL) {
+        if (gate(r, why, sizeof(why)) < 0) {
+            TAILQ_REMOVE(&r->queue, op, link);
+            r->queued--;
+            fail_soon(op, "%s", why);
+            continue;
+        }
+        struct pending *p = xcalloc(1, sizeof(*p));
+        p->r = r;
+        p->sc = SC_RL;
+        while (p->nops < BATCH_MAX && (op = TAILQ_FIRST(&r->queue)) != NULL) {
+            TAILQ_REMOVE(&r->queue, op, link);
+            r->queued--;
+            p->nlims[p->nops] = (unsigned char)op->nlims;
+            p->ops[p->nops++] = op;
+        }
+        if (send_batch(r, p) < 0)
+            unsent(r, p);
+        else
+            sent(r, p);
+    }
+    /* Written now rather than at the next turn (hiredis then waits for the socket). */
+    if (r->ac && (r->ac->c.flags & REDIS_CONNECTED) && !(r->ac->c.flags & REDIS_DISCONNECTING))
+        redisAsyncHandleWrite(r->ac);
 }
 
 static void redis_cancel(struct store *s, struct store_op *op)
 {
+    struct redis *r = s->impl;
     struct pending *p = op->pending;
-    (void)s;
-    if (p) {
-        p->op = NULL; /* the reply, if any, is dropped */
-        event_del(p->timer);
+    if (op->where == OP_QUEUED) {
+        TAILQ_REMOVE(&r->queue, op, link);
+        r->queued--;
+    } else if (p) {
+        for (int i = 0; i < p->nops; i++)
+            if (p->ops[i] == op) {
+                p->ops[i] = NULL; /* the reply, if any, is dropped */
+                p->live--;
+                p->late++;
+            }
+        if (p->live == 0)
+            event_del(p->timer);
     }
     op->pending = NULL;
+}
+
+/* detach - hand p's operations still waiting to the delivery event, each with its answer
+ * filled (fail NULL) or failed for the reason fail; how many. */
+static int detach(struct pending *p, const char *fail)
+{
+    int n = 0;
+    for (int i = 0; i < p->nops; i++) {
+        struct store_op *op = p->ops[i];
+        if (!op)
+            continue;
+        p->ops[i] = NULL;
+        op->pending = NULL;
+        if (fail)
+            store_op_fail(op, "redis: %s", fail);
+        store_op_later(op);
+        n++;
+    }
+    p->live = 0;
+    return n;
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
     struct redis *r = p->r;
-    struct store_op *op = p->op;
     char why[64];
     (void)fd;
     (void)what;
-    if (!op)
-        return;
-    p->op = NULL;
-    op->pending = NULL;
-    r->timeouts++;
     snprintf(why, sizeof(why), "timeout after %ld ms", r->s->opt.timeout_ms);
-    store_op_fail(op, "redis: %s", why);
-    note_failure(r, why); /* may tear the connection down, freeing p */
-    op->where = OP_NEW;
-    store_op_done(op);
+    int n = detach(p, why);
+    p->late += n;
+    r->timeouts += (unsigned long long)n;
+    for (int i = 0; i < n; i++)
+        note_failure(r, why); /* may tear the connection down, freeing p */
 }
 
-/* parse - fill op's answer from the script's reply; 0, or -1 (unexpected reply). */
-static int parse(struct store_op *op, const redisReply *rep)
+/* parse_one - a greylist or notify-once answer into op; 0, or -1 (unexpected reply). */
+static int parse_one(struct store_op *op, const redisReply *rep)
 {
     if (rep->type != REDIS_REPLY_ARRAY)
         return -1;
@@ -438,27 +652,7 @@ static int parse(struct store_op *op, const redisReply *rep)
         if (rep->element[i]->type != REDIS_REPLY_INTEGER)
             return -1;
 #define I(i) (rep->element[i]->integer)
-    if (op->type == OP_RESERVE || op->type == OP_ADJUST) {
-        struct store_rl_result *r = &op->res.rl;
-        if (rep->elements < 5 || I(4) != op->nlims || rep->elements != 5 + 4 * (size_t)op->nlims)
-            return -1;
-        r->status = STORE_OK;
-        r->allowed = (int)I(0);
-        r->blocked = (int)I(1);
-        r->now_ms = r->at_ms = I(2);
-        r->retry_ms = I(3);
-        r->retry_after_ms = r->retry_ms == STORE_NEVER ? STORE_NEVER : r->retry_ms - r->now_ms;
-        r->nlimits = op->nlims;
-        for (int i = 0; i < op->nlims; i++) {
-            struct store_usage *u = &r->limits[i];
-            u->limit = op->lims[i].limit;
-            u->period_ms = op->lims[i].period;
-            u->used = I(5 + 4 * i);
-            u->first_ms = I(6 + 4 * i);
-            u->fit_ms = I(7 + 4 * i);
-            u->over = (int)I(8 + 4 * i);
-        }
-    } else if (op->type == OP_GREY) {
+    if (op->type == OP_GREY) {
         struct store_grey_result *r = &op->res.grey;
         if (rep->elements != 6 || I(0) < STORE_GREY_NEW || I(0) > STORE_GREY_AWL)
             return -1;
@@ -480,6 +674,51 @@ static int parse(struct store_op *op, const redisReply *rep)
     return 0;
 }
 
+/* parse_batch - a batch's packed answer into its operations still waiting; 0, or -1 (not
+ * what store_lua_rl answers: nothing is filled then). */
+static int parse_batch(struct pending *p, const redisReply *rep)
+{
+    size_t need = 1;
+    int bad = 0;
+    for (int i = 0; i < p->nops; i++)
+        need += 3 + 4 * (size_t)p->nlims[i];
+    if (rep->type != REDIS_REPLY_STRING || rep->len != 8 * need)
+        return -1;
+    const unsigned char *b = (const unsigned char *)rep->str;
+    for (size_t k = 0; k < need; k++)
+        get_double(b + 8 * k, &bad);
+    if (bad)
+        return -1;
+#define D(k) get_double(b + 8 * (k), &bad)
+    int64_t now = D(0);
+    size_t at = 1;
+    for (int i = 0; i < p->nops; at += 3 + 4 * (size_t)p->nlims[i], i++) {
+        struct store_op *op = p->ops[i];
+        if (!op)
+            continue;
+        struct store_rl_result *r = &op->res.rl;
+        r->status = STORE_OK;
+        r->allowed = (int)D(at);
+        r->blocked = (int)D(at + 1);
+        r->now_ms = r->at_ms = now;
+        r->retry_ms = D(at + 2);
+        r->retry_after_ms = r->retry_ms == STORE_NEVER ? STORE_NEVER : r->retry_ms - now;
+        r->nlimits = op->nlims;
+        for (int j = 0; j < op->nlims; j++) {
+            struct store_usage *u = &r->limits[j];
+            size_t e = at + 3 + 4 * (size_t)j;
+            u->limit = op->lims[j].limit;
+            u->period_ms = op->lims[j].period;
+            u->used = D(e);
+            u->first_ms = D(e + 1);
+            u->fit_ms = D(e + 2);
+            u->over = (int)D(e + 3);
+        }
+    }
+#undef D
+    return 0;
+}
+
 /* trial_result - the trial's outcome (once: a late PING reply is dropped). */
 static void trial_result(struct redis *r, int ok)
 {
@@ -498,13 +737,25 @@ static void trial_result(struct redis *r, int ok)
     }
 }
 
+/* compact - drop the cancelled slots of p (before sending it again). */
+static void compact(struct pending *p)
+{
+    int j = 0;
+    for (int i = 0; i < p->nops; i++)
+        if (p->ops[i]) {
+            p->nlims[j] = p->nlims[i];
+            p->ops[j++] = p->ops[i];
+        }
+    p->nops = j;
+}
+
 static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct pending *p = priv;
     struct redis *r = p->r;
     redisReply *rep = reply;
-    struct store_op *op = p->op;
     char why[200];
+    int n;
 
     if (!rep) { /* the connection is gone: hiredis frees ac after the callbacks */
         if (r->ac == ac) {
@@ -513,17 +764,20 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
                      ac->errstr[0] ? ac->errstr : "closed");
         }
         if (r->closing) {
-            if (op) {
-                free(op->name);
-                free(op);
-            }
+            for (int i = 0; i < p->nops; i++)
+                if (p->ops[i]) {
+                    free(p->ops[i]->name);
+                    free(p->ops[i]);
+                }
         } else if (p->trial) {
             trial_result(r, 0);
-        } else if (op) {
+        } else {
             snprintf(why, sizeof(why), "%s", r->last_error);
-            event_del(p->timer);
-            fail_soon(op, "redis: %s", why);
-            note_failure(r, why);
+            if (p->timer)
+                event_del(p->timer);
+            n = detach(p, why);
+            for (int i = 0; i < n; i++)
+                note_failure(r, why);
         }
         pending_free(p);
         return;
@@ -534,32 +788,33 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *priv)
         pending_free(p);
         return;
     }
-    if (!op) { /* answered already (timeout) or cancelled */
-        r->late++;
+    r->late += (unsigned long long)p->late; /* answered already (timeout) or cancelled */
+    p->late = 0;
+    if (p->live == 0) {
         pending_free(p);
         return;
     }
     if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && !p->eval) {
         p->eval = 1; /* the script cache was flushed or this is a new server */
-        if (send_op(r, p) == 0)
+        compact(p);
+        if (send_pending(r, p) == 0)
             return;
     }
     event_del(p->timer);
-    p->op = NULL;
-    op->pending = NULL;
-    op->where = OP_NEW;
     if (rep->type == REDIS_REPLY_ERROR) {
         snprintf(why, sizeof(why), "%.150s", rep->str);
-        store_op_fail(op, "redis: %s", why);
-        note_failure(r, why);
-    } else if (parse(op, rep) < 0) {
-        store_op_fail(op, "redis: unexpected reply to a script");
-        note_failure(r, "unexpected reply to a script");
+    } else if (p->sc == SC_RL ? parse_batch(p, rep) < 0 : parse_one(p->ops[0], rep) < 0) {
+        snprintf(why, sizeof(why), "unexpected reply to a script");
     } else {
         note_success(r);
+        detach(p, NULL);
+        pending_free(p);
+        return;
     }
+    n = detach(p, why);
     pending_free(p);
-    store_op_done(op);
+    for (int i = 0; i < n; i++)
+        note_failure(r, why);
 }
 
 static void probe_cb(evutil_socket_t fd, short what, void *arg)
@@ -598,12 +853,21 @@ static void probe_cb(evutil_socket_t fd, short what, void *arg)
 static void redis_close(struct store *s)
 {
     struct redis *r = s->impl;
+    struct store_op *op;
     if (!r)
         return;
     r->closing = 1;
+    while ((op = TAILQ_FIRST(&r->queue)) != NULL) {
+        TAILQ_REMOVE(&r->queue, op, link);
+        free(op->name);
+        free(op);
+    }
     teardown(r); /* in-flight operations are freed without an answer */
     if (r->probe_ev)
         event_free(r->probe_ev);
+    if (r->flush_ev)
+        event_free(r->flush_ev);
+    free(r->buf);
     free(r->t.path);
     free(r);
     s->impl = NULL;
@@ -632,6 +896,7 @@ int store_redis_open(struct store *s, const char *target, char *err, size_t errl
     struct redis *r = xcalloc(1, sizeof(*r));
     r->s = s;
     r->up = 1;
+    TAILQ_INIT(&r->queue);
     s->impl = r;
     s->be = &redis_backend;
     if (target_parse(target, &r->t, err, errlen) < 0)
@@ -641,7 +906,8 @@ int store_redis_open(struct store *s, const char *target, char *err, size_t errl
     struct timeval tv = {s->opt.timeout_ms / 1000, (s->opt.timeout_ms % 1000) * 1000};
     r->op_tv = event_base_init_common_timeout(s->base, &tv);
     r->probe_ev = event_new(s->base, -1, 0, probe_cb, r);
-    if (!r->op_tv || !r->probe_ev)
+    r->flush_ev = event_new(s->base, -1, 0, flush_cb, r);
+    if (!r->op_tv || !r->probe_ev || !r->flush_ev)
         xalloc_fail(sizeof(struct event *));
     snprintf(r->last_error, sizeof(r->last_error), "not connected yet");
     if (connect_now(r) < 0)
@@ -657,10 +923,12 @@ struct redis_admin {
     struct store_options opt;
 };
 
-static redisReply *admin_cmd(struct redis_admin *a, int argc, const char **argv, char *err,
-                             size_t errlen)
+/* admin_cmd - one command (lens NULL: every argument a C string); the reply, or NULL with
+ * err (an error reply too). */
+static redisReply *admin_cmd(struct redis_admin *a, int argc, const char **argv, const size_t *lens,
+                             char *err, size_t errlen)
 {
-    redisReply *rep = redisCommandArgv(a->c, argc, argv, NULL);
+    redisReply *rep = redisCommandArgv(a->c, argc, argv, lens);
     if (!rep) {
         snprintf(err, errlen, "redis: %s", a->c->errstr[0] ? a->c->errstr : "no reply");
         return NULL;
@@ -673,16 +941,24 @@ static redisReply *admin_cmd(struct redis_admin *a, int argc, const char **argv,
     return rep;
 }
 
-/* admin_rl - run the rate-limit script in mode m on key name kname (readable key name). */
-static redisReply *admin_rl(struct redis_admin *a, const char *kname, const char *m,
-                            const char *name, int64_t units, char *err, size_t errlen)
+/* admin_rl - run the rate-limit script in mode m (3 show, 4 block, 5 unblock) on key name
+ * kname (readable key name). */
+static redisReply *admin_rl(struct redis_admin *a, const char *kname, int m, const char *name,
+                            int64_t units, char *err, size_t errlen)
 {
-    char u[24], now[24] = "";
-    snprintf(u, sizeof(u), "%lld", (long long)units);
+    char now[24] = "";
+    unsigned char nums[8 * 4];
     if (a->opt.clock_ms)
         snprintf(now, sizeof(now), "%lld", (long long)a->opt.clock_ms(a->opt.clock_arg));
-    const char *argv[] = {"EVAL", store_lua_rl, "1", kname, m, name, u, "0", now, "0"};
-    return admin_cmd(a, 10, argv, err, errlen);
+    const char *argv[] = {"EVAL", store_lua_rl, "1", kname, now, name, (const char *)nums};
+    size_t lens[] = {4,
+                     strlen(store_lua_rl),
+                     1,
+                     strlen(kname),
+                     strlen(now),
+                     strlen(name),
+                     pack_op(nums, m, units, 0, NULL, 0)};
+    return admin_cmd(a, 7, argv, lens, err, errlen);
 }
 
 /* show_parse - a show-mode reply into info; 1 found, 0 none, -1 unexpected. */
@@ -700,7 +976,7 @@ static int show_parse(const redisReply *rep, struct store_rl_info *info)
         return -1;
     memset(info, 0, sizeof(*info));
     snprintf(info->key, sizeof(info->key), "%s", rep->element[3]->str);
-    info->now_ms = I(1);
+    info->now_ms = I(0);
     info->blocked_until = I(2);
     info->ratio = info->blocked_until > info->now_ms ? 1e300 : 0;
     for (size_t i = 0; i < nwin && i < STORE_ADMIN_WINDOWS; i++) {
@@ -715,7 +991,7 @@ static int show_parse(const redisReply *rep, struct store_rl_info *info)
             info->ratio = ratio;
     }
 #undef I
-    return (int)rep->element[0]->integer != 0;
+    return (int)rep->element[1]->integer != 0;
 }
 
 static int redis_admin_show(void *impl, const char *key, struct store_rl_info *info, char *err,
@@ -726,7 +1002,7 @@ static int redis_admin_show(void *impl, const char *key, struct store_rl_info *i
     char kname[200];
     store_hash(KIND_RL, key, h);
     key_name(kname, sizeof(kname), a->prefix, "rl", h);
-    redisReply *rep = admin_rl(a, kname, "s", key, 0, err, errlen);
+    redisReply *rep = admin_rl(a, kname, 3, key, 0, err, errlen);
     if (!rep)
         return -1;
     int rc = show_parse(rep, info);
@@ -746,7 +1022,7 @@ static int redis_admin_reset(void *impl, const char *key, char *err, size_t errl
     store_hash(KIND_RL, key, h);
     key_name(kname, sizeof(kname), a->prefix, "rl", h);
     const char *argv[] = {"DEL", kname};
-    redisReply *rep = admin_cmd(a, 2, argv, err, errlen);
+    redisReply *rep = admin_cmd(a, 2, argv, NULL, err, errlen);
     if (!rep)
         return -1;
     int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
@@ -754,9 +1030,9 @@ static int redis_admin_reset(void *impl, const char *key, char *err, size_t errl
     return rc;
 }
 
-/* admin_block - mode "b" (block for units ms) or "u" (unblock); 1 if blocked before. */
-static int admin_block(struct redis_admin *a, const char *key, const char *m, int64_t units,
-                       char *err, size_t errlen)
+/* admin_block - mode 4 (block for units ms) or 5 (unblock); 1 if blocked before. */
+static int admin_block(struct redis_admin *a, const char *key, int m, int64_t units, char *err,
+                       size_t errlen)
 {
     struct store_rl_info before;
     unsigned char h[STORE_HASH_LEN];
@@ -776,12 +1052,12 @@ static int admin_block(struct redis_admin *a, const char *key, const char *m, in
 static int redis_admin_block(void *impl, const char *key, int64_t duration_ms, char *err,
                              size_t errlen)
 {
-    return admin_block(impl, key, "b", duration_ms, err, errlen) < 0 ? -1 : 0;
+    return admin_block(impl, key, 4, duration_ms, err, errlen) < 0 ? -1 : 0;
 }
 
 static int redis_admin_unblock(void *impl, const char *key, char *err, size_t errlen)
 {
-    return admin_block(impl, key, "u", 0, err, errlen);
+    return admin_block(impl, key, 5, 0, err, errlen);
 }
 
 static int redis_admin_each(void *impl, int (*fn)(const struct store_rl_info *info, void *arg),
@@ -799,7 +1075,7 @@ static int redis_admin_each(void *impl, int (*fn)(const struct store_rl_info *in
     snprintf(match + n, sizeof(match) - n, "rl:*");
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-        redisReply *rep = admin_cmd(a, 6, argv, err, errlen);
+        redisReply *rep = admin_cmd(a, 6, argv, NULL, err, errlen);
         if (!rep)
             return -1;
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -815,7 +1091,7 @@ static int redis_admin_each(void *impl, int (*fn)(const struct store_rl_info *in
             const redisReply *k = rep->element[1]->element[i];
             if (k->type != REDIS_REPLY_STRING)
                 continue;
-            redisReply *s = admin_rl(a, k->str, "s", "", 0, err, errlen);
+            redisReply *s = admin_rl(a, k->str, 3, "", 0, err, errlen);
             if (!s) {
                 freeReplyObject(rep);
                 return -1;
@@ -873,14 +1149,14 @@ void *store_redis_admin_open(const struct store_options *o, const char *target,
     const char *auth[] = {"AUTH", password}, *sel[] = {"SELECT", db};
     redisReply *rep;
     if (password) {
-        if (!(rep = admin_cmd(a, 2, auth, err, errlen))) {
+        if (!(rep = admin_cmd(a, 2, auth, NULL, err, errlen))) {
             redis_admin_close(a);
             return NULL;
         }
         freeReplyObject(rep);
     }
     if (o->redis_db != 0) {
-        if (!(rep = admin_cmd(a, 2, sel, err, errlen))) {
+        if (!(rep = admin_cmd(a, 2, sel, NULL, err, errlen))) {
             redis_admin_close(a);
             return NULL;
         }

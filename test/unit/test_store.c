@@ -1003,6 +1003,257 @@ static void test_close_inflight(const char *spec)
     CHECK(calls == 0);
 }
 
+/* script_calls - EVALSHA and EVAL calls Redis has run so far. */
+static long script_calls(void)
+{
+    redisContext *c = redis_sync();
+    long n = 0;
+    if (!c)
+        return -1;
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    for (const char *name = "cmdstat_evalsha:calls="; r && r->type == REDIS_REPLY_STRING;
+         name = "cmdstat_eval:calls=") {
+        const char *at = strstr(r->str, name);
+        if (at)
+            n += atol(at + strlen(name));
+        if (name[12] == ':')
+            break;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* test_batches - operations asked in one turn of the loop: Redis runs them as a few script
+ * calls (64 at most each), in order, each decision atomic; LMDB runs its queue in order in one
+ * transaction: the same answers op for op, keys repeated within a batch, reserves and
+ * adjustments mixed. */
+static void test_batches(void)
+{
+    char lspec[400], rspec[400];
+    snprintf(lspec, sizeof(lspec), "lmdb:%s/batch.lmdb", dir);
+    snprintf(rspec, sizeof(rspec), "redis:unix:%s", sock);
+    struct store *l = open_store(lspec, 1), *r = open_store(rspec, 1);
+    CHECK(l && r);
+    if (!l || !r) {
+        store_close(l);
+        store_close(r);
+        return;
+    }
+    enum { N = 150 };
+    static struct rl_got a[N], b[N];
+    static const struct store_limit lims[] = {{30, 60000}, {150, 3600000}},
+                                    hundred[] = {{100, 60000}};
+    uint64_t rng = 4242;
+    int same = 0, total = 0, admitted = 0, refused = 0;
+    int64_t at[4] = {0};
+    char key[32];
+
+    /* One key, 150 reserves at once: exactly the first 100 pass, in order, in 3 calls. */
+    fake_now = 2200000000000LL;
+    long calls = script_calls();
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < N; i++)
+        store_rl_reserve(r, "batch:one", hundred, 1, 1, rl_cb, &b[i]);
+    int ordered = 1, done = 0;
+    for (int i = 0; i < N; i++) {
+        wait_for(&b[i].calls, 1, 5000);
+        done += b[i].calls == 1;
+        ordered &= b[i].r.status == STORE_OK && b[i].r.allowed == (i < 100) &&
+                   b[i].r.limits[0].used == (i < 100 ? i + 1 : 100);
+    }
+    calls = script_calls() - calls;
+    CHECK(done == N && ordered);
+    CHECK(calls >= 3 && calls <= 4); /* 64 + 64 + 22 (one more if the script was reloaded) */
+
+    /* Random rounds through both back ends, time moving between rounds. */
+    for (int round = 0; round < 8; round++) {
+        fake_now += round % 3 == 0 ? 61000 : 1500;
+        memset(a, 0, sizeof(a));
+        memset(b, 0, sizeof(b));
+        for (int i = 0; i < N; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            int k = (int)(rng % 4), adjust = rng % 9 == 0;
+            int64_t units = adjust ? ((rng >> 8) % 2 ? -1 : 2) : (int64_t)((rng >> 8) % 3);
+            snprintf(key, sizeof(key), "batch:key%d", k);
+            if (adjust) {
+                store_rl_adjust(l, key, lims, 2, units, at[k], rl_cb, &a[i]);
+                store_rl_adjust(r, key, lims, 2, units, at[k], rl_cb, &b[i]);
+            } else {
+                store_rl_reserve(l, key, lims, 2, units, rl_cb, &a[i]);
+                store_rl_reserve(r, key, lims, 2, units, rl_cb, &b[i]);
+            }
+            if (!adjust && units > 0 && round % 2)
+                at[k] = fake_now; /* later adjustments release from this round's entry */
+        }
+        for (int i = 0; i < N; i++) {
+            wait_for(&a[i].calls, 1, 5000);
+            wait_for(&b[i].calls, 1, 5000);
+            int eq = a[i].calls == 1 && b[i].calls == 1 && a[i].r.status == STORE_OK &&
+                     b[i].r.status == STORE_OK && a[i].r.allowed == b[i].r.allowed &&
+                     a[i].r.blocked == b[i].r.blocked && a[i].r.now_ms == b[i].r.now_ms &&
+                     a[i].r.retry_ms == b[i].r.retry_ms && a[i].r.nlimits == b[i].r.nlimits;
+            for (int j = 0; eq && j < a[i].r.nlimits; j++)
+                eq = memcmp(&a[i].r.limits[j], &b[i].r.limits[j], sizeof(a[i].r.limits[j])) == 0;
+            if (!eq)
+                fprintf(stderr,
+                        "batch round %d op %d: lmdb allowed %d used %lld/%lld | redis allowed %d "
+                        "used %lld/%lld (%s)\n",
+                        round, i, a[i].r.allowed, (long long)a[i].r.limits[0].used,
+                        (long long)a[i].r.limits[1].used, b[i].r.allowed,
+                        (long long)b[i].r.limits[0].used, (long long)b[i].r.limits[1].used,
+                        b[i].detail);
+            same += eq;
+            total++;
+            admitted += a[i].r.allowed;
+            refused += !a[i].r.allowed;
+        }
+    }
+    printf("# batches: %d operations (%d allowed, %d refused), %d identical\n", total, admitted,
+           refused, same);
+    CHECK(same == total && admitted > 100 && refused > 100);
+    store_close(l);
+    store_close(r);
+}
+
+/* test_record_format - a record in the MessagePack format of before is read (and rewritten);
+ * the TTL covers the record's expiry, a write that needs no more keeps it, one that does moves
+ * it. */
+static void test_record_format(void)
+{
+    char spec[400];
+    snprintf(spec, sizeof(spec), "redis:unix:%s", sock);
+    redisContext *c = redis_sync();
+    struct store *s = open_store(spec, 1);
+    CHECK(c && s);
+    if (!c || !s) {
+        if (c)
+            redisFree(c);
+        store_close(s);
+        return;
+    }
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    fake_now = 2300000000000LL;
+    CHECK(rl(s, 0, "fmt:old", five_per_min, 1, 1, 0).r.allowed);
+    redisReply *keys = redisCommand(c, "KEYS pd:rl:*");
+    CHECK(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
+    if (keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1) {
+        char kname[200], now[32];
+        snprintf(kname, sizeof(kname), "%s", keys->element[0]->str);
+        snprintf(now, sizeof(now), "%lld", (long long)fake_now);
+        /* {1, name, blocked_until, nwin, period, limit, n, first, last, units}: 3 units */
+        freeReplyObject(
+            redisCommand(c, "EVAL %s 1 %s %s %s",
+                         "redis.call('SET', KEYS[1], cmsgpack.pack({1, ARGV[1], 0, 1, 60000, 5, 1, "
+                         "tonumber(ARGV[2]), tonumber(ARGV[2]), 3}), 'PX', 60000)",
+                         kname, "fmt:old", now));
+        struct rl_got g = rl(s, 0, "fmt:old", five_per_min, 1, 1, 0);
+        CHECK(g.r.status == STORE_OK && g.r.allowed && g.r.limits[0].used == 4 &&
+              g.r.limits[0].first_ms == fake_now);
+        struct store_options o;
+        char err[256];
+        store_options_default(&o);
+        o.spec = spec;
+        o.clock_ms = fake_clock;
+        struct store_admin *a = store_admin_open(&o, err, sizeof(err));
+        struct store_rl_info info;
+        CHECK(a && store_admin_show(a, "fmt:old", &info, err, sizeof(err)) == 1 &&
+              strcmp(info.key, "fmt:old") == 0 && info.nwindows == 1 && info.w[0].used == 4);
+        store_admin_close(a);
+
+        /* TTL: 60 s + 1/32 from the first unit of the record rewritten now */
+        redisReply *t1 = redisCommand(c, "PTTL %s", kname);
+        CHECK(t1 && t1->integer > 60000 && t1->integer <= 60000 + 1875);
+        usleep(20000);
+        rl(s, 0, "fmt:old", five_per_min, 1, 0, 0);             /* looks only: nothing written */
+        g = rl(s, 1, "fmt:old", five_per_min, 1, -1, fake_now); /* released: written */
+        CHECK(g.r.status == STORE_OK && g.r.limits[0].used == 3);
+        redisReply *t2 = redisCommand(c, "PTTL %s", kname);
+        CHECK(t1 && t2 && t2->integer < t1->integer); /* kept */
+        fake_now += 1000;
+        CHECK(rl(s, 0, "fmt:old", five_per_min, 1, 1, 0).r.allowed);
+        redisReply *t3 = redisCommand(c, "PTTL %s", kname);
+        CHECK(t3 && t3->integer > 60000); /* still enough: kept */
+        fake_now += 2000;                 /* past the 1/32 margin */
+        CHECK(rl(s, 0, "fmt:old", five_per_min, 1, 1, 0).r.allowed);
+        redisReply *t4 = redisCommand(c, "PTTL %s", kname);
+        CHECK(t4 && t4->integer > 61000 && t4->integer <= 60000 + 1875); /* moved */
+        freeReplyObject(t1);
+        freeReplyObject(t2);
+        freeReplyObject(t3);
+        freeReplyObject(t4);
+    }
+    freeReplyObject(keys);
+    redisFree(c);
+    store_close(s);
+}
+
+/* test_batch_timeout - Redis frozen with a batch in flight: every operation of it fails at the
+ * timeout, each counted; the late reply is dropped (and counted per operation). */
+static void test_batch_timeout(void)
+{
+    char spec[400], err[512];
+    struct store_options o;
+    snprintf(spec, sizeof(spec), "redis:unix:%s", sock);
+    store_options_default(&o);
+    o.spec = spec;
+    o.timeout_ms = 100;
+    o.failure_threshold = 1000; /* the breaker stays closed here: test_outage tries it */
+    struct store *s = store_open(base, &o, err, sizeof(err));
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK(rl(s, 0, "bt:a", five_per_min, 1, 1, 0).r.allowed);
+    struct rl_got g[10];
+    memset(g, 0, sizeof(g));
+    kill(redis_pid, SIGSTOP);
+    int64_t t0 = mono_ms();
+    for (int i = 0; i < 10; i++)
+        store_rl_reserve(s, i < 5 ? "bt:a" : "bt:b", five_per_min, 1, 1, rl_cb, &g[i]);
+    int timed_out = 0, slow = 0;
+    for (int i = 0; i < 10; i++) {
+        wait_for(&g[i].calls, 1, 2000);
+        timed_out += g[i].calls == 1 && g[i].r.status == STORE_FAIL &&
+                     strstr(g[i].detail, "timeout after 100 ms") != NULL;
+        slow += g[i].done_ms - t0 > 100 + 60;
+    }
+    kill(redis_pid, SIGCONT);
+    CHECK(timed_out == 10 && slow == 0);
+    struct rl_got next = rl(s, 0, "bt:a", five_per_min, 1, 1, 0);
+    struct store_stats st;
+    store_stats(s, &st);
+    /* Redis ran the frozen batch when it woke up: 1 + 4 admitted of 5 on bt:a, then this one */
+    CHECK(next.r.status == STORE_OK && !next.r.allowed && next.r.limits[0].used == 5);
+    CHECK(st.timeouts == 10 && st.late_replies == 10 && st.inflight == 0 && st.up);
+
+    /* Cancelled while queued (before the batch is sent) and while in flight: the others are
+     * answered, the cancelled never; a reply for a cancelled one counts as late. */
+    struct store_op *ops[10];
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < 10; i++)
+        ops[i] = store_rl_reserve(s, "bt:c", five_per_min, 1, 0, rl_cb, &g[i]);
+    store_cancel(ops[0]);
+    store_cancel(ops[9]);
+    kill(redis_pid, SIGSTOP);
+    spin(20); /* sent: in flight */
+    store_cancel(ops[3]);
+    store_cancel(ops[4]);
+    kill(redis_pid, SIGCONT);
+    int answered = 0, stray = 0;
+    for (int i = 0; i < 10; i++) {
+        int gone = i == 0 || i == 9 || i == 3 || i == 4;
+        if (!gone)
+            wait_for(&g[i].calls, 1, 2000);
+        answered += !gone && g[i].calls == 1 && g[i].r.status == STORE_OK;
+    }
+    spin(50);
+    for (int i = 0; i < 10; i++)
+        stray += (i == 0 || i == 9 || i == 3 || i == 4) && g[i].calls != 0;
+    store_stats(s, &st);
+    CHECK(answered == 6 && stray == 0 && st.late_replies == 12 && st.inflight == 0);
+    store_close(s);
+}
+
 static void test_redis(void)
 {
     char spec[400];
@@ -1012,6 +1263,9 @@ static void test_redis(void)
         return;
     }
     test_agreement();
+    test_batches();
+    test_record_format();
+    test_batch_timeout();
     snprintf(spec, sizeof(spec), "redis:unix:%s", sock);
     test_awl(spec, "redis");
     test_two_mx();
