@@ -24,10 +24,21 @@ def report(name, good):
         failures += 1
 
 def connect():
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(SOCK)
-    return s
+    # A full listen queue (listen_backlog, 128: the daemon takes 64 a turn) answers EAGAIN at
+    # once on a unix socket: try again for up to 5 s, as a flooding client (or Postfix's retry)
+    # would.
+    end = time.time() + 5
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        try:
+            s.connect(SOCK)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.time() > end:
+                raise
+            time.sleep(0.001)
 
 def request(**over):
     attrs = {"request": "smtpd_access_policy", "protocol_state": "RCPT",
