@@ -886,6 +886,23 @@ static void rl_release_others(struct rl_state *st, struct rl_call *rc, const str
     }
 }
 
+/* rl_count_refused - ratelimit_count_rejected = yes: the refused attempt's units recorded
+ * anyway in the windows of the rule that refused it (never in the others). Nobody waits. */
+static void rl_count_refused(struct rl_state *st, const struct rl_op *o)
+{
+    if (o->units <= 0 || o->res.blocked)
+        return;
+    if (o->local) {
+        struct rl_op more = *o;
+        more.adjust = 1;
+        more.at_ms = 0;
+        rl_local(st, &more);
+        return;
+    }
+    store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, o->units, 0, rl_released_cb,
+                    NULL);
+}
+
 /* rl_decide - every answer is in: the first refused rule decides; failures by policy. */
 static void rl_decide(struct rl_call *rc)
 {
@@ -915,6 +932,8 @@ static void rl_decide(struct rl_call *rc)
         if (!o->res.allowed) {
             rl_refuse(rc, o, &o->res);
             rl_release_others(st, rc, o);
+            if (check_call_config(rc->call)->ratelimit_count_rejected)
+                rl_count_refused(st, o);
             return;
         }
     }

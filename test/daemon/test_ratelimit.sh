@@ -327,6 +327,23 @@ check "doctor: without the wiring, aborted messages stay counted until their win
 write_conf "$WORK/bad.conf" "checks = ratelimit" 'ratelimit_rules = { name=x key=nosuch limits=5/1m }' "state_store = lmdb:$WORK/state.lmdb"
 out=$("$POLICYD" -c "$WORK/bad.conf" -t 2>&1)
 check "bad rule refused with FILE:LINE" grep -q "bad.conf:6: ratelimit_rules: key 'nosuch'" <<<"$out"
+# ratelimit_count_rejected: refused attempts record nothing (no, the default) or count in the
+# refusing rule's window (yes), which the CLI shows as used beyond the limit.
+for cr in no yes; do
+    write_conf "$WORK/cr.conf" "checks = ratelimit" "state_store = lmdb:$WORK/cr-$cr.lmdb" \
+        "ratelimit_rules = { name=cr key=sasl_username count=recipients limits=2/1h }" \
+        "ratelimit_count_rejected = $cr"
+    if start_daemon "$WORK/cr.conf"; then
+        got=$(for i in 1 2 3 4 5; do rcpt eve@example.com "r$i@example.com"; done | answers)
+        check "count_rejected = $cr: 2 of 5 pass, 3 deferred" \
+            test "$(echo "$got" | count_of '^action=DUNNO$') $(echo "$got" | count_of '^action=450 4.7.1')" = "2 3"
+        stop_daemon
+    fi
+    out=$("$POLICYD" -c "$WORK/cr.conf" ratelimit show eve@example.com 2>&1)
+    want=2/2
+    [ "$cr" = yes ] && want=5/2
+    check "count_rejected = $cr: the window holds $want" grep -qE "^  $want in 1h " <<<"$out"
+done
 # ratelimit_warn_ratio is a share: 0.8 or 80%; more than 1 is refused.
 write_conf "$WORK/ratio.conf" "checks = ratelimit" "ratelimit_warn_ratio = 75%" "state_store = lmdb:$WORK/state.lmdb" \
     "ratelimit_rules = { name=r key=sender count=messages limits=5/1m }"
