@@ -48,13 +48,17 @@ void store_hash(enum store_kind kind, const char *key, unsigned char out[STORE_H
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
+    /* One context per thread, kept: a digest context made and freed per key cost more than
+     * the hash (OpenSSL 3 sets up its provider context each time; reinitialising a context
+     * for the same digest reuses it). The loop's thread keeps one for the process's life. */
+    static _Thread_local EVP_MD_CTX *ctx;
     pthread_once(&sha256_once, sha256_fetch);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        ctx = EVP_MD_CTX_new();
     unsigned char k = (unsigned char)kind;
     if (!sha256 || !ctx || !EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, &k, 1) ||
         !EVP_DigestUpdate(ctx, key, strlen(key)) || !EVP_DigestFinal_ex(ctx, md, &mdlen))
         log_panic("store: SHA-256 unavailable from OpenSSL");
-    EVP_MD_CTX_free(ctx);
     memcpy(out, md, STORE_HASH_LEN);
 }
 
