@@ -32,7 +32,6 @@
 #include "policyd/store/store.h"
 #include "protocol/action.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,28 +124,6 @@ static int grey_start(void *state, void *previous, struct event_base *base, stru
     if (!st->store)
         st->store = state_acquire(cfg, base, err, errlen);
     return st->store ? 0 : -1;
-}
-
-/* grey_network - the client's network (address masked to the prefix) as "ADDR/LEN". */
-static int grey_network(const struct config *cfg, const char *addr, char *buf, size_t len)
-{
-    int family;
-    unsigned char bin[16];
-    if (addr_parse(addr, &family, bin) != 0)
-        return -1;
-    int bits = (int)(family == AF_INET ? cfg->greylist_ipv4_prefix : cfg->greylist_ipv6_prefix);
-    int nbytes = family == AF_INET ? 4 : 16;
-    for (int i = 0; i < nbytes; i++) {
-        int keep = bits - 8 * i;
-        if (keep <= 0)
-            bin[i] = 0;
-        else if (keep < 8)
-            bin[i] &= (unsigned char)(0xff << (8 - keep));
-    }
-    char a[64];
-    inet_ntop(family, bin, a, sizeof(a));
-    snprintf(buf, len, "%s/%d", a, bits);
-    return 0;
 }
 
 /* grey_unwrap - SRS and BATV: the original address inside a rewritten one (in place). */
@@ -426,7 +403,8 @@ static enum check_status grey_run(struct check_call *call)
         free(gc);
         return CHECK_DONE;
     }
-    if (grey_network(cfg, addr, gc->network, sizeof(gc->network)) != 0) {
+    if (addr_network(addr, (unsigned)cfg->greylist_ipv4_prefix, (unsigned)cfg->greylist_ipv6_prefix,
+                     gc->network, sizeof(gc->network)) != 0) {
         free(gc);
         return CHECK_DONE;
     }

@@ -41,7 +41,6 @@
 #include "policyd/store/window.h"
 #include "protocol/action.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -537,26 +536,10 @@ static int rl_key_value(const struct config *cfg, enum rl_key key, const struct 
     case K_GLOBAL:
         v = "*";
         break;
-    case K_CLIENT_NETWORK: {
-        int family;
-        unsigned char bin[16];
-        if (addr_parse(request_get(req, ATTR_CLIENT_ADDRESS), &family, bin) != 0)
-            return -1;
-        int bits =
-            (int)(family == AF_INET ? cfg->ratelimit_ipv4_prefix : cfg->ratelimit_ipv6_prefix);
-        int nbytes = family == AF_INET ? 4 : 16;
-        for (int i = 0; i < nbytes; i++) {
-            int keep = bits - 8 * i;
-            if (keep <= 0)
-                bin[i] = 0;
-            else if (keep < 8)
-                bin[i] &= (unsigned char)(0xff << (8 - keep));
-        }
-        char a[64];
-        inet_ntop(family, bin, a, sizeof(a));
-        snprintf(buf, buflen, "%s/%d", a, bits);
-        return 0;
-    }
+    case K_CLIENT_NETWORK:
+        return addr_network(request_get(req, ATTR_CLIENT_ADDRESS),
+                            (unsigned)cfg->ratelimit_ipv4_prefix,
+                            (unsigned)cfg->ratelimit_ipv6_prefix, buf, buflen);
     }
     if (!v || !*v)
         return -1;

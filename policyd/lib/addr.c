@@ -49,6 +49,32 @@ static int addr_prefix_match(const unsigned char *a, const unsigned char *b, uns
     return (a[whole] & mask) == (b[whole] & mask);
 }
 
+void addr_mask(unsigned char addr[16], unsigned bits)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        if (bits >= 8 * (i + 1))
+            continue;
+        if (bits <= 8 * i)
+            addr[i] = 0;
+        else
+            addr[i] &= (unsigned char)(0xff << (8 - (bits - 8 * i)));
+    }
+}
+
+int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, size_t len)
+{
+    int family;
+    unsigned char bin[16];
+    if (addr_parse(text, &family, bin) != 0)
+        return -1;
+    unsigned bits = family == AF_INET ? v4bits : v6bits;
+    addr_mask(bin, bits);
+    char a[INET6_ADDRSTRLEN];
+    inet_ntop(family, bin, a, sizeof(a));
+    snprintf(buf, len, "%s/%u", a, bits);
+    return 0;
+}
+
 int cidr_match(const struct cidr *c, int family, const unsigned char addr[16])
 {
     return c->family == family && addr_prefix_match(addr, c->addr, c->prefix);

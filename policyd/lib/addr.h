@@ -31,6 +31,13 @@ int cidr_parse(const char *text, struct cidr *out, char *err, size_t errlen);
 /* cidr_match - 1 if the address (family, bytes as from addr_parse) is inside c, else 0. */
 int cidr_match(const struct cidr *c, int family, const unsigned char addr[16]);
 
+/* addr_mask - clear every bit of addr (16 bytes, IPv4 in the first 4) after the first bits. */
+void addr_mask(unsigned char addr[16], unsigned bits);
+
+/* addr_network - the network of the address text at v4bits (IPv4) or v6bits (IPv6), as
+ * "203.0.113.0/24" into buf. 0, or -1 when text is not an address. */
+int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, size_t len);
+
 /* addr_private_kind - for diagnoses: "RFC 1918 private (10.0.0.0/8)", "Docker bridge gateway
  * (172.17.0.0/16)", "loopback (...)", "carrier-grade NAT (...)", ... or NULL for a public or
  * unparsable address. */

@@ -364,13 +364,7 @@ static int cl_network(const char *text, const char *slash, int bits, struct cl_e
         bits -= 96;
     }
     e->net.prefix = (unsigned)bits;
-    for (int i = 0; i < 16; i++) {
-        int keep = bits - 8 * i;
-        if (keep <= 0)
-            e->net.addr[i] = 0;
-        else if (keep < 8)
-            e->net.addr[i] &= (unsigned char)(0xff << (8 - keep));
-    }
+    addr_mask(e->net.addr, (unsigned)bits);
     return 0;
 }
 
