@@ -461,29 +461,27 @@ static void pf_check_end_of_data(struct doctor *d)
         return;
     }
     if (asked) {
-        snprintf(obs, sizeof(obs),
-                 "smtpd_end_of_data_restrictions asks a policy service: "
-                 "bytes are counted and recipients trued up; a message that ends without "
-                 "END-OF-MESSAGE (RSET, QUIT, lost client, DATA refused) gives its "
-                 "reservations back");
-        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
-                          NULL);
+        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data",
+                          "smtpd_end_of_data_restrictions asks a policy service: bytes are "
+                          "counted and recipients trued up; a message that ends without "
+                          "END-OF-MESSAGE (RSET, QUIT, lost client, DATA refused) gives its "
+                          "reservations back",
+                          NULL, NULL);
         return;
     }
     if (!bytes) {
-        snprintf(obs, sizeof(obs),
-                 "smtpd_end_of_data_restrictions has no check_policy_service: recipients "
-                 "refused after policyd's RCPT answer, and the recipients and message of one "
-                 "that never ends (RSET, QUIT, lost client, DATA refused), stay counted until "
-                 "their window passes (add check_policy_service there for exact counting)");
-        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data", obs, NULL,
-                          NULL);
+        doctor_report_add(d->report, DOCTOR_OK, "postfix", "ratelimit end of data",
+                          "smtpd_end_of_data_restrictions has no check_policy_service: "
+                          "recipients refused after policyd's RCPT answer, and the recipients "
+                          "and message of one that never ends (RSET, QUIT, lost client, DATA "
+                          "refused), stay counted until their window passes (add "
+                          "check_policy_service there for exact counting)",
+                          NULL, NULL);
         return;
     }
-    snprintf(obs, sizeof(obs),
-             "smtpd_end_of_data_restrictions has no check_policy_service and "
-             "ratelimit_rules count bytes");
-    doctor_report_add(d->report, DOCTOR_WARN, "postfix", "ratelimit end of data", obs,
+    doctor_report_add(d->report, DOCTOR_WARN, "postfix", "ratelimit end of data",
+                      "smtpd_end_of_data_restrictions has no check_policy_service and "
+                      "ratelimit_rules count bytes",
                       "rules with count=bytes never count: the size is known only at the end of "
                       "the message; aborted messages keep their reservations until their window "
                       "passes",
