@@ -250,17 +250,6 @@ static int config_convert(struct config *cfg, const struct raw *raw, size_t i, c
     return -1;
 }
 
-/* config_in_list - 1 if word is an element of a Postfix list value. */
-static int config_in_list(const char *list, const char *word)
-{
-    char **v = plist_split(list);
-    int hit = 0;
-    for (size_t i = 0; v[i] && !hit; i++)
-        hit = strcasecmp(v[i], word) == 0;
-    plist_free(v);
-    return hit;
-}
-
 /* config_local_addresses - this host's addresses and proxy_interfaces, for [addr] literals. */
 static int config_local_addresses(struct config *cfg, char *err, size_t errlen)
 {
@@ -368,7 +357,7 @@ static int config_compile(struct config_private *cp, const struct raw *raw, char
     };
     for (size_t k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
         *lists[k].out = domainlist_new(lists[k].name, lists[k].value,
-                                       config_in_list(pdms, lists[k].name), reason, sizeof(reason));
+                                       plist_contains(pdms, lists[k].name), reason, sizeof(reason));
         if (!*lists[k].out) {
             snprintf(err, errlen, "%s: %s", WHERE(lists[k].name), reason);
             return -1;

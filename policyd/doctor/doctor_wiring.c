@@ -425,13 +425,7 @@ static int pf_can_permit(const char *name)
 static void pf_check_end_of_data(struct doctor *d)
 {
     const struct config *cfg = d->cfg;
-    char **checks = plist_split(cfg->checks);
-    int wanted = 0;
-    for (size_t i = 0; checks[i]; i++)
-        if (strcasecmp(checks[i], "ratelimit") == 0)
-            wanted = 1;
-    plist_free(checks);
-    if (!wanted)
+    if (!plist_contains(cfg->checks, "ratelimit"))
         return;
     struct pf_list eod;
     pf_list_parse(&eod, "smtpd_end_of_data_restrictions", cfg->smtpd_end_of_data_restrictions);
@@ -609,13 +603,7 @@ void doctor_wiring(struct doctor *d)
         }
 
         /* The relay check only sees relay attempts if Postfix has not refused them already. */
-        char **checks = plist_split(cfg->checks);
-        int relay_wanted = 0;
-        for (size_t i = 0; checks[i]; i++)
-            if (strcasecmp(checks[i], "relay") == 0)
-                relay_wanted = 1;
-        plist_free(checks);
-        if (relay_wanted) {
+        if (plist_contains(cfg->checks, "relay")) {
             const struct pf_list *gl = NULL;
             size_t gi = 0;
             for (int k = 0; k < 2 && !gl; k++)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 char **plist_split(const char *value)
 {
@@ -74,4 +75,14 @@ char **plist_read_file(const char *path, char *err, size_t errlen)
     all = xgrow(all, &cap, n + 1, sizeof(*all));
     all[n] = NULL;
     return all;
+}
+
+int plist_contains(const char *value, const char *word)
+{
+    char **v = plist_split(value);
+    int hit = 0;
+    for (size_t i = 0; v[i] && !hit; i++)
+        hit = strcasecmp(v[i], word) == 0;
+    plist_free(v);
+    return hit;
 }

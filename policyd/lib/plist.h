@@ -14,6 +14,9 @@ char **plist_split(const char *value);
 /* plist_free - free a vector from plist_split or plist_read_file. NULL ok. */
 void plist_free(char **v);
 
+/* plist_contains - 1 if word is an element of the list value (case-insensitive), else 0. */
+int plist_contains(const char *value, const char *word);
+
 /* plist_read_file - the entries of a "/file/name" list entry (Postfix pattern files:
  * whitespace and commas separate, '#' starts a comment). NULL with "path: reason" in err. */
 char **plist_read_file(const char *path, char *err, size_t errlen);

@@ -52,6 +52,10 @@ static void test_values(void)
     CHECK(strcmp(units_format_clock(1765125538000LL, text, sizeof(text)), "2025-12-07 16:38:58") ==
           0);
 
+    CHECK(plist_contains("relay, rdns ratelimit", "ratelimit") == 1);
+    CHECK(plist_contains("relay, RDNS", "rdns") == 1);
+    CHECK(plist_contains("relay, ratelimit2", "ratelimit") == 0);
+    CHECK(plist_contains("", "relay") == 0);
     char **v = plist_split(" a, b  c,,d inline:{ x=1, y=2 } ,");
     CHECK(v[0] && strcmp(v[0], "a") == 0);
     CHECK(v[1] && strcmp(v[1], "b") == 0);
