@@ -12,6 +12,9 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dial  # noqa: E402
+
 SOCK, LOG = sys.argv[1], sys.argv[2]
 failures = 0
 checks = 0
@@ -24,21 +27,7 @@ def report(name, good):
         failures += 1
 
 def connect():
-    # A full listen queue (listen_backlog, 128: the daemon takes 64 a turn) answers EAGAIN at
-    # once on a unix socket: try again for up to 5 s, as a flooding client (or Postfix's retry)
-    # would.
-    end = time.time() + 5
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(10)
-        try:
-            s.connect(SOCK)
-            return s
-        except BlockingIOError:
-            s.close()
-            if time.time() > end:
-                raise
-            time.sleep(0.001)
+    return dial.unix_connect(SOCK, 10)
 
 def request(**over):
     attrs = {"request": "smtpd_access_policy", "protocol_state": "RCPT",

@@ -12,25 +12,16 @@ ulimit -n 20000 2>/dev/null || ulimit -n 12000 2>/dev/null || true
 
 write_conf "$WORK/flood.conf" "max_connections = 1000" "mynetworks = 127.0.0.0/8"
 if start_daemon "$WORK/flood.conf"; then
-    out=$($PY - "$WORK/policyd.sock" "$DAEMON_PID" <<'PYEOF'
+    out=$($PY - "$WORK/policyd.sock" "$DAEMON_PID" "$TESTDIR" <<'PYEOF'
 import os, socket, sys, time
 path, pid = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+import dial
 req = b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\nrecipient=a@b.example\n\n"
 def conn():
     # A full listen queue (the daemon descheduled on a busy machine) answers EAGAIN: try again
     # for up to 5 s, as a flooding client would. The old daemon never emptied its queue.
-    end = time.time() + 5
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(path)
-            return s
-        except BlockingIOError:
-            s.close()
-            if time.time() > end:
-                raise
-            time.sleep(0.01)
+    return dial.unix_connect(path, 5, pause=0.01)
 # A connection with half a request: busy, so never the one closed to make room.
 busy = conn()
 busy.sendall(req[:40])
