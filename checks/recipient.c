@@ -409,6 +409,14 @@ static void rcpt_decide(struct check_call *call, const char *rcpt, const char *m
     check_call_action(call, "recipient.full", cfg->recipient_full_action, cause, fix);
 }
 
+/* rcpt_wait_limit - how long a call waits for a quota read: recipient_quota_timeout, and at
+ * most half the request deadline, so the other checks' answers still count. */
+static long rcpt_wait_limit(const struct config *cfg)
+{
+    long limit = cfg->recipient_quota_timeout;
+    return limit > cfg->request_deadline / 2 ? cfg->request_deadline / 2 : limit;
+}
+
 /* rcpt_now_ms - the monotonic clock in milliseconds. */
 static long long rcpt_now_ms(void)
 {
@@ -442,9 +450,7 @@ static void rcpt_stalled(struct check_call *call, struct recipient_state *st, co
     if (st->stall_unlogged)
         snprintf(more, sizeof(more), "; %lu more stalled reads since the last such line",
                  st->stall_unlogged);
-    long limit = cfg->recipient_quota_timeout;
-    if (limit > cfg->request_deadline / 2)
-        limit = cfg->request_deadline / 2;
+    long limit = rcpt_wait_limit(cfg);
     log_warn("recipient: quota reads are stalled: %s has not answered for %ld ms (mount %s)%s; "
              "the recipient check gives no quota decision (DUNNO) while a read takes over %ld "
              "ms (recipient_quota_timeout), the other checks still decide%s; cause_code=%s; "
@@ -532,9 +538,7 @@ static enum check_status rcpt_quota_wait(struct check_call *call, struct recipie
                                          const struct config *cfg, const char *mailbox,
                                          const char *rcpt, const char *quota_field)
 {
-    long limit = cfg->recipient_quota_timeout;
-    if (limit > cfg->request_deadline / 2)
-        limit = cfg->request_deadline / 2; /* so the other checks' answers still count */
+    long limit = rcpt_wait_limit(cfg);
     long long now = rcpt_now_ms();
     char file[4200], label[4200], how[160];
     long age;
