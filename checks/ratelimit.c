@@ -848,42 +848,41 @@ static void rl_local(struct rl_state *st, struct rl_op *o)
     }
 }
 
+/* rl_adjust_detached - adjust o's key by delta units (at_ms: the reservation given back, 0
+ * for an addition) where o was decided: this process's windows or the store. Nobody waits. */
+static void rl_adjust_detached(struct rl_state *st, const struct rl_op *o, int64_t delta,
+                               int64_t at_ms)
+{
+    if (o->local) {
+        struct rl_op a = *o;
+        a.adjust = 1;
+        a.at_ms = at_ms;
+        a.units = delta;
+        rl_local(st, &a);
+        return;
+    }
+    store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, delta, at_ms, rl_released_cb,
+                    NULL);
+}
+
 /* rl_release_others - the request is refused: give back what the other rules reserved for it
- * (all or nothing across rules too). Nobody waits for these answers. */
+ * (all or nothing across rules too), in the windows it was recorded in. */
 static void rl_release_others(struct rl_state *st, struct rl_call *rc, const struct rl_op *by)
 {
     for (int i = 0; i < rc->nops; i++) {
         struct rl_op *o = &rc->ops[i];
         if (o == by || o->adjust || !o->units || !o->res.allowed || o->failed)
             continue;
-        if (o->local) { /* given back in the windows it was recorded in */
-            struct rl_op back = *o;
-            back.adjust = 1;
-            back.at_ms = o->res.at_ms;
-            back.units = -o->units;
-            rl_local(st, &back);
-            continue;
-        }
-        store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, -o->units, o->res.at_ms,
-                        rl_released_cb, NULL);
+        rl_adjust_detached(st, o, -o->units, o->res.at_ms);
     }
 }
 
 /* rl_count_refused - ratelimit_count_rejected = yes: the refused attempt's units recorded
- * anyway in the windows of the rule that refused it (never in the others). Nobody waits. */
+ * anyway in the windows of the rule that refused it (never in the others). */
 static void rl_count_refused(struct rl_state *st, const struct rl_op *o)
 {
-    if (o->units <= 0 || o->res.blocked)
-        return;
-    if (o->local) {
-        struct rl_op more = *o;
-        more.adjust = 1;
-        more.at_ms = 0;
-        rl_local(st, &more);
-        return;
-    }
-    store_rl_adjust(st->store, o->key, o->eff.limits, o->eff.nlimits, o->units, 0, rl_released_cb,
-                    NULL);
+    if (o->units > 0 && !o->res.blocked)
+        rl_adjust_detached(st, o, o->units, 0);
 }
 
 /* rl_decide - every answer is in: the first refused rule decides; failures by policy. */
