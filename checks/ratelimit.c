@@ -671,24 +671,26 @@ static struct window_set *rl_local_set(struct rl_state *st, const char *key)
 
 struct rl_call;
 
+/* Zeroed up to res when its slot is taken; res, detail and key are written before they are
+ * read (the store's answer, a failure's reason, the key at once), so a request does not clear
+ * kilobytes it never uses. */
 struct rl_op {
     struct rl_call *rc;
     int rule;           /* index in the state's rules */
     struct rl_rule eff; /* the rule with overrides applied */
-    char key[600];      /* the readable store key: rule:keyname:value */
-    char value[512];
+    const char *value;  /* the key's value part (in key) */
     int64_t units;
     int64_t at_ms; /* adjust < 0: the reservation's store time */
     int adjust;    /* END-OF-MESSAGE true-up, or a restore */
     int restore;   /* records again what a message gave back before it came back */
     int local;     /* decided on this process's windows (ratelimit_store_failure = local) */
     struct store_op *op;
-    int done;
-    struct store_rl_result res;
     int ndomains; /* distinct recipient domains of the key in the last hour */
     int new_net;  /* the key (a sasl user) is used from a client network new to it */
     int failed;
+    struct store_rl_result res;
     char detail[128];
+    char key[600]; /* the readable store key: rule:keyname:value */
 };
 
 struct rl_call {
@@ -696,6 +698,17 @@ struct rl_call {
     int nops, pending;
     struct rl_op ops[]; /* one per rule at most, then the restores */
 };
+
+/* rl_op_take - the next free op of rc, cleared (see struct rl_op). */
+static struct rl_op *rl_op_take(struct rl_call *rc)
+{
+    struct rl_op *o = &rc->ops[rc->nops];
+    memset(o, 0, offsetof(struct rl_op, res));
+    o->rc = rc;
+    o->detail[0] = 0;
+    o->key[0] = 0;
+    return o;
+}
 
 static void rl_free(void *data)
 {
@@ -1011,15 +1024,17 @@ static void rl_restore_op(void *arg, int rule, const char *key, const struct sto
     int64_t take = units < x->give[rule] ? units : x->give[rule];
     x->give[rule] -= take;
     units -= take;
-    struct rl_op *o = &x->rc->ops[x->rc->nops];
-    if (units <= 0 || strlen(key) >= sizeof(o->key) || rule >= x->st->nrules)
+    if (units <= 0 || strlen(key) >= sizeof(x->rc->ops[0].key) || rule >= x->st->nrules)
         return;
-    o->rc = x->rc;
+    struct rl_op *o = rl_op_take(x->rc);
     o->rule = rule;
     o->eff = x->st->rules[rule];
     o->eff.nlimits = nlimits;
     memcpy(o->eff.limits, limits, (size_t)nlimits * sizeof(*limits));
     snprintf(o->key, sizeof(o->key), "%s", key);
+    const char *c = strchr(o->key, ':');
+    c = c ? strchr(c + 1, ':') : NULL;
+    o->value = c ? c + 1 : o->key; /* rule:keyname:value */
     o->units = units;
     o->adjust = 1;
     o->restore = 1;
@@ -1058,8 +1073,9 @@ static enum check_status rl_run(struct check_call *call)
     }
     int authenticated = *request_get(req, ATTR_SASL_USERNAME) != 0;
     struct rl_call *rc =
-        xcalloc(1, sizeof(*rc) + (size_t)(st->nrules + back.n) * sizeof(struct rl_op));
+        xmalloc(sizeof(*rc) + (size_t)(st->nrules + back.n) * sizeof(struct rl_op));
     rc->call = call;
+    rc->nops = rc->pending = 0;
     int64_t now = rl_now_ms();
     char netkey[80] = "";
     if (state == STATE_RCPT && authenticated &&
@@ -1069,9 +1085,17 @@ static enum check_status rl_run(struct check_call *call)
         const struct rl_rule *r = &st->rules[i];
         if ((r->when == W_AUTH && !authenticated) || (r->when == W_UNAUTH && authenticated))
             continue;
-        struct rl_op *o = &rc->ops[rc->nops];
-        if (rl_key_value(cfg, r->key, req, o->value, sizeof(o->value)) != 0)
+        struct rl_op *o = rl_op_take(rc);
+        /* The key is "rule:keyname:value", the value written in place (at most 511 bytes). */
+        size_t nl = strlen(r->name), kl = strlen(rl_key_names[r->key]);
+        memcpy(o->key, r->name, nl);
+        o->key[nl] = ':';
+        memcpy(o->key + nl + 1, rl_key_names[r->key], kl);
+        o->key[nl + 1 + kl] = ':';
+        char *value = o->key + nl + kl + 2;
+        if (rl_key_value(cfg, r->key, req, value, 512) != 0)
             continue;
+        o->value = value;
         o->eff = *r;
         o->rule = i;
         enum rl_override ov = rl_override(st, r, o->value, &o->eff);
@@ -1106,14 +1130,6 @@ static enum check_status rl_run(struct check_call *call)
                     continue;
             }
         }
-        size_t nl = strlen(r->name), kl = strlen(rl_key_names[r->key]), vl = strlen(o->value);
-        if (nl + kl + vl + 3 > sizeof(o->key))
-            continue; /* cannot happen: name < 64, value < 512 */
-        memcpy(o->key, r->name, nl);
-        o->key[nl] = ':';
-        memcpy(o->key + nl + 1, rl_key_names[r->key], kl);
-        o->key[nl + 1 + kl] = ':';
-        memcpy(o->key + nl + kl + 2, o->value, vl + 1);
         if (ov == O_BLOCK) {
             struct store_rl_result blocked = {.status = STORE_OK, .blocked = 1};
             rl_refuse(rc, o, &blocked);
@@ -1126,7 +1142,6 @@ static enum check_status rl_run(struct check_call *call)
             o->ndomains =
                 rl_domains_note(st, o->key, rl_domain_of(request_get(req, ATTR_RECIPIENT)), netkey,
                                 now, &o->new_net);
-        o->rc = rc;
         rc->nops++;
     }
     if (back.n) {

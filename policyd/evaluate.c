@@ -32,6 +32,7 @@
 #include "protocol/request.h"
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,7 +75,8 @@ struct evaluation {
     struct request *req;
     evaluate_done_fn done;
     void *arg;
-    struct event *deadline;
+    struct event deadline; /* armed only if some check pends (deadline_armed) */
+    int deadline_armed;
     int finished;
     int in_start; /* inside evaluate_start: completions are handled on return */
     const char *action;
@@ -238,8 +240,10 @@ static void evaluate_finish(struct evaluation *ev, const char *action)
     }
     for (size_t i = 0; i < ev->ncalls; i++)
         evaluate_cancel_call(&ev->calls[i]);
-    if (ev->deadline)
-        event_del(ev->deadline);
+    if (ev->deadline_armed) {
+        event_del(&ev->deadline);
+        ev->deadline_armed = 0;
+    }
 }
 
 /*
@@ -453,6 +457,19 @@ static int evaluate_progress(struct evaluation *ev)
     }
 }
 
+/* evaluate_deadline_arm - the deadline timer, as one of libevent's common timeouts: every
+ * pending request's deadline has the same length, so they wait in one queue in order instead of
+ * each going into the timer heap (an insert and a removal per request). Looked up on each use
+ * (a scan of the base's few common lengths): the length may change at a reload. */
+static void evaluate_deadline_arm(struct evaluation *ev, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    const struct timeval *common = event_base_init_common_timeout(ev->base, &tv);
+    evtimer_assign(&ev->deadline, ev->base, evaluate_deadline_cb, ev);
+    evtimer_add(&ev->deadline, common ? common : &tv); /* NULL: libevent's 256 lengths used */
+    ev->deadline_armed = 1;
+}
+
 struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, struct config *cfg,
                                   struct request *req, evaluate_done_fn done, void *arg)
 {
@@ -484,13 +501,8 @@ struct evaluation *evaluate_start(struct event_base *base, struct dns *dns, stru
     }
     int decided = evaluate_progress(ev);
     ev->in_start = 0;
-    if (!decided) {
-        struct timeval tv = {cfg->request_deadline / 1000, (cfg->request_deadline % 1000) * 1000};
-        ev->deadline = evtimer_new(base, evaluate_deadline_cb, ev);
-        if (!ev->deadline)
-            xalloc_fail(0); /* libevent's allocation: nothing else makes it fail */
-        evtimer_add(ev->deadline, &tv);
-    }
+    if (!decided)
+        evaluate_deadline_arm(ev, cfg->request_deadline);
     return ev;
 }
 
@@ -524,8 +536,8 @@ void evaluate_free(struct evaluation *ev)
         free(ev->findings[i].value);
     }
     free(ev->findings);
-    if (ev->deadline)
-        event_free(ev->deadline);
+    if (ev->deadline_armed)
+        event_del(&ev->deadline);
     request_free(ev->req);
     config_unref(ev->cfg);
     free(ev);

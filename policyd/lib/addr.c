@@ -61,6 +61,19 @@ void addr_mask(unsigned char addr[16], unsigned bits)
     }
 }
 
+/* addr_put_uint - n in decimal at p; the end. */
+static char *addr_put_uint(char *p, unsigned n)
+{
+    char d[10];
+    int k = 0;
+    do
+        d[k++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    while (k)
+        *p++ = d[--k];
+    return p;
+}
+
 int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, size_t len)
 {
     int family;
@@ -69,9 +82,27 @@ int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, 
         return -1;
     unsigned bits = family == AF_INET ? v4bits : v6bits;
     addr_mask(bin, bits);
-    char a[INET6_ADDRSTRLEN];
-    inet_ntop(family, bin, a, sizeof(a));
-    snprintf(buf, len, "%s/%u", a, bits);
+    /* Written out by hand for IPv4 (every rate-limit and greylist decision on a client network
+     * formats one, and glibc's inet_ntop goes through sprintf); inet_ntop for IPv6. */
+    char a[INET6_ADDRSTRLEN + 4], *p = a;
+    if (family == AF_INET) {
+        for (int i = 0; i < 4; i++) {
+            p = addr_put_uint(p, bin[i]);
+            *p++ = i < 3 ? '.' : '/';
+        }
+    } else {
+        inet_ntop(family, bin, a, INET6_ADDRSTRLEN);
+        p = a + strlen(a);
+        *p++ = '/';
+    }
+    p = addr_put_uint(p, bits);
+    size_t n = (size_t)(p - a);
+    if (len == 0)
+        return 0;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, a, n);
+    buf[n] = 0;
     return 0;
 }
 

@@ -4,14 +4,14 @@
  * store.c, which opens the back ends, so the back ends never call back into their opener.
  */
 /* SPDX-License-Identifier: MIT */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init and co.: see store_hash */
 #include "policyd/store/store_int.h"
 
 #include "policyd/lib/log.h"
 #include "policyd/lib/xalloc.h"
 
 #include <event2/event.h>
-#include <openssl/evp.h>
-#include <pthread.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,30 +34,17 @@ int64_t store_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up at every use, which
- * cost more than the hash itself (a third of a Redis rate-limit operation's own CPU). */
-static EVP_MD *sha256;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 void store_hash(enum store_kind kind, const char *key, unsigned char out[STORE_HASH_LEN])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    /* One context per thread, kept: a digest context made and freed per key cost more than
-     * the hash (OpenSSL 3 sets up its provider context each time; reinitialising a context
-     * for the same digest reuses it). The loop's thread keeps one for the process's life. */
-    static _Thread_local EVP_MD_CTX *ctx;
-    pthread_once(&sha256_once, sha256_fetch);
-    if (!ctx)
-        ctx = EVP_MD_CTX_new();
+    /* OpenSSL's SHA-256 functions, not its EVP interface: for a key of a few dozen bytes the
+     * EVP dispatch (provider context, init, final) costs as much again as the hash itself, on
+     * every rate-limit and greylist decision. Deprecated in OpenSSL 3, not removed; the digest
+     * is the same. */
+    unsigned char md[SHA256_DIGEST_LENGTH];
     unsigned char k = (unsigned char)kind;
-    if (!sha256 || !ctx || !EVP_DigestInit_ex(ctx, sha256, NULL) || !EVP_DigestUpdate(ctx, &k, 1) ||
-        !EVP_DigestUpdate(ctx, key, strlen(key)) || !EVP_DigestFinal_ex(ctx, md, &mdlen))
+    SHA256_CTX ctx;
+    if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, &k, 1) ||
+        !SHA256_Update(&ctx, key, strlen(key)) || !SHA256_Final(md, &ctx))
         log_panic("store: SHA-256 unavailable from OpenSSL");
     memcpy(out, md, STORE_HASH_LEN);
 }

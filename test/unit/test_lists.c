@@ -92,6 +92,15 @@ static void test_netlist(void)
     CHECK(addr_network("10.1.2.3", 0, 0, net, sizeof(net)) == 0);
     CHECK_STR(net, "0.0.0.0/0");
     CHECK(addr_network("not an address", 24, 64, net, sizeof(net)) == -1);
+    CHECK(addr_network("255.255.255.255", 32, 64, net, sizeof(net)) == 0);
+    CHECK_STR(net, "255.255.255.255/32");
+    CHECK(addr_network("10.0.9.99", 31, 64, net, sizeof(net)) == 0);
+    CHECK_STR(net, "10.0.9.98/31");
+    CHECK(addr_network("2001:db8::1", 24, 128, net, sizeof(net)) == 0);
+    CHECK_STR(net, "2001:db8::1/128");
+    char small[8]; /* cut like snprintf */
+    CHECK(addr_network("203.0.113.77", 24, 64, small, sizeof(small)) == 0);
+    CHECK_STR(small, "203.0.1");
     CHECK_STR(addr_private_kind("100.127.0.1"), "carrier-grade NAT (100.64.0.0/10)");
     CHECK(addr_private_kind("100.128.0.1") == NULL);
     CHECK_STR(addr_private_kind("::1"), "loopback (::1)");
