@@ -78,26 +78,30 @@ static void test_netlist(void)
     CHECK(addr_private_kind("203.0.113.7") == NULL);
     CHECK_STR(addr_private_kind("172.31.255.255"), "RFC 1918 private (172.16.0.0/12)");
     CHECK(addr_private_kind("172.32.0.1") == NULL);
+    /* addr_network: the network of an address at the IPv4 / IPv6 prefix lengths. */
+    static const struct {
+        const char *addr;
+        unsigned v4, v6;
+        const char *want; /* NULL: not an address */
+    } nets[] = {
+        {"203.0.113.77", 24, 64, "203.0.113.0/24"},
+        {"198.51.100.200", 25, 64, "198.51.100.128/25"},
+        {"::ffff:192.0.2.9", 16, 64, "192.0.0.0/16"},
+        {"2001:db8:1:2:3:4:5:6", 24, 64, "2001:db8:1:2::/64"},
+        {"2001:db8:ff::1", 24, 36, "2001:db8::/36"},
+        {"10.1.2.3", 0, 0, "0.0.0.0/0"},
+        {"not an address", 24, 64, NULL},
+        {"255.255.255.255", 32, 64, "255.255.255.255/32"},
+        {"10.0.9.99", 31, 64, "10.0.9.98/31"},
+        {"2001:db8::1", 24, 128, "2001:db8::1/128"},
+    };
     char net[64];
-    CHECK(addr_network("203.0.113.77", 24, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "203.0.113.0/24");
-    CHECK(addr_network("198.51.100.200", 25, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "198.51.100.128/25");
-    CHECK(addr_network("::ffff:192.0.2.9", 16, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "192.0.0.0/16");
-    CHECK(addr_network("2001:db8:1:2:3:4:5:6", 24, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "2001:db8:1:2::/64");
-    CHECK(addr_network("2001:db8:ff::1", 24, 36, net, sizeof(net)) == 0);
-    CHECK_STR(net, "2001:db8::/36");
-    CHECK(addr_network("10.1.2.3", 0, 0, net, sizeof(net)) == 0);
-    CHECK_STR(net, "0.0.0.0/0");
-    CHECK(addr_network("not an address", 24, 64, net, sizeof(net)) == -1);
-    CHECK(addr_network("255.255.255.255", 32, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "255.255.255.255/32");
-    CHECK(addr_network("10.0.9.99", 31, 64, net, sizeof(net)) == 0);
-    CHECK_STR(net, "10.0.9.98/31");
-    CHECK(addr_network("2001:db8::1", 24, 128, net, sizeof(net)) == 0);
-    CHECK_STR(net, "2001:db8::1/128");
+    for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++) {
+        int rc = addr_network(nets[i].addr, nets[i].v4, nets[i].v6, net, sizeof(net));
+        CHECK(rc == (nets[i].want ? 0 : -1));
+        if (nets[i].want)
+            CHECK_STR(net, nets[i].want);
+    }
     char small[8]; /* cut like snprintf */
     CHECK(addr_network("203.0.113.77", 24, 64, small, sizeof(small)) == 0);
     CHECK_STR(small, "203.0.1");
