@@ -259,8 +259,11 @@ PYEOF
     check "the metrics unix socket is removed at exit" test ! -e "$MSOCK"
 fi
 
-# metrics_listen: the default, a taken default, a taken written address, empty.
-if ! (exec 3<>/dev/tcp/127.0.0.1/9131) 2>/dev/null; then
+# metrics_listen: the default, a taken default, a taken written address, empty. Something else
+# of this machine's may hold 9131 (another policyd): then the checks that need it free skip.
+TAKEN=0
+(exec 3<>/dev/tcp/127.0.0.1/9131) 2>/dev/null && TAKEN=1
+if [ "$TAKEN" = 0 ]; then
     write_conf "$WORK/d.conf"
     if start_daemon "$WORK/d.conf"; then
         check "default metrics_listen: inet:127.0.0.1:9131" wait_log "metrics on inet:127.0.0.1:9131"
@@ -292,7 +295,11 @@ fi
 write_conf "$WORK/off.conf" "metrics_listen ="
 if start_daemon "$WORK/off.conf"; then
     check "metrics_listen empty: no metrics line in the log" bash -c "! grep -q 'metrics on' '$WORK/policyd.log'"
-    check "metrics_listen empty: nothing on 9131" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/9131) 2>/dev/null"
+    if [ "$TAKEN" = 0 ]; then
+        check "metrics_listen empty: nothing on 9131" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/9131) 2>/dev/null"
+    else
+        echo "ok metrics_listen empty: nothing on 9131 skipped: it was in use before the test # SKIP"
+    fi
     stop_daemon
 fi
 printf 'metrics_listen = inet:localhost:9131\npostfix_config_directory =\n' >"$WORK/bad.conf"
