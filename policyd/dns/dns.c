@@ -21,6 +21,7 @@
 #include "policyd/dns/dns_cache.h"
 #include "policyd/dns/dns_wire.h"
 #include "policyd/lib/log.h"
+#include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
 
 #include <ares.h>
@@ -951,12 +952,7 @@ int dns_reverse_name(const char *addr, const char *zone, char *out, size_t outle
     if (v4) {
         /* Hand-made: this runs for every request of the rdns and dnsbl checks. */
         for (int i = 3; i >= 0; i--) {
-            unsigned v = a[i];
-            if (v >= 100)
-                out[n++] = (char)('0' + v / 100);
-            if (v >= 10)
-                out[n++] = (char)('0' + v / 10 % 10);
-            out[n++] = (char)('0' + v % 10);
+            n = (size_t)(units_put_uint(out + n, a[i]) - out);
             out[n++] = '.';
         }
     } else {

@@ -8,6 +8,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "policyd/lib/addr.h"
 
+#include "policyd/lib/units.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -61,19 +63,6 @@ void addr_mask(unsigned char addr[16], unsigned bits)
     }
 }
 
-/* addr_put_uint - n in decimal at p; the end. */
-static char *addr_put_uint(char *p, unsigned n)
-{
-    char d[10];
-    int k = 0;
-    do
-        d[k++] = (char)('0' + n % 10);
-    while ((n /= 10) != 0);
-    while (k)
-        *p++ = d[--k];
-    return p;
-}
-
 int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, size_t len)
 {
     int family;
@@ -87,7 +76,7 @@ int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, 
     char a[INET6_ADDRSTRLEN + 4], *p = a;
     if (family == AF_INET) {
         for (int i = 0; i < 4; i++) {
-            p = addr_put_uint(p, bin[i]);
+            p = units_put_uint(p, bin[i]);
             *p++ = i < 3 ? '.' : '/';
         }
     } else {
@@ -95,7 +84,7 @@ int addr_network(const char *text, unsigned v4bits, unsigned v6bits, char *buf, 
         p = a + strlen(a);
         *p++ = '/';
     }
-    p = addr_put_uint(p, bits);
+    p = units_put_uint(p, bits);
     size_t n = (size_t)(p - a);
     if (len == 0)
         return 0;

@@ -91,6 +91,18 @@ const char *units_format_time(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
+char *units_put_uint(char *p, unsigned long long n)
+{
+    char d[20];
+    int k = 0;
+    do
+        d[k++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    while (k)
+        *p++ = d[--k];
+    return p;
+}
+
 const char *units_format_clock(int64_t ms, char *buf, size_t len)
 {
     time_t t = (time_t)(ms / 1000);

@@ -23,4 +23,8 @@ const char *units_format_time(int64_t ms, char *buf, size_t len);
  * buf. */
 const char *units_format_clock(int64_t ms, char *buf, size_t len);
 
+/* units_put_uint - n in decimal at p (at most 20 characters, no NUL); returns the end. For the
+ * hot paths that write numbers into names and protocol lines without printf. */
+char *units_put_uint(char *p, unsigned long long n);
+
 #endif

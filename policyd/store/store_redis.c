@@ -26,6 +26,7 @@
 #include "policyd/store/store_int.h"
 
 #include "policyd/lib/log.h"
+#include "policyd/lib/units.h"
 #include "policyd/lib/xalloc.h"
 
 #include <event2/event.h>
@@ -403,15 +404,8 @@ static size_t pack_op(unsigned char *out, int mode, int64_t units, int64_t at,
 static void buf_put(struct redis *r, size_t *len, int star, const void *data, size_t n)
 {
     char head[32];
-    size_t h = 0;
-    char digits[24];
-    size_t d = 0, v = n;
-    do
-        digits[d++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    head[h++] = star ? '*' : '$';
-    while (d > 0)
-        head[h++] = digits[--d];
+    head[0] = star ? '*' : '$';
+    size_t h = (size_t)(units_put_uint(head + 1, n) - head);
     head[h++] = '\r';
     head[h++] = '\n';
     r->buf = xgrow(r->buf, &r->bufcap, *len + h + (star ? 0 : n + 2), 1);

@@ -51,6 +51,18 @@ static void test_values(void)
     tzset();
     CHECK(strcmp(units_format_clock(1765125538000LL, text, sizeof(text)), "2025-12-07 16:38:58") ==
           0);
+    static const struct {
+        unsigned long long n;
+        const char *want;
+    } uints[] = {{0, "0"},
+                 {7, "7"},
+                 {255, "255"},
+                 {1000, "1000"},
+                 {18446744073709551615ULL, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof(uints) / sizeof(uints[0]); i++) {
+        *units_put_uint(text, uints[i].n) = 0;
+        CHECK_STR(text, uints[i].want);
+    }
 
     CHECK(plist_contains("relay, rdns ratelimit", "ratelimit") == 1);
     CHECK(plist_contains("relay, RDNS", "rdns") == 1);
